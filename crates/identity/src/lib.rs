@@ -1,0 +1,13 @@
+//! Identity types shared by every Portcullis crate.
+//!
+//! This crate holds plain data: a strictly parsed [`SpiffeId`], the
+//! [`CertIdentity`] extracted from a verified client certificate and the
+//! [`Principal`] a request is made by. It performs no I/O and no
+//! cryptography; a [`CertIdentity`] is only *built* by the verifier in
+//! `portcullis-authn`, after the chain was verified.
+
+mod principal;
+mod spiffe;
+
+pub use principal::{AttributeRef, CertIdentity, Principal, Thumbprint};
+pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain};
