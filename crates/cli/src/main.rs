@@ -1,1 +1,61 @@
-fn main() {}
+//! The `portcullis` command: runs the gateway and its tooling.
+//! One module per subcommand under `command/`.
+
+mod command;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Zero-trust access gateway: mTLS identity, default-deny policy, safe forwarding, audit"
+)]
+struct Cli {
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `portcullis=debug`.
+    #[arg(long, global = true, env = "PORTCULLIS_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run(command::run::Args),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(command::config::Cmd),
+    /// Policy tools: check, eval, test.
+    #[command(subcommand)]
+    Policy(command::policy::Cmd),
+    /// Development PKI: a root and intermediate CA, and certificates.
+    #[command(subcommand)]
+    Pki(command::pki::Cmd),
+    /// Create a working demo (CA, certificates, config, policy) and run it.
+    Quickstart(command::quickstart::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = portcullis_telemetry::init_tracing(&cli.log) {
+        eprintln!("error: --log: {e}");
+        return ExitCode::FAILURE;
+    }
+    let result = match cli.command {
+        Command::Run(a) => command::run::run(a),
+        Command::Config(c) => command::config::run(c),
+        Command::Policy(c) => command::policy::run(c),
+        Command::Pki(c) => command::pki::run(c),
+        Command::Quickstart(a) => command::quickstart::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,231 @@
-//! placeholder
+//! Portcullis configuration.
+//!
+//! One YAML file is parsed into raw structs that refuse unknown fields
+//! ([`raw`]), then validated into the typed [`Config`]: every value is
+//! checked, every referenced file (certificates, keys, CRLs, the signing
+//! key) is read and parsed, and relative paths are resolved against the
+//! directory of the configuration file. A [`Config`] that exists is
+//! usable; errors name the file, the key path and what is wrong.
+//!
+//! There is no key that disables certificate verification: a listener
+//! always verifies client certificates against its `client_ca`.
+//!
+//! This crate does not start anything; the gateway does.
+
+mod duration;
+mod error;
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_authn::ClientAuthConfig;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+pub use duration::parse_duration;
+pub use error::ConfigError;
+pub use validate::{load_policy, LoadedPolicy, MAX_POLICY_FILE_BYTES};
+
+/// Largest configuration file read, in bytes: a real one is a few KiB.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// Default cap on request header fields (hyper's own default is 100).
+pub const DEFAULT_MAX_HEADER_COUNT: usize = 100;
+/// Default cap on the total size of request headers, like nginx's
+/// `large_client_header_buffers 4 8k`.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Default cap on the request target (path and query).
+pub const DEFAULT_MAX_URI_LEN: usize = 8 * 1024;
+/// Default cap on a request body; streaming, so this bounds transfer, not memory.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// Default cap on concurrent connections per listener.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Hard caps: larger values are refused as configuration mistakes.
+pub const HARD_MAX_HEADER_COUNT: usize = 1_000;
+pub const HARD_MAX_HEADER_BYTES: usize = 1024 * 1024;
+pub const HARD_MAX_URI_LEN: usize = 64 * 1024;
+/// Time a client has to send complete request headers (slowloris bound).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time for a TLS handshake to complete.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time for the upstream to produce response headers.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle upstream connections are closed after this long.
+pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub const DEFAULT_POLICY_POLL_INTERVAL: Duration = Duration::from_secs(2);
+pub const DEFAULT_ADMIN_BIND: &str = "127.0.0.1:9901";
+pub const DEFAULT_ASSERTION_ISSUER: &str = "portcullis";
+/// Identity assertions are short-lived: an upstream that logs or leaks
+/// one hands out at most this much access.
+pub const DEFAULT_ASSERTION_TTL: Duration = Duration::from_secs(60);
+pub const MAX_ASSERTION_TTL: Duration = Duration::from_secs(600);
+pub const DEFAULT_AUDIT_QUEUE_CAPACITY: usize = 65_536;
+pub const DEFAULT_AUDIT_DENY_WAIT: Duration = Duration::from_secs(1);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The file this was loaded from.
+    pub source: PathBuf,
+    pub listeners: Vec<Listener>,
+    pub routes: Vec<Route>,
+    pub policy: PolicySource,
+    pub admin: Option<Admin>,
+    pub assertion: Assertion,
+    pub audit: Audit,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct Listener {
+    pub name: String,
+    pub bind: SocketAddr,
+    pub tls: ListenerTls,
+    /// Host names served (lowercase); empty means any.
+    pub server_names: Vec<String>,
+    pub limits: Limits,
+    pub header_read_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+}
+
+pub struct ListenerTls {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: Arc<PrivateKeyDer<'static>>,
+    pub client_auth: ClientAuthConfig,
+}
+
+impl std::fmt::Debug for ListenerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerTls")
+            .field("chain_len", &self.chain.len())
+            .field("key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_header_count: usize,
+    pub max_header_bytes: usize,
+    pub max_uri_len: usize,
+    pub max_body_bytes: u64,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    /// Lowercase host without port; `None` matches any host.
+    pub host: Option<String>,
+    /// Segment-aligned prefix, starting with `/`, without trailing `/`
+    /// (except the root `/`).
+    pub path_prefix: String,
+    /// Empty means any method.
+    pub methods: Vec<http::Method>,
+    pub upstream: Upstream,
+}
+
+#[derive(Clone)]
+pub struct Upstream {
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
+    /// Trust anchors for `https` upstreams.
+    pub ca: Option<Vec<CertificateDer<'static>>>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("url", &format_args!("{}://{}", self.scheme, self.authority))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicySource {
+    pub path: PathBuf,
+    pub watch: bool,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub bind: SocketAddr,
+}
+
+pub struct Assertion {
+    /// PKCS#8 DER of the ES256 signing key; `None`: generate one at start.
+    pub signing_key_pkcs8: Option<zeroize::Zeroizing<Vec<u8>>>,
+    pub issuer: String,
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for Assertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assertion")
+            .field(
+                "signing_key",
+                &if self.signing_key_pkcs8.is_some() { "<from file>" } else { "<generated>" },
+            )
+            .field("issuer", &self.issuer)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum AuditDest {
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pub dest: AuditDest,
+    pub queue_capacity: usize,
+    pub deny_wait: Duration,
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = read_bounded(path, MAX_CONFIG_BYTES)
+            .map_err(|m| ConfigError::new(path, "", m))?;
+        Self::from_yaml(path, &text)
+    }
+
+    /// Parses and validates `text` as if read from `path` (relative paths
+    /// inside are resolved against `path`'s directory).
+    pub fn from_yaml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw = validate::parse_raw(path, text)?;
+        validate::validate(path, raw)
+    }
+}
+
+/// Reads a file of at most `max` bytes as UTF-8.
+pub(crate) fn read_bounded(path: &Path, max: usize) -> Result<String, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let mut buf = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    f.take(limit)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    if buf.len() > max {
+        return Err(format!("`{}` is larger than {max} bytes", path.display()));
+    }
+    String::from_utf8(buf).map_err(|_| format!("`{}` is not UTF-8", path.display()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -10,4 +10,4 @@ mod principal;
 mod spiffe;
 
 pub use principal::{AttributeRef, CertIdentity, Principal, Thumbprint};
-pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain};
+pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN};

@@ -1,0 +1,12 @@
+pub(crate) mod config;
+pub(crate) mod pki;
+pub(crate) mod policy;
+pub(crate) mod quickstart;
+pub(crate) mod run;
+
+/// A multi-threaded runtime for commands that serve traffic.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,148 @@
+//! The configuration file as written: serde structs that refuse unknown
+//! fields. Nothing here is validated beyond its YAML type; see
+//! [`crate::Config::from_raw`].
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) listeners: Vec<RawListener>,
+    pub(crate) routes: Vec<RawRoute>,
+    pub(crate) policy: RawPolicy,
+    #[serde(default)]
+    pub(crate) admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub(crate) identity_assertion: Option<RawAssertion>,
+    #[serde(default)]
+    pub(crate) audit: Option<RawAudit>,
+    #[serde(default)]
+    pub(crate) shutdown: Option<RawShutdown>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListener {
+    pub(crate) name: String,
+    pub(crate) bind: String,
+    pub(crate) tls: RawTls,
+    #[serde(default)]
+    pub(crate) server_names: Vec<String>,
+    #[serde(default)]
+    pub(crate) limits: Option<RawLimits>,
+    #[serde(default)]
+    pub(crate) timeouts: Option<RawServerTimeouts>,
+}
+
+/// There is deliberately no key that turns verification off: the only
+/// choices are `required` and `optional` (anonymous requests are then
+/// judged by the policy, which denies them unless a rule allows them).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) cert: String,
+    pub(crate) key: String,
+    pub(crate) client_ca: String,
+    #[serde(default)]
+    pub(crate) client_auth: Option<RawClientAuth>,
+    #[serde(default)]
+    pub(crate) crls: Vec<String>,
+    #[serde(default)]
+    pub(crate) spiffe_trust_domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawClientAuth {
+    Required,
+    Optional,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub(crate) max_header_count: Option<usize>,
+    pub(crate) max_header_bytes: Option<usize>,
+    pub(crate) max_uri_len: Option<usize>,
+    pub(crate) max_body_bytes: Option<u64>,
+    pub(crate) max_connections: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServerTimeouts {
+    pub(crate) header_read: Option<String>,
+    pub(crate) request: Option<String>,
+    pub(crate) tls_handshake: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) host: Option<String>,
+    #[serde(default)]
+    pub(crate) path_prefix: Option<String>,
+    #[serde(default)]
+    pub(crate) methods: Vec<String>,
+    pub(crate) upstream: RawUpstream,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    pub(crate) url: String,
+    #[serde(default)]
+    pub(crate) ca: Option<String>,
+    #[serde(default)]
+    pub(crate) connect_timeout: Option<String>,
+    #[serde(default)]
+    pub(crate) request_timeout: Option<String>,
+    #[serde(default)]
+    pub(crate) idle_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub(crate) file: String,
+    #[serde(default)]
+    pub(crate) watch: Option<bool>,
+    #[serde(default)]
+    pub(crate) poll_interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub(crate) bind: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAssertion {
+    #[serde(default)]
+    pub(crate) signing_key: Option<String>,
+    #[serde(default)]
+    pub(crate) issuer: Option<String>,
+    #[serde(default)]
+    pub(crate) ttl: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudit {
+    /// `stdout` or a file path.
+    pub(crate) dest: String,
+    #[serde(default)]
+    pub(crate) queue_capacity: Option<usize>,
+    #[serde(default)]
+    pub(crate) deny_wait: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawShutdown {
+    pub(crate) drain_timeout: Option<String>,
+}

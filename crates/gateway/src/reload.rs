@@ -1,0 +1,94 @@
+//! Atomic hot reload on SIGHUP and when the configuration or policy file
+//! changes. A new snapshot is built completely off the request path and
+//! published with one atomic store; a failed load keeps the running
+//! snapshot, logs the reason and counts it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::Shared;
+
+/// Hash of the files whose change triggers a reload.
+fn fingerprint(config_path: &PathBuf, policy_path: &PathBuf) -> Option<[u8; 32]> {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for p in [config_path, policy_path] {
+        let bytes = std::fs::read(p).ok()?;
+        ctx.update(&(bytes.len() as u64).to_be_bytes());
+        ctx.update(&bytes);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    Some(out)
+}
+
+/// Reloads now. Reloads are serialised: two triggers never build in
+/// parallel, and the later one always publishes last.
+pub(crate) async fn reload(shared: &Arc<Shared>, trigger: &'static str) -> Result<(), String> {
+    let _guard = shared.reload_lock.lock().await;
+    let s = shared.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let prev = s.state.load_full();
+        crate::state::load(&s.config_path, Some(&prev))
+    })
+    .await
+    .map_err(|e| format!("reload task failed: {e}"))
+    .and_then(|r| r);
+    match result {
+        Ok(snap) => {
+            let rev = snap.policy.policy.revision().to_owned();
+            let sha = snap.policy.sha256.clone();
+            shared.state.store(Arc::new(snap));
+            shared.metrics.policy_reload(true);
+            shared.metrics.set_policy(&rev, &sha);
+            tracing::info!(trigger, policy_revision = %rev, policy_sha256 = %sha, "configuration and policy reloaded");
+            Ok(())
+        }
+        Err(e) => {
+            shared.metrics.policy_reload(false);
+            tracing::error!(trigger, error = %e, "reload refused; the running configuration and policy stay in force");
+            Err(e)
+        }
+    }
+}
+
+/// Runs until `shutdown` turns true: SIGHUP and (when enabled) polling of
+/// the configuration and policy files.
+pub(crate) async fn watch_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; reload by file change only");
+            None
+        }
+    };
+    let (watch_files, interval) = {
+        let snap = shared.state.load();
+        (snap.config.policy.watch, snap.config.policy.poll_interval)
+    };
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = {
+        let snap = shared.state.load();
+        fingerprint(&shared.config_path, &snap.config.policy.path)
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                let _ = reload(&shared, "sighup").await;
+                let snap = shared.state.load();
+                last = fingerprint(&shared.config_path, &snap.config.policy.path);
+            }
+            _ = ticker.tick(), if watch_files => {
+                let policy_path = shared.state.load().config.policy.path.clone();
+                let now = fingerprint(&shared.config_path, &policy_path);
+                if now.is_some() && now != last {
+                    last = now;
+                    let _ = reload(&shared, "file_change").await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! The request pipeline, in this order and no other:
+//! limits -> framing -> host/SNI -> path normalisation -> route ->
+//! authorize (policy) -> forward (needs the [`Permit`]) -> audit.
+//!
+//! The path the policy judged is the path the upstream receives: it is
+//! normalised once, before the decision, and the upstream URI is built
+//! from that normalised path.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use portcullis_http_guard as guard;
+use portcullis_identity::Principal;
+use portcullis_telemetry::{AuditDecision, AuditRecord};
+
+use crate::assertion::{AssertionClaims, IDENTITY_HEADER, JWKS_PATH};
+use crate::authz::{authorize, AuthzInput, Permit};
+use crate::response::{self, Refusal};
+use crate::state::Snapshot;
+use crate::upstream::{Body, UpstreamError};
+use crate::{Shared, REQUEST_ID_HEADER};
+
+/// What one connection knows about its peer.
+pub(crate) struct ConnCtx {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) listener: String,
+    pub(crate) peer: SocketAddr,
+    pub(crate) sni: Option<String>,
+    pub(crate) principal: Arc<Principal>,
+}
+
+/// Everything about one request that ends up in its audit record.
+struct Facts {
+    request_id: String,
+    trace_id: Option<String>,
+    method: String,
+    path: String,
+    route: Option<String>,
+    rule: Option<String>,
+}
+
+pub(crate) async fn handle(
+    conn: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    let snap = conn.shared.state.load_full();
+    let mut facts = Facts {
+        request_id: portcullis_telemetry::new_request_id(),
+        trace_id: req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(portcullis_telemetry::parse_traceparent),
+        method: req.method().as_str().to_owned(),
+        path: escape_for_log(req.uri().path()),
+        route: None,
+        rule: None,
+    };
+    let result = pipeline(&conn, &snap, req, &mut facts).await;
+    let latency = start.elapsed();
+    let route_label = facts.route.clone().unwrap_or_else(|| "-".to_owned());
+    match result {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            conn.shared.metrics.observe_request(
+                &route_label,
+                portcullis_telemetry::Decision::Allow,
+                status,
+                latency,
+            );
+            let rec = record(
+                &conn,
+                &snap,
+                &facts,
+                AuditDecision::Allow,
+                status,
+                None,
+                latency,
+            );
+            conn.shared.audit.record(rec);
+            Ok(resp)
+        }
+        Err(refusal) => {
+            let status = refusal.status.as_u16();
+            let decision = if refusal.is_error {
+                portcullis_telemetry::Decision::Error
+            } else {
+                portcullis_telemetry::Decision::Deny
+            };
+            conn.shared
+                .metrics
+                .observe_request(&route_label, decision, status, latency);
+            tracing::info!(
+                request_id = %facts.request_id,
+                principal = %conn.principal.display_name(),
+                source = %conn.peer,
+                method = %facts.method,
+                path = %facts.path,
+                status,
+                reason = refusal.code,
+                detail = %refusal.detail,
+                "request refused"
+            );
+            if facts.rule.is_none() {
+                facts.rule = refusal.rule.clone();
+            }
+            let audit_decision = if refusal.is_error {
+                AuditDecision::Error
+            } else {
+                AuditDecision::Deny
+            };
+            let reason = format!("{}: {}", refusal.code, refusal.detail);
+            let rec = record(
+                &conn,
+                &snap,
+                &facts,
+                audit_decision,
+                status,
+                Some(reason),
+                latency,
+            );
+            conn.shared.audit.record_deny(rec).await;
+            Ok(response::generic(refusal.status, &facts.request_id))
+        }
+    }
+}
+
+fn record(
+    conn: &ConnCtx,
+    snap: &Snapshot,
+    facts: &Facts,
+    decision: AuditDecision,
+    status: u16,
+    reason: Option<String>,
+    latency: std::time::Duration,
+) -> AuditRecord {
+    let cert = conn.principal.cert.as_ref();
+    AuditRecord {
+        time: portcullis_telemetry::audit_time_now(),
+        request_id: facts.request_id.clone(),
+        trace_id: facts.trace_id.clone(),
+        principal: conn.principal.display_name().into_owned(),
+        spiffe_id: conn.principal.spiffe_id().map(|s| s.as_str().to_owned()),
+        cert_thumbprint: cert.map(|c| c.thumbprint.to_hex()),
+        route: facts.route.clone(),
+        method: facts.method.clone(),
+        path: facts.path.clone(),
+        source: conn.peer.to_string(),
+        decision,
+        status,
+        rule: facts.rule.clone(),
+        reason,
+        policy_revision: snap.policy.policy.revision().to_owned(),
+        policy_sha256: snap.policy.sha256.clone(),
+        latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+    }
+}
+
+/// Paths of refused requests are logged as received, with anything that
+/// is not printable ASCII escaped so a log line cannot be forged.
+fn escape_for_log(s: &str) -> String {
+    const MAX: usize = 512;
+    let mut out = String::with_capacity(s.len().min(MAX));
+    for c in s.chars().take(MAX) {
+        if c.is_ascii_graphic() {
+            out.push(c);
+        } else {
+            out.push_str(&c.escape_default().to_string());
+        }
+    }
+    out
+}
+
+async fn pipeline(
+    conn: &ConnCtx,
+    snap: &Snapshot,
+    req: Request<Incoming>,
+    facts: &mut Facts,
+) -> Result<Response<Body>, Refusal> {
+    let shared = &conn.shared;
+    let listener = snap.listener(&conn.listener).ok_or_else(|| {
+        Refusal::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal",
+            "listener missing from the configuration",
+        )
+    })?;
+    let limits = listener.limits;
+
+    // 1. Limits.
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > limits.max_uri_len {
+        shared.metrics.bad_request("uri_too_long");
+        return Err(Refusal::deny(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!(
+                "request target of {uri_len} bytes exceeds {}",
+                limits.max_uri_len
+            ),
+        ));
+    }
+    if let Err(e) = guard::check_header_limits(
+        req.headers(),
+        limits.max_header_count,
+        limits.max_header_bytes,
+    ) {
+        shared.metrics.bad_request("header_too_large");
+        return Err(Refusal::deny(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "header_too_large",
+            e.to_string(),
+        ));
+    }
+
+    // 2. Framing (request smuggling).
+    if let Err(e) = guard::check_framing(req.headers(), req.version()) {
+        shared.metrics.bad_request(e.reason_code());
+        return Err(Refusal::deny(
+            StatusCode::BAD_REQUEST,
+            e.reason_code(),
+            e.to_string(),
+        ));
+    }
+
+    // 3. Host, SNI.
+    let host = guard::effective_host(req.uri(), req.headers(), req.version()).map_err(|e| {
+        shared.metrics.bad_request(e.reason_code());
+        Refusal::deny(StatusCode::BAD_REQUEST, e.reason_code(), e.to_string())
+    })?;
+    if !guard::host_matches_sni(&host, conn.sni.as_deref()) {
+        shared.metrics.bad_request("host_sni_mismatch");
+        return Err(Refusal::deny(
+            StatusCode::MISDIRECTED_REQUEST,
+            "host_sni_mismatch",
+            format!(
+                "host `{}` does not match sni `{}`",
+                escape_for_log(&host),
+                conn.sni.as_deref().unwrap_or("")
+            ),
+        ));
+    }
+    if !listener.server_names.is_empty() && !listener.server_names.iter().any(|n| n == &host) {
+        shared.metrics.bad_request("unknown_host");
+        return Err(Refusal::deny(
+            StatusCode::MISDIRECTED_REQUEST,
+            "unknown_host",
+            format!(
+                "host `{}` is not served by this listener",
+                escape_for_log(&host)
+            ),
+        ));
+    }
+
+    // 4. One normalisation, before the decision.
+    let path = guard::normalize_path(req.uri().path()).map_err(|e| {
+        shared.metrics.bad_request(e.reason_code());
+        Refusal::deny(StatusCode::BAD_REQUEST, e.reason_code(), e.to_string())
+    })?;
+    let query = req.uri().query().map(str::to_owned);
+    if let Some(q) = &query {
+        guard::check_query(q).map_err(|e| {
+            shared.metrics.bad_request(e.reason_code());
+            Refusal::deny(StatusCode::BAD_REQUEST, e.reason_code(), e.to_string())
+        })?;
+    }
+    let path = path.as_str().to_owned();
+    facts.path = path.clone();
+
+    // Gateway-owned endpoint: the public keys of the identity assertion.
+    if path == JWKS_PATH
+        && (req.method() == http::Method::GET || req.method() == http::Method::HEAD)
+    {
+        facts.rule = Some("gateway:jwks".to_owned());
+        return Ok(response::json(
+            StatusCode::OK,
+            shared.signer.jwks_json().to_owned(),
+        ));
+    }
+
+    // 5. Route.
+    let route_id = snap
+        .routes
+        .find(&host, &path, req.method())
+        .ok_or_else(|| {
+            Refusal::deny(
+                StatusCode::NOT_FOUND,
+                "no_route",
+                format!(
+                    "no route for host `{}` {} `{path}`",
+                    escape_for_log(&host),
+                    req.method()
+                ),
+            )
+        })?;
+    let route = snap.config.routes.get(route_id).ok_or_else(|| {
+        Refusal::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal",
+            "route index out of range",
+        )
+    })?;
+    facts.route = Some(route.name.clone());
+
+    // 6. Authorize. Fail closed: anything but an explicit allow is a 403.
+    let permit = authorize(
+        &snap.policy.policy,
+        &AuthzInput {
+            principal: &conn.principal,
+            route: route_id,
+            route_name: &route.name,
+            method: req.method().as_str(),
+            path: &path,
+            source_ip: conn.peer.ip(),
+            now: jiff::Timestamp::now(),
+        },
+    )
+    .map_err(|d| {
+        let mut r = Refusal::deny(StatusCode::FORBIDDEN, d.reason_code(), d.explain());
+        r.rule = d.rule().map(str::to_owned);
+        r
+    })?;
+    facts.rule = permit.decision().rule().map(str::to_owned);
+
+    // 7. Body size known up front.
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limits.max_body_bytes {
+            return Err(Refusal::deny(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("content-length {len} exceeds {}", limits.max_body_bytes),
+            ));
+        }
+    }
+
+    // 8. Forward.
+    let upstream_req = build_upstream_request(
+        conn,
+        snap,
+        &permit,
+        req,
+        &host,
+        &path,
+        query.as_deref(),
+        facts,
+    )?;
+    let client = snap.upstreams.get(permit.route()).ok_or_else(|| {
+        Refusal::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal",
+            "upstream missing",
+        )
+    })?;
+    match client.forward(&permit, upstream_req).await {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            guard::sanitize_response_headers(&mut parts.headers);
+            if let Ok(v) = HeaderValue::from_str(&facts.request_id) {
+                parts.headers.insert(REQUEST_ID_HEADER, v);
+            }
+            let body = body
+                .map_err(|e| -> crate::upstream::BoxError { Box::new(e) })
+                .boxed();
+            Ok(Response::from_parts(parts, body))
+        }
+        Err(e) => {
+            if let Some(kind) = e.metric_kind() {
+                shared.metrics.upstream_error(&route.name, kind);
+            }
+            let status = match e {
+                UpstreamError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                UpstreamError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            let code = match e {
+                UpstreamError::Timeout(_) => "upstream_timeout",
+                UpstreamError::BodyTooLarge => "body_too_large",
+                UpstreamError::Connect(_) => "upstream_connect",
+                _ => "upstream_error",
+            };
+            let mut r = Refusal::error(status, code, e.to_string());
+            if matches!(e, UpstreamError::BodyTooLarge) {
+                r.is_error = false;
+            }
+            Err(r)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_upstream_request(
+    conn: &ConnCtx,
+    snap: &Snapshot,
+    permit: &Permit,
+    req: Request<Incoming>,
+    host: &str,
+    path: &str,
+    query: Option<&str>,
+    facts: &Facts,
+) -> Result<Request<Body>, Refusal> {
+    let route = snap.config.routes.get(permit.route()).ok_or_else(|| {
+        Refusal::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal",
+            "route index out of range",
+        )
+    })?;
+    let limits = snap
+        .listener(&conn.listener)
+        .map(|l| l.limits.max_body_bytes)
+        .unwrap_or(0);
+    let (parts, body) = req.into_parts();
+    let original_host = parts
+        .headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        })
+        .or_else(|| HeaderValue::from_str(host).ok());
+
+    let mut uri = format!(
+        "{}://{}{}",
+        route.upstream.scheme, route.upstream.authority, path
+    );
+    if let Some(q) = query {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    let uri: http::Uri = uri.parse().map_err(|_| {
+        Refusal::error(
+            StatusCode::BAD_GATEWAY,
+            "internal",
+            "cannot build the upstream uri",
+        )
+    })?;
+
+    let mut headers = parts.headers;
+    // Client hop-by-hop and identity headers go first; the gateway's own
+    // headers are added after, so no client header can remove them.
+    guard::sanitize_request_headers(&mut headers);
+    headers.remove(header::HOST);
+    if let Some(h) = original_host {
+        headers.insert(header::HOST, h);
+    }
+    let peer_ip = conn.peer.ip().to_string();
+    insert(&mut headers, "x-forwarded-for", &peer_ip);
+    insert(&mut headers, "x-forwarded-proto", "https");
+    insert(&mut headers, "x-forwarded-host", host);
+    insert(&mut headers, REQUEST_ID_HEADER, &facts.request_id);
+
+    let principal = &conn.principal;
+    let roles: Vec<String> = permit.decision().roles().map(str::to_owned).collect();
+    let thumb = principal.cert.as_ref().map(|c| c.thumbprint.to_hex());
+    let name = principal.display_name();
+    let claims = AssertionClaims {
+        sub: &name,
+        spiffe_id: principal.spiffe_id().map(|s| s.as_str()),
+        cert_thumbprint: thumb.as_deref(),
+        roles: &roles,
+        rid: &facts.request_id,
+        route: &route.name,
+    };
+    let token = conn
+        .shared
+        .signer
+        .sign(&claims, jiff::Timestamp::now().as_second())
+        .map_err(|e| Refusal::error(StatusCode::SERVICE_UNAVAILABLE, "assertion", e.to_string()))?;
+    insert(&mut headers, IDENTITY_HEADER, &token);
+
+    let body = Limited::new(body, usize::try_from(limits).unwrap_or(usize::MAX)).boxed();
+    let mut out = Request::new(body);
+    *out.method_mut() = parts.method;
+    *out.uri_mut() = uri;
+    *out.version_mut() = http::Version::HTTP_11;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+fn insert(headers: &mut http::HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}

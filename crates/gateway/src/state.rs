@@ -1,0 +1,115 @@
+//! The runtime snapshot: everything a request needs, built completely
+//! from one configuration and one policy, then published in one atomic
+//! step. A request loads the snapshot once and uses it throughout, so it
+//! never sees a mix of two versions, an empty policy or a half-loaded one.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use portcullis_config::{load_policy, Config, LoadedPolicy};
+use tokio_rustls::TlsAcceptor;
+
+use crate::router::RouteTable;
+use crate::upstream::UpstreamClient;
+
+pub(crate) struct Snapshot {
+    pub(crate) config: Config,
+    pub(crate) policy: LoadedPolicy,
+    pub(crate) routes: RouteTable,
+    /// One client per route (shared between routes with the same upstream).
+    pub(crate) upstreams: Vec<Arc<UpstreamClient>>,
+    /// TLS acceptor per listener name.
+    pub(crate) tls: HashMap<String, TlsAcceptor>,
+    pub(crate) loaded_at: jiff::Timestamp,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("policy_revision", &self.policy.policy.revision())
+            .field("policy_sha256", &self.policy.sha256)
+            .field("loaded_at", &self.loaded_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn listener(&self, name: &str) -> Option<&portcullis_config::Listener> {
+        self.config.listeners.iter().find(|l| l.name == name)
+    }
+}
+
+/// Loads and validates configuration and policy, builds TLS acceptors and
+/// upstream clients. Reuses `previous`'s upstream clients whose settings
+/// did not change. Blocking (file I/O): call from a blocking thread.
+pub(crate) fn load(config_path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, String> {
+    let config = Config::load(config_path).map_err(|e| e.to_string())?;
+    let policy = load_policy(&config.policy.path, &config.routes).map_err(|e| e.to_string())?;
+    if let Some(prev) = previous {
+        check_static_parts(&prev.config, &config)?;
+    }
+    let mut tls = HashMap::new();
+    for l in &config.listeners {
+        let sc = portcullis_authn::server_config(
+            l.tls.chain.clone(),
+            l.tls.key.clone_key(),
+            &l.tls.client_auth,
+        )
+        .map_err(|e| format!("{}: listener `{}`: {e}", config_path.display(), l.name))?;
+        tls.insert(l.name.clone(), TlsAcceptor::from(sc));
+    }
+    let mut upstreams: Vec<Arc<UpstreamClient>> = Vec::with_capacity(config.routes.len());
+    let mut by_key: HashMap<String, Arc<UpstreamClient>> = HashMap::new();
+    if let Some(prev) = previous {
+        for c in &prev.upstreams {
+            by_key.insert(c.key().to_owned(), c.clone());
+        }
+    }
+    for r in &config.routes {
+        let key = crate::upstream::client_key(&r.upstream);
+        let client = match by_key.get(&key) {
+            Some(c) => c.clone(),
+            None => {
+                let c =
+                    Arc::new(UpstreamClient::new(&r.upstream).map_err(|e| {
+                        format!("{}: route `{}`: {e}", config_path.display(), r.name)
+                    })?);
+                by_key.insert(key, c.clone());
+                c
+            }
+        };
+        upstreams.push(client);
+    }
+    Ok(Snapshot {
+        routes: RouteTable::new(&config.routes),
+        config,
+        policy,
+        upstreams,
+        tls,
+        loaded_at: jiff::Timestamp::now(),
+    })
+}
+
+/// Sockets are bound once at start: a reload may not change them.
+fn check_static_parts(old: &Config, new: &Config) -> Result<(), String> {
+    let listeners = |c: &Config| {
+        c.listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.bind))
+            .collect::<Vec<_>>()
+    };
+    if listeners(old) != listeners(new) {
+        return Err(format!(
+            "{}: listeners: names and bind addresses cannot change on reload; restart the gateway to change them",
+            new.source.display()
+        ));
+    }
+    if old.admin.as_ref().map(|a| a.bind) != new.admin.as_ref().map(|a| a.bind) {
+        return Err(format!(
+            "{}: admin.bind cannot change on reload; restart the gateway to change it",
+            new.source.display()
+        ));
+    }
+    Ok(())
+}

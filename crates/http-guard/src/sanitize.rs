@@ -1,0 +1,290 @@
+//! Header sanitation before forwarding: hop-by-hop headers, the gateway's
+//! own namespace and identity headers a client could spoof.
+//!
+//! Names are compared ASCII case-insensitively with `_` treated as `-`:
+//! CGI-style upstreams (PHP, WSGI, Rack) map both `X-Forwarded-User` and
+//! `X_Forwarded_User` to `HTTP_X_FORWARDED_USER`, so either spelling must
+//! go.
+
+use http::header::CONNECTION;
+use http::{HeaderMap, HeaderName};
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `keep-alive` and
+/// `proxy-connection`), removed from requests and responses.
+///
+/// `te` is removed even when it is `trailers` (gRPC over HTTP/2): it is a
+/// statement about this hop only, and the gateway adds `te: trailers`
+/// itself when it forwards to a gRPC upstream.
+pub const HOP_BY_HOP_HEADERS: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Prefix of the headers the gateway sets for the upstream (identity,
+/// request id, ...). Clients may never send them; the bare name
+/// `x-portcullis` is covered too.
+pub const GATEWAY_HEADER_PREFIX: &str = "x-portcullis-";
+
+/// Identity and provenance headers that upstreams, their frameworks or
+/// other access proxies trust, and that a client could forge: the
+/// authenticated user, client certificate, client address, original
+/// scheme/host/URI and method overrides (the policy judged the method it
+/// saw).
+pub const IDENTITY_HEADERS: [&str; 39] = [
+    // user identity set by oauth2-proxy, Pomerium, Apache, IIS and others
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "x-remote-user",
+    "remote-user",
+    "x-user",
+    "x-email",
+    "x-authenticated-user",
+    "x-authenticated-userid",
+    "x-spiffe-id",
+    // client certificate
+    "x-forwarded-client-cert",
+    "ssl-client-cert",
+    // client address
+    "x-real-ip",
+    "forwarded",
+    "x-forwarded-for",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    // original scheme, host, port, prefix
+    "x-forwarded-proto",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-prefix",
+    "x-original-host",
+    // original URI and method
+    "x-original-uri",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-original-method",
+    // method overrides: the upstream would run a method the policy never saw
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    // set by Envoy's ext_authz / jwt_authn setups for the upstream
+    "x-jwt-payload",
+];
+
+/// Name prefixes of identity headers, compared like [`IDENTITY_HEADERS`].
+///
+/// `x-client-cert` is a prefix on purpose: it covers the bare header and
+/// the `x-client-cert-*` family (`-chain`, `-dn`, `-san`) alike.
+pub const IDENTITY_HEADER_PREFIXES: [&str; 11] = [
+    "x-auth-request-",
+    "x-client-cert",
+    "x-ssl-client-",
+    "x-pomerium-",
+    "x-goog-authenticated-user-",
+    "x-goog-iap-",
+    "x-amzn-oidc-",
+    "x-ms-client-principal",
+    "cf-access-",
+    "x-consumer-",
+    "x-credential-",
+];
+
+/// Headers never removed because a `Connection` header names them: the
+/// client may not change the message's framing or routing that way
+/// (RFC 9110 §7.6.1 forbids such options). Hop-by-hop headers are still
+/// removed by their own rule.
+pub const CONNECTION_OPTION_EXEMPT: [&str; 2] = ["content-length", "host"];
+
+/// Why a header was removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemovalReason {
+    /// Named in a `Connection` header value.
+    ConnectionOption,
+    /// A standard hop-by-hop header.
+    HopByHop,
+    /// In the gateway's `x-portcullis-` namespace.
+    GatewayNamespace,
+    /// A spoofable identity or provenance header.
+    Identity,
+}
+
+impl RemovalReason {
+    /// A stable label for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::ConnectionOption => "connection_option",
+            Self::HopByHop => "hop_by_hop",
+            Self::GatewayNamespace => "gateway_namespace",
+            Self::Identity => "identity",
+        }
+    }
+}
+
+/// What a sanitize call removed: header names only, never values, so it is
+/// safe to log at debug level.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SanitizeReport {
+    removed: Vec<(HeaderName, RemovalReason)>,
+    ignored_connection_options: Vec<&'static str>,
+}
+
+impl SanitizeReport {
+    /// Each removed header name once (all its values were removed), with
+    /// the first rule that matched, in the order of the rules.
+    pub fn removed(&self) -> &[(HeaderName, RemovalReason)] {
+        &self.removed
+    }
+
+    /// Whether `name` (lowercase) was removed.
+    pub fn was_removed(&self, name: &str) -> bool {
+        self.removed.iter().any(|(n, _)| n.as_str() == name)
+    }
+
+    /// `Connection` options naming a header in
+    /// [`CONNECTION_OPTION_EXEMPT`] that were present and kept.
+    pub fn ignored_connection_options(&self) -> &[&'static str] {
+        &self.ignored_connection_options
+    }
+
+    /// Whether nothing was removed.
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty()
+    }
+}
+
+/// Removes, in this order of precedence:
+/// 1. every header named in any `Connection` header value (the client's
+///    hop-by-hop list), except [`CONNECTION_OPTION_EXEMPT`];
+/// 2. [`HOP_BY_HOP_HEADERS`];
+/// 3. the gateway namespace ([`GATEWAY_HEADER_PREFIX`]);
+/// 4. spoofable identity headers ([`IDENTITY_HEADERS`],
+///    [`IDENTITY_HEADER_PREFIXES`]).
+///
+/// Call it on the client's headers *before* the gateway adds its own
+/// `x-portcullis-*` and forwarding headers, and add those after: a client
+/// can then neither forge them nor name them in `Connection` to have them
+/// removed. Read what this hop consumes (the client's `Authorization` or
+/// cookies for authentication) before calling: `Connection: authorization`
+/// removes `Authorization`, as RFC 9110 §7.6.1 requires of a proxy.
+pub fn sanitize_request_headers(headers: &mut HeaderMap) -> SanitizeReport {
+    sanitize(headers, true)
+}
+
+/// Removes the hop-by-hop headers (rules 1 and 2 of
+/// [`sanitize_request_headers`]) from an upstream response before it is
+/// sent to the client. A protocol upgrade (WebSocket) is handled by the
+/// gateway, which sets `Connection` and `Upgrade` itself.
+pub fn sanitize_response_headers(headers: &mut HeaderMap) -> SanitizeReport {
+    sanitize(headers, false)
+}
+
+/// Whether a client may not send `name`: it is in the gateway namespace or
+/// a spoofable identity header. Case-insensitive, `_` counts as `-`.
+pub fn is_protected_header(name: &str) -> bool {
+    is_gateway_header(name) || is_identity_header(name)
+}
+
+fn sanitize(headers: &mut HeaderMap, request: bool) -> SanitizeReport {
+    let options = connection_options(headers);
+    let mut report = SanitizeReport::default();
+    for exempt in CONNECTION_OPTION_EXEMPT {
+        if headers.contains_key(exempt) && options.iter().any(|o| canon_eq(o, exempt.as_bytes())) {
+            report.ignored_connection_options.push(exempt);
+        }
+    }
+    for name in headers.keys() {
+        let n = name.as_str();
+        let reason = if !is_connection_option_exempt(n)
+            && options.iter().any(|o| canon_eq(o, n.as_bytes()))
+        {
+            RemovalReason::ConnectionOption
+        } else if is_hop_by_hop(n) {
+            RemovalReason::HopByHop
+        } else if request && is_gateway_header(n) {
+            RemovalReason::GatewayNamespace
+        } else if request && is_identity_header(n) {
+            RemovalReason::Identity
+        } else {
+            continue;
+        };
+        report.removed.push((name.clone(), reason));
+    }
+    for (name, _) in &report.removed {
+        headers.remove(name);
+    }
+    report
+}
+
+/// The options (tokens) of every `Connection` header value, trimmed.
+fn connection_options(headers: &HeaderMap) -> Vec<&[u8]> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn is_connection_option_exempt(name: &str) -> bool {
+    CONNECTION_OPTION_EXEMPT
+        .iter()
+        .any(|e| canon_eq(name.as_bytes(), e.as_bytes()))
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP_HEADERS
+        .iter()
+        .any(|h| canon_eq(name.as_bytes(), h.as_bytes()))
+}
+
+fn is_gateway_header(name: &str) -> bool {
+    let prefix = GATEWAY_HEADER_PREFIX.as_bytes();
+    canon_starts_with(name.as_bytes(), prefix)
+        || canon_eq(name.as_bytes(), prefix.strip_suffix(b"-").unwrap_or(prefix))
+}
+
+fn is_identity_header(name: &str) -> bool {
+    let n = name.as_bytes();
+    IDENTITY_HEADERS.iter().any(|h| canon_eq(n, h.as_bytes()))
+        || IDENTITY_HEADER_PREFIXES
+            .iter()
+            .any(|p| canon_starts_with(n, p.as_bytes()))
+}
+
+/// The byte a name is compared by: lowercase, `_` as `-`.
+fn canon(b: u8) -> u8 {
+    if b == b'_' {
+        b'-'
+    } else {
+        b.to_ascii_lowercase()
+    }
+}
+
+fn canon_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| canon(*x) == canon(*y))
+}
+
+fn canon_starts_with(name: &[u8], prefix: &[u8]) -> bool {
+    name.get(..prefix.len())
+        .is_some_and(|head| canon_eq(head, prefix))
+}
+
+#[cfg(test)]
+mod tests;

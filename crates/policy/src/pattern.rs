@@ -1,0 +1,182 @@
+//! Path patterns (`/api/tenants/{tenant}/**`) and request path splitting.
+//!
+//! A pattern is `/` followed by segments separated by `/`. A segment is a
+//! literal (matched exactly, case-sensitive), `{name}` (exactly one
+//! non-empty segment, captured as `name`), `*` (exactly one non-empty
+//! segment) or `**` (zero or more segments, only as the last segment).
+//! Patterns do not end with `/`; a single trailing `/` on a request path is
+//! ignored, so `/a/b/` matches like `/a/b`.
+
+use crate::error::PolicyErrorKind;
+use crate::name::Name;
+use crate::MAX_PATTERN_SEGMENTS;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Segment {
+    Literal(Box<str>),
+    /// `{name}`: one segment, captured.
+    Param(Name),
+    /// `*`: one segment, not captured.
+    Star,
+    /// `**`: the rest of the path, zero or more segments; always last.
+    Rest,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Pattern {
+    source: Box<str>,
+    segments: Vec<Segment>,
+}
+
+impl Pattern {
+    /// The pattern that matches every path.
+    pub(crate) fn any() -> Self {
+        Self {
+            source: "/**".into(),
+            segments: vec![Segment::Rest],
+        }
+    }
+
+    pub(crate) fn parse(src: &str) -> Result<Self, PolicyErrorKind> {
+        let invalid = |m: String| PolicyErrorKind::InvalidPattern(m);
+        let Some(rest) = src.strip_prefix('/') else {
+            return Err(invalid(format!("pattern `{src}` must start with `/`")));
+        };
+        let mut segments = Vec::new();
+        if rest.is_empty() {
+            return Ok(Self {
+                source: src.into(),
+                segments,
+            });
+        }
+        if rest.ends_with('/') {
+            return Err(invalid(format!(
+                "pattern `{src}` must not end with `/` (a trailing slash on a request is ignored)"
+            )));
+        }
+        let count = rest.split('/').count();
+        if count > MAX_PATTERN_SEGMENTS {
+            return Err(PolicyErrorKind::TooMany {
+                what: "path segments",
+                count,
+                max: MAX_PATTERN_SEGMENTS,
+            });
+        }
+        let mut params: Vec<&str> = Vec::new();
+        let mut parts = rest.split('/').peekable();
+        while let Some(seg) = parts.next() {
+            let parsed = match seg {
+                "" => return Err(invalid(format!("pattern `{src}` has an empty segment"))),
+                "**" => {
+                    if parts.peek().is_some() {
+                        return Err(invalid("`**` may only be the last segment".to_owned()));
+                    }
+                    Segment::Rest
+                }
+                "*" => Segment::Star,
+                "." | ".." => {
+                    return Err(invalid(format!(
+                        "segment `{seg}` never matches a normalised path"
+                    )))
+                }
+                _ => {
+                    if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                        validate_param_name(name)?;
+                        if params.contains(&name) {
+                            return Err(PolicyErrorKind::DuplicateParam(name.to_owned()));
+                        }
+                        params.push(name);
+                        Segment::Param(Name::new(name))
+                    } else {
+                        validate_literal(seg)?;
+                        Segment::Literal(seg.into())
+                    }
+                }
+            };
+            segments.push(parsed);
+        }
+        Ok(Self {
+            source: src.into(),
+            segments,
+        })
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    pub(crate) fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The request segment index each parameter captures, in pattern order.
+    pub(crate) fn captures(&self) -> Vec<(Name, usize)> {
+        self.segments
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Segment::Param(name) => Some((name.clone(), i)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn validate_param_name(name: &str) -> Result<(), PolicyErrorKind> {
+    if name.is_empty() {
+        return Err(PolicyErrorKind::InvalidPattern(
+            "parameter name is empty (`{}`)".to_owned(),
+        ));
+    }
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    if !first_ok || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') || name.len() > crate::MAX_NAME_LEN {
+        return Err(PolicyErrorKind::InvalidPattern(format!(
+            "parameter name `{name}` must be a letter or `_` followed by letters, digits or `_`"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_literal(seg: &str) -> Result<(), PolicyErrorKind> {
+    if seg.contains(['{', '}', '*']) {
+        return Err(PolicyErrorKind::InvalidPattern(format!(
+            "segment `{seg}` mixes text with `{{`, `}}` or `*`; a wildcard must be a whole segment"
+        )));
+    }
+    if seg.contains(['?', '#']) || seg.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(PolicyErrorKind::InvalidPattern(format!(
+            "segment `{}` holds `?`, `#`, whitespace or a control character, which never appear in a normalised path",
+            seg.escape_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Splits a normalised request path into segments, ignoring one trailing
+/// `/`. `None` when the path is not normalised: it does not start with `/`,
+/// has an empty, `.` or `..` segment, or holds `?`, `#` or a control
+/// character. Such requests are denied (fail closed).
+pub(crate) fn split_request_path(path: &str) -> Option<Vec<&str>> {
+    let rest = path.strip_prefix('/')?;
+    if path.bytes().any(|b| b == b'?' || b == b'#' || b.is_ascii_control()) {
+        return None;
+    }
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let mut out = Vec::with_capacity(8);
+    for seg in rest.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." {
+            return None;
+        }
+        out.push(seg);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,543 @@
+//! The audit log: one JSON line per access decision, written off the request
+//! path.
+//!
+//! Request handlers hand an [`AuditRecord`] to an [`AuditLog`] handle, which
+//! puts it on a bounded queue; one writer task serialises the records in
+//! queue order and writes them through a buffer to stdout or to a file.
+//!
+//! See [`AuditLog`] for what happens when the queue is full, log rotation
+//! and shutdown.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::metrics::{Decision, Metrics};
+
+#[cfg(test)]
+mod tests;
+
+/// The outcome recorded in an audit record (serialised in lowercase).
+pub type AuditDecision = Decision;
+
+/// Default number of records the queue holds: a burst of several seconds of
+/// heavy traffic while the sink stalls, at a few MiB of memory.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+/// Largest accepted queue capacity: bounds the memory a stalled sink can pin
+/// (about 1 GiB at ~1 KiB per record).
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+/// Default time a deny record may wait for queue space: long enough to ride
+/// out a flush, short enough that a stalled sink does not hang clients.
+pub const DEFAULT_DENY_WAIT: Duration = Duration::from_millis(250);
+/// Longest accepted deny wait: a denied request is never held longer than
+/// this for the audit log, so a stalled sink cannot pin connections forever.
+pub const MAX_DENY_WAIT: Duration = Duration::from_secs(10);
+/// Size of the writer's output buffer: many records per write system call.
+pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// Records written back to back before the writer looks at control messages
+/// again, so a reopen or shutdown is not starved by a busy queue.
+pub const WRITE_BATCH: usize = 256;
+/// Capacity of the reused serialisation buffer kept after an unusually
+/// large record; beyond this it is shrunk back.
+pub const LINE_BUFFER_RETAIN_BYTES: usize = 64 * 1024;
+
+/// One access decision, as written to the audit log.
+#[derive(serde::Serialize, Clone, Debug)]
+pub struct AuditRecord {
+    /// RFC 3339 time in UTC with fractional seconds (see [`audit_time_now`]).
+    pub time: String,
+    pub request_id: String,
+    /// Trace id from a valid W3C `traceparent` header, when present.
+    pub trace_id: Option<String>,
+    /// Display name of the principal, or `anonymous`.
+    pub principal: String,
+    pub spiffe_id: Option<String>,
+    /// SHA-256 of the client certificate, lowercase hex.
+    pub cert_thumbprint: Option<String>,
+    /// Name of the matched route.
+    pub route: Option<String>,
+    pub method: String,
+    /// The normalised path (or the raw one, escaped, for a 400).
+    pub path: String,
+    /// Client address, `ip:port`.
+    pub source: String,
+    pub decision: AuditDecision,
+    pub status: u16,
+    /// The matched rule (allow or explicit deny).
+    pub rule: Option<String>,
+    /// Deny or error reason code and explanation.
+    pub reason: Option<String>,
+    pub policy_revision: String,
+    pub policy_sha256: String,
+    pub latency_us: u64,
+}
+
+/// The current time as written in [`AuditRecord::time`]: RFC 3339, UTC,
+/// microsecond precision, e.g. `2025-01-31T12:00:00.123456Z`.
+pub fn audit_time_now() -> String {
+    format!("{:.6}", jiff::Timestamp::now())
+}
+
+/// Where audit lines go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditDest {
+    /// Standard output (diagnostic logs go to stderr, so the two never mix).
+    Stdout,
+    /// A file, opened for appending and created with mode 0640.
+    File(PathBuf),
+}
+
+/// Settings of the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub dest: AuditDest,
+    /// Records the queue holds, `1..=MAX_QUEUE_CAPACITY`.
+    pub queue_capacity: usize,
+    /// How long a deny record may wait for queue space, at most
+    /// [`MAX_DENY_WAIT`].
+    pub deny_wait: Duration,
+}
+
+impl AuditConfig {
+    /// Settings with the default queue capacity and deny wait.
+    pub fn new(dest: AuditDest) -> Self {
+        Self {
+            dest,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            deny_wait: DEFAULT_DENY_WAIT,
+        }
+    }
+}
+
+/// Why the audit log could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit queue capacity `{capacity}` is outside 1..={MAX_QUEUE_CAPACITY}")]
+    QueueCapacity { capacity: usize },
+    #[error("audit deny wait `{wait:?}` is longer than the maximum of {MAX_DENY_WAIT:?}")]
+    DenyWait { wait: Duration },
+    #[error("cannot open audit log `{}`", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the audit writer must be started inside a tokio runtime")]
+    NoRuntime,
+}
+
+#[derive(Debug)]
+enum Control {
+    Reopen,
+}
+
+/// Handle for submitting audit records; cheap to clone.
+///
+/// # Losing records
+///
+/// A record is never lost silently. When the queue is full:
+/// - an *allow* record ([`AuditLog::record`]) is dropped at once and counted
+///   in `portcullis_audit_records_dropped_total{decision="allow"}`: an audit
+///   backlog must not slow down allowed traffic;
+/// - a *deny* or *error* record ([`AuditLog::record_deny`]) waits up to
+///   [`AuditConfig::deny_wait`] for space, holding back the denied request
+///   (backpressure lands on the traffic being refused). If the queue is still
+///   full it is counted in `..._dropped_total{decision="deny"}` (or `"error"`)
+///   and logged at error level with its request id.
+///
+/// Write failures are counted in `portcullis_audit_write_errors_total` and
+/// logged; they never stop the writer.
+///
+/// # Log rotation
+///
+/// For a file destination, rotate by renaming the file and then calling
+/// [`AuditLog::reopen`] (e.g. on `SIGHUP`): the writer flushes what it
+/// buffered into the renamed file and opens a fresh file at the configured
+/// path (created with mode 0640). Records queued before the call may land in
+/// either file; none is lost. For stdout, reopening only flushes.
+///
+/// # Shutdown
+///
+/// [`AuditWriterTask::shutdown`] closes the queue, writes every queued
+/// record, flushes and returns. Records offered after that are counted as
+/// dropped. If the task handle is dropped instead, the writer keeps running
+/// until every [`AuditLog`] handle is gone, then drains and exits.
+///
+/// The writer needs a tokio runtime with the time driver enabled (the
+/// default of `#[tokio::main]`).
+#[derive(Clone, Debug)]
+pub struct AuditLog {
+    records: mpsc::Sender<AuditRecord>,
+    control: mpsc::Sender<Control>,
+    deny_wait: Duration,
+    metrics: Arc<Metrics>,
+}
+
+/// The running writer task; see [`AuditWriterTask::shutdown`].
+#[derive(Debug)]
+pub struct AuditWriterTask {
+    shutdown: oneshot::Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+impl AuditLog {
+    /// Opens the destination and spawns the writer task on the current tokio
+    /// runtime.
+    pub fn start(
+        cfg: AuditConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<(AuditLog, AuditWriterTask), AuditError> {
+        check_limits(cfg.queue_capacity, cfg.deny_wait)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
+        let (sink, path): (Sink, Option<PathBuf>) = match cfg.dest {
+            AuditDest::Stdout => (Box::new(tokio::io::stdout()), None),
+            AuditDest::File(path) => {
+                let file = open_options()
+                    .open(&path)
+                    .map_err(|source| AuditError::Open {
+                        path: path.clone(),
+                        source,
+                    })?;
+                (Box::new(tokio::fs::File::from_std(file)), Some(path))
+            }
+        };
+        Ok(spawn(
+            &runtime,
+            sink,
+            path,
+            cfg.queue_capacity,
+            cfg.deny_wait,
+            metrics,
+        ))
+    }
+
+    /// Like [`AuditLog::start`] but writes to `writer` (an in-memory pipe, a
+    /// socket); [`AuditLog::reopen`] only flushes it.
+    pub fn start_with_writer<W>(
+        writer: W,
+        queue_capacity: usize,
+        deny_wait: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<(AuditLog, AuditWriterTask), AuditError>
+    where
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        check_limits(queue_capacity, deny_wait)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
+        Ok(spawn(
+            &runtime,
+            Box::new(writer),
+            None,
+            queue_capacity,
+            deny_wait,
+            metrics,
+        ))
+    }
+
+    /// Queues an allow record without waiting. If the queue is full (or
+    /// closed) the record is dropped and counted in
+    /// `portcullis_audit_records_dropped_total` under its decision.
+    ///
+    /// Use [`AuditLog::record_deny`] for deny and error records.
+    pub fn record(&self, rec: AuditRecord) {
+        let decision = rec.decision;
+        match self.records.try_send(rec) {
+            Ok(()) => self.update_depth(),
+            Err(TrySendError::Full(rec) | TrySendError::Closed(rec)) => {
+                self.metrics.audit_record_dropped(decision);
+                tracing::debug!(
+                    request_id = %rec.request_id,
+                    decision = decision.as_str(),
+                    "audit queue full or closed, record dropped"
+                );
+            }
+        }
+    }
+
+    /// Queues a deny or error record, waiting up to the configured deny wait
+    /// for space. If there is still none, the record is counted in
+    /// `portcullis_audit_records_dropped_total` under its decision and logged
+    /// at error level with its request id.
+    pub async fn record_deny(&self, rec: AuditRecord) {
+        let permit = match self.records.try_reserve() {
+            Ok(permit) => Ok(permit),
+            Err(TrySendError::Closed(())) => Err("audit queue is closed"),
+            Err(TrySendError::Full(())) => {
+                match tokio::time::timeout(self.deny_wait, self.records.reserve()).await {
+                    Ok(Ok(permit)) => Ok(permit),
+                    Ok(Err(_closed)) => Err("audit queue is closed"),
+                    Err(_elapsed) => Err("audit queue stayed full"),
+                }
+            }
+        };
+        match permit {
+            Ok(permit) => {
+                permit.send(rec);
+                self.update_depth();
+            }
+            Err(why) => {
+                self.metrics.audit_record_dropped(rec.decision);
+                tracing::error!(
+                    request_id = %rec.request_id,
+                    decision = rec.decision.as_str(),
+                    "{why}, audit record dropped"
+                );
+            }
+        }
+    }
+
+    /// Asks the writer to flush and reopen the file at the configured path
+    /// (after log rotation renamed it). Requests made while one is pending
+    /// are merged into it.
+    pub fn reopen(&self) {
+        match self.control.try_send(Control::Reopen) {
+            Ok(()) | Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Closed(_)) => {
+                tracing::warn!("audit writer has stopped, reopen ignored");
+            }
+        }
+    }
+
+    fn update_depth(&self) {
+        let depth = self
+            .records
+            .max_capacity()
+            .saturating_sub(self.records.capacity());
+        self.metrics.set_audit_queue_depth(depth);
+    }
+}
+
+impl AuditWriterTask {
+    /// Closes the queue, writes every queued record, flushes and returns.
+    pub async fn shutdown(self) {
+        // An error means the writer already stopped; joining is still right.
+        let _ = self.shutdown.send(());
+        if let Err(err) = self.handle.await {
+            tracing::error!(error = %err, "audit writer task failed");
+        }
+    }
+}
+
+fn check_limits(queue_capacity: usize, deny_wait: Duration) -> Result<(), AuditError> {
+    if queue_capacity == 0 || queue_capacity > MAX_QUEUE_CAPACITY {
+        return Err(AuditError::QueueCapacity {
+            capacity: queue_capacity,
+        });
+    }
+    if deny_wait > MAX_DENY_WAIT {
+        return Err(AuditError::DenyWait { wait: deny_wait });
+    }
+    Ok(())
+}
+
+fn open_options() -> std::fs::OpenOptions {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o640);
+    opts
+}
+
+type Sink = Box<dyn AsyncWrite + Send + Unpin>;
+
+fn spawn(
+    runtime: &tokio::runtime::Handle,
+    sink: Sink,
+    path: Option<PathBuf>,
+    queue_capacity: usize,
+    deny_wait: Duration,
+    metrics: Arc<Metrics>,
+) -> (AuditLog, AuditWriterTask) {
+    let (records, records_rx) = mpsc::channel(queue_capacity);
+    // One pending reopen is enough: later requests merge into it.
+    let (control, control_rx) = mpsc::channel(1);
+    let (shutdown, shutdown_rx) = oneshot::channel();
+    let writer = Writer {
+        records: records_rx,
+        control: control_rx,
+        out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, sink),
+        path,
+        line: Vec::with_capacity(1024),
+        unflushed: Unflushed::default(),
+        metrics: Arc::clone(&metrics),
+        failing: false,
+    };
+    let handle = runtime.spawn(writer.run(shutdown_rx));
+    let log = AuditLog {
+        records,
+        control,
+        deny_wait,
+        metrics,
+    };
+    (log, AuditWriterTask { shutdown, handle })
+}
+
+struct Writer {
+    records: mpsc::Receiver<AuditRecord>,
+    control: mpsc::Receiver<Control>,
+    out: BufWriter<Sink>,
+    path: Option<PathBuf>,
+    line: Vec<u8>,
+    // Records buffered since the last successful flush; they are counted as
+    // written once a flush succeeds.
+    unflushed: Unflushed,
+    metrics: Arc<Metrics>,
+    // True after a failed write until the next successful flush, so a
+    // broken sink logs once rather than once per record.
+    failing: bool,
+}
+
+impl Writer {
+    async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+        let mut shutdown_armed = true;
+        loop {
+            tokio::select! {
+                biased;
+                Some(Control::Reopen) = self.control.recv() => self.reopen().await,
+                res = &mut shutdown, if shutdown_armed => match res {
+                    Ok(()) => break,
+                    // The task handle was dropped: run until the senders go.
+                    Err(_) => shutdown_armed = false,
+                },
+                rec = self.records.recv() => match rec {
+                    Some(rec) => self.write_batch(rec).await,
+                    None => break,
+                },
+            }
+        }
+        self.records.close();
+        while let Some(rec) = self.records.recv().await {
+            self.write(&rec).await;
+        }
+        self.metrics.set_audit_queue_depth(0);
+        match self.out.shutdown().await {
+            Ok(()) => self.flushed(),
+            Err(err) => self.write_failed(&err, "failed to flush audit log at shutdown"),
+        }
+    }
+
+    async fn write_batch(&mut self, first: AuditRecord) {
+        self.write(&first).await;
+        for _ in 1..WRITE_BATCH {
+            match self.records.try_recv() {
+                Ok(rec) => self.write(&rec).await,
+                Err(_) => break,
+            }
+        }
+        self.metrics.set_audit_queue_depth(self.records.len());
+        if self.records.is_empty() {
+            self.flush().await;
+        }
+    }
+
+    async fn write(&mut self, rec: &AuditRecord) {
+        self.line.clear();
+        if self.line.capacity() > LINE_BUFFER_RETAIN_BYTES {
+            self.line.shrink_to(LINE_BUFFER_RETAIN_BYTES);
+        }
+        let result = match serde_json::to_writer(&mut self.line, rec) {
+            Ok(()) => {
+                self.line.push(b'\n');
+                self.out.write_all(&self.line).await
+            }
+            Err(err) => Err(io::Error::other(err)),
+        };
+        match result {
+            Ok(()) => self.unflushed.add(rec.decision),
+            Err(err) => self.write_failed(&err, "failed to write audit record"),
+        }
+    }
+
+    async fn flush(&mut self) {
+        match self.out.flush().await {
+            Ok(()) => self.flushed(),
+            Err(err) => self.write_failed(&err, "failed to flush audit log"),
+        }
+    }
+
+    async fn reopen(&mut self) {
+        let Some(path) = self.path.clone() else {
+            self.flush().await;
+            return;
+        };
+        let file = match open_file(&path).await {
+            Ok(file) => file,
+            Err(err) => {
+                self.metrics.audit_write_error();
+                tracing::error!(
+                    path = %path.display(),
+                    error = %err,
+                    "cannot reopen audit log, still writing to the previous file"
+                );
+                return;
+            }
+        };
+        self.flush().await;
+        let lost = self.unflushed.total();
+        if lost > 0 {
+            // The old file refused the flush; its buffer goes with it.
+            tracing::error!(
+                lost,
+                "audit records lost: previous file could not be flushed"
+            );
+            self.unflushed = Unflushed::default();
+        }
+        self.out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, Box::new(file));
+        tracing::info!(path = %path.display(), "audit log reopened");
+    }
+
+    fn write_failed(&mut self, err: &io::Error, what: &'static str) {
+        self.metrics.audit_write_error();
+        if !self.failing {
+            self.failing = true;
+            tracing::error!(error = %err, "{what}");
+        }
+    }
+
+    fn flushed(&mut self) {
+        let Unflushed { allow, deny, error } = std::mem::take(&mut self.unflushed);
+        self.metrics.audit_records_written(Decision::Allow, allow);
+        self.metrics.audit_records_written(Decision::Deny, deny);
+        self.metrics.audit_records_written(Decision::Error, error);
+        if self.failing {
+            self.failing = false;
+            tracing::info!("audit log writes succeed again");
+        }
+    }
+}
+
+#[derive(Default)]
+struct Unflushed {
+    allow: u64,
+    deny: u64,
+    error: u64,
+}
+
+impl Unflushed {
+    fn add(&mut self, decision: Decision) {
+        let n = match decision {
+            Decision::Allow => &mut self.allow,
+            Decision::Deny => &mut self.deny,
+            Decision::Error => &mut self.error,
+        };
+        *n = n.saturating_add(1);
+    }
+
+    fn total(&self) -> u64 {
+        self.allow
+            .saturating_add(self.deny)
+            .saturating_add(self.error)
+    }
+}
+
+async fn open_file(path: &Path) -> io::Result<tokio::fs::File> {
+    tokio::fs::OpenOptions::from(open_options())
+        .open(path)
+        .await
+}

@@ -1,0 +1,47 @@
+use std::collections::HashSet;
+
+use super::*;
+
+fn is_lower_hex_id(id: &str) -> bool {
+    id.len() == REQUEST_ID_BYTES * 2
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+#[test]
+fn request_id_is_32_lowercase_hex_digits() {
+    let id = new_request_id();
+    assert!(is_lower_hex_id(&id), "{id}");
+}
+
+#[test]
+fn request_ids_are_distinct() {
+    let ids: HashSet<String> = (0..10_000).map(|_| new_request_id()).collect();
+    assert_eq!(ids.len(), 10_000);
+}
+
+#[test]
+fn request_ids_are_not_constant_per_position() {
+    // A broken generator that left bytes zeroed would show up as a digit
+    // that never changes.
+    let ids: Vec<String> = (0..64).map(|_| new_request_id()).collect();
+    for pos in 0..REQUEST_ID_BYTES * 2 {
+        let digits: HashSet<u8> = ids.iter().map(|id| id.as_bytes()[pos]).collect();
+        assert!(digits.len() > 1, "digit {pos} never changes");
+    }
+}
+
+#[test]
+fn fallback_ids_are_well_formed_and_distinct() {
+    let ids: Vec<String> = (0..1000).map(|_| fallback_request_id()).collect();
+    assert!(ids.iter().all(|id| is_lower_hex_id(id)), "{ids:?}");
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len());
+}
+
+#[test]
+fn hex_encoding_is_lowercase_and_complete() {
+    assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+    assert_eq!(to_hex(&[]), "");
+}
