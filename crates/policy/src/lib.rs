@@ -67,6 +67,9 @@ pub const MAX_NAME_LEN: usize = 256;
 /// every evaluation of the rule.
 pub const MAX_CIDRS_PER_RULE: usize = 1_024;
 
+// INVARIANT: rule and role indices are stored as u32.
+const _: () = assert!(MAX_RULES <= u32::MAX as usize && MAX_ROLES <= u32::MAX as usize);
+
 #[cfg(test)]
 mod test_util;
 #[cfg(test)]

@@ -1,0 +1,609 @@
+//! End-to-end test harness: a dev PKI made with `portcullis-pki`, a
+//! recording upstream, the real `portcullis` binary started on 127.0.0.1
+//! with port 0, and rustls-based clients.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use portcullis_identity::SpiffeId;
+use portcullis_pki::{Ca, CertifiedKey, IssueRequest};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const TRUST_DOMAIN: &str = "example.org";
+/// Bound on every wait in the harness.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------- PKI
+
+/// A root CA, an intermediate CA and a server certificate for
+/// `localhost`/127.0.0.1, written to `dir`.
+pub struct TestPki {
+    pub dir: PathBuf,
+    pub root: Ca,
+    pub inter: Ca,
+    /// The root certificate: the client trust anchor and the gateway's `client_ca`.
+    pub ca_bundle: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+/// A client certificate with its chain (leaf + intermediate) on disk.
+pub struct ClientCert {
+    pub name: String,
+    pub key: CertifiedKey,
+    pub chain_pem: String,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+impl TestPki {
+    pub fn new(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let root = Ca::new_root("Test Root CA").unwrap();
+        let inter = root.new_intermediate("Test Intermediate CA").unwrap();
+        let ca_bundle = dir.join("ca-bundle.pem");
+        std::fs::write(&ca_bundle, root.cert_pem()).unwrap();
+        let mut req = IssueRequest::server("localhost");
+        req.ips.push([127, 0, 0, 1].into());
+        let server = inter.issue(&req).unwrap();
+        let server_cert = dir.join("server.pem");
+        let server_key = dir.join("server.key");
+        std::fs::write(
+            &server_cert,
+            format!("{}{}", server.cert_pem, inter.cert_pem()),
+        )
+        .unwrap();
+        std::fs::write(&server_key, server.key_pem.as_str()).unwrap();
+        Self {
+            dir: dir.to_owned(),
+            root,
+            inter,
+            ca_bundle,
+            server_cert,
+            server_key,
+        }
+    }
+
+    /// A workload certificate with a SPIFFE ID under `spiffe://example.org`.
+    pub fn workload(&self, name: &str, spiffe_path: &str) -> ClientCert {
+        let mut req = IssueRequest::client(name);
+        req.spiffe_id =
+            Some(SpiffeId::parse(&format!("spiffe://{TRUST_DOMAIN}{spiffe_path}")).unwrap());
+        self.issue(name, &req)
+    }
+
+    /// Issues from the intermediate with any request (negative tests too).
+    pub fn issue(&self, name: &str, req: &IssueRequest) -> ClientCert {
+        let key = self.inter.issue(req).unwrap();
+        write_client(&self.dir, name, key, self.inter.cert_pem())
+    }
+
+    /// A CRL from the intermediate revoking `certs`, written to `dir/NAME`.
+    pub fn crl(&self, file: &str, revoked: &[&ClientCert]) -> PathBuf {
+        let serials: Vec<Vec<u8>> = revoked.iter().map(|c| c.key.serial.clone()).collect();
+        let pem = self.inter.crl(&serials, Duration::from_secs(3600)).unwrap();
+        let p = self.dir.join(file);
+        std::fs::write(&p, pem).unwrap();
+        p
+    }
+}
+
+pub fn write_client(dir: &Path, name: &str, key: CertifiedKey, issuer_pem: &str) -> ClientCert {
+    let chain_pem = format!("{}{}", key.cert_pem, issuer_pem);
+    let cert_path = dir.join(format!("{name}.pem"));
+    let key_path = dir.join(format!("{name}.key"));
+    std::fs::write(&cert_path, &chain_pem).unwrap();
+    std::fs::write(&key_path, key.key_pem.as_str()).unwrap();
+    ClientCert {
+        name: name.to_owned(),
+        key,
+        chain_pem,
+        cert_path,
+        key_path,
+    }
+}
+
+// ------------------------------------------------------------ upstream
+
+/// One request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query exactly as received.
+    pub target: String,
+    pub version: http::Version,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// How the recording upstream answers.
+#[derive(Clone, Default)]
+pub struct UpstreamBehaviour {
+    /// Wait this long before answering.
+    pub delay: Option<Duration>,
+    /// Answer with this many bytes of body (default: a short text).
+    pub body_len: Option<usize>,
+}
+
+/// An HTTP/1.1 upstream on 127.0.0.1 that records every request it gets
+/// and answers 200 `upstream ok`.
+pub struct RecordingUpstream {
+    pub addr: SocketAddr,
+    pub records: Arc<Mutex<Vec<Recorded>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecordingUpstream {
+    pub async fn start() -> Self {
+        Self::start_with(UpstreamBehaviour::default()).await
+    }
+
+    pub async fn start_with(behaviour: UpstreamBehaviour) -> Self {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let records: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let recs = records.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = tcp.accept().await else {
+                    continue;
+                };
+                let recs = recs.clone();
+                let behaviour = behaviour.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let recs = recs.clone();
+                        let behaviour = behaviour.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            recs.lock().unwrap().push(Recorded {
+                                method: parts.method.to_string(),
+                                target: parts
+                                    .uri
+                                    .path_and_query()
+                                    .map(|p| p.as_str().to_owned())
+                                    .unwrap_or_default(),
+                                version: parts.version,
+                                headers: parts.headers,
+                                body,
+                            });
+                            if let Some(d) = behaviour.delay {
+                                tokio::time::sleep(d).await;
+                            }
+                            let out = match behaviour.body_len {
+                                Some(n) => Bytes::from(vec![b'x'; n]),
+                                None => Bytes::from_static(b"upstream ok"),
+                            };
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(out)))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            records,
+            task,
+        }
+    }
+
+    pub fn records(&self) -> Vec<Recorded> {
+        self.records.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.records.lock().unwrap().len()
+    }
+}
+
+impl Drop for RecordingUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ------------------------------------------------------------- config
+
+/// A minimal configuration: one listener `public` on 127.0.0.1:0 with
+/// mTLS against the test PKI, one route per `(name, prefix, upstream)`,
+/// the policy file `policy.yaml` next to it, admin on 127.0.0.1:0 and the
+/// audit log in `audit.log`. `extra_tls` is appended inside `tls:`
+/// (e.g. `      crls: [crl.pem]\n`).
+pub fn config_yaml(pki: &TestPki, routes: &[(&str, &str, SocketAddr)], extra_tls: &str) -> String {
+    let mut s = format!(
+        "listeners:\n  - name: public\n    bind: 127.0.0.1:0\n    tls:\n      cert: {}\n      key: {}\n      client_ca: {}\n      spiffe_trust_domains: [{TRUST_DOMAIN}]\n{extra_tls}routes:\n",
+        pki.server_cert.display(),
+        pki.server_key.display(),
+        pki.ca_bundle.display()
+    );
+    for (name, prefix, up) in routes {
+        s.push_str(&format!("  - name: {name}\n    path_prefix: {prefix}\n    upstream:\n      url: http://{up}\n      request_timeout: 5s\n"));
+    }
+    s.push_str("policy:\n  file: policy.yaml\n  poll_interval: 200ms\nadmin:\n  bind: 127.0.0.1:0\naudit:\n  dest: audit.log\nshutdown:\n  drain_timeout: 10s\n");
+    s
+}
+
+/// A policy with roles `reader` and `writer` (inherits reader), bound to
+/// `/ns/test/sa/reader` and `/ns/test/sa/writer`: readers may GET/HEAD
+/// `/api/**`, writers may also POST/PUT/DELETE; `/api/admin/**` is denied
+/// to everyone.
+pub const BASIC_POLICY: &str = r#"revision: "basic-1"
+roles:
+  reader: {}
+  writer: { inherits: [reader] }
+bindings:
+  - { role: reader, spiffe_id: "spiffe://example.org/ns/test/sa/reader" }
+  - { role: writer, spiffe_id: "spiffe://example.org/ns/test/sa/writer" }
+rules:
+  - { id: api-read, effect: allow, roles: [reader], route: api, methods: [GET, HEAD], path: "/api/**" }
+  - { id: api-write, effect: allow, roles: [writer], route: api, methods: [POST, PUT, DELETE], path: "/api/**" }
+  - { id: no-admin, effect: deny, route: api, path: "/api/admin/**" }
+"#;
+
+// ------------------------------------------------------------ gateway
+
+/// The real `portcullis` binary, started with `run --ready-file`.
+pub struct GatewayProc {
+    pub dir: PathBuf,
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub stderr_path: PathBuf,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_portcullis")
+}
+
+impl GatewayProc {
+    /// Writes `portcullis.yaml` and `policy.yaml` into `dir` and starts
+    /// the gateway; waits until it accepts.
+    pub fn start(dir: &Path, config: &str, policy: &str) -> Self {
+        std::fs::write(dir.join("policy.yaml"), policy).unwrap();
+        std::fs::write(dir.join("portcullis.yaml"), config).unwrap();
+        Self::start_existing(dir).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts on the files already in `dir`; `Err` holds stderr if the
+    /// process exited or did not get ready.
+    pub fn start_existing(dir: &Path) -> Result<Self, String> {
+        let ready = dir.join("ready.json");
+        let _ = std::fs::remove_file(&ready);
+        let stderr_path = dir.join("gateway.stderr");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = Command::new(bin())
+            .args(["run", "--workers", "2", "--config"])
+            .arg(dir.join("portcullis.yaml"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("PORTCULLIS_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ready) {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let addr = v["listeners"]["public"].as_str().unwrap().parse().unwrap();
+                let admin = v["admin"].as_str().unwrap().parse().unwrap();
+                return Ok(Self {
+                    dir: dir.to_owned(),
+                    child,
+                    addr,
+                    admin,
+                    stderr_path,
+                });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "gateway exited with {status}: {}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                ));
+            }
+            if start.elapsed() > WAIT {
+                let _ = child.kill();
+                return Err(format!(
+                    "gateway not ready: {}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Every audit record written so far (the writer flushes whenever its
+    /// queue is empty, so poll with [`Self::wait_audit`] after requests).
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+
+    /// Waits until at least `n` audit records exist.
+    pub async fn wait_audit(&self, n: usize) -> Vec<serde_json::Value> {
+        let start = Instant::now();
+        loop {
+            let a = self.audit();
+            if a.len() >= n || start.elapsed() > WAIT {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// GET on the admin listener: (status, body).
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let tcp = tokio::net::TcpStream::connect(self.admin).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get(path)
+            .header("host", "admin")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.admin_get("/metrics").await.1
+    }
+
+    /// Value of the first metric line starting with `prefix` (name and labels), or 0.
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        metric_value(&self.metrics().await, prefix)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for GatewayProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn metric_value(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+// -------------------------------------------------------------- client
+
+/// A response as the client saw it.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+    pub version: http::Version,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: String,
+}
+
+pub fn client_config(
+    pki: &TestPki,
+    cert: Option<&ClientCert>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&pki.ca_bundle).unwrap())
+        .unwrap();
+    let b = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut c = match cert {
+        Some(c) => {
+            let chain = CertificateDer::pem_slice_iter(c.chain_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(c.key.key_pem.as_bytes()).unwrap();
+            b.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => b.with_no_client_auth(),
+    };
+    c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    c
+}
+
+impl Client {
+    /// TLS 1.2 and 1.3, ALPN http/1.1, SNI `localhost`.
+    pub fn new(pki: &TestPki, cert: Option<&ClientCert>) -> Self {
+        Self::with(client_config(
+            pki,
+            cert,
+            rustls::ALL_VERSIONS,
+            &[b"http/1.1"],
+        ))
+    }
+
+    /// ALPN h2 only.
+    pub fn h2(pki: &TestPki, cert: Option<&ClientCert>) -> Self {
+        Self::with(client_config(pki, cert, rustls::ALL_VERSIONS, &[b"h2"]))
+    }
+
+    pub fn with(config: rustls::ClientConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+            server_name: "localhost".to_owned(),
+        }
+    }
+
+    pub async fn tls(
+        &self,
+        addr: SocketAddr,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let name = ServerName::try_from(self.server_name.clone()).unwrap();
+        tokio_rustls::TlsConnector::from(self.config.clone())
+            .connect(name, tcp)
+            .await
+    }
+
+    /// GET `path` with `Host: localhost`.
+    pub async fn get(&self, addr: SocketAddr, path: &str) -> Result<Resp, String> {
+        let req = http::Request::get(path)
+            .header("host", "localhost")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send(addr, req).await
+    }
+
+    /// Sends one request on a new connection (HTTP/2 if ALPN chose h2).
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        req: http::Request<Full<Bytes>>,
+    ) -> Result<Resp, String> {
+        tokio::time::timeout(WAIT, self.send_inner(addr, req))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+    }
+
+    async fn send_inner(
+        &self,
+        addr: SocketAddr,
+        mut req: http::Request<Full<Bytes>>,
+    ) -> Result<Resp, String> {
+        let tls = self.tls(addr).await.map_err(|e| format!("tls: {e}"))?;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let resp = if h2 {
+            let (mut send, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                    .await
+                    .map_err(|e| format!("h2 handshake: {e}"))?;
+            tokio::spawn(conn);
+            if req.uri().authority().is_none() {
+                let host = req
+                    .headers()
+                    .get("host")
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("localhost")
+                    .to_owned();
+                *req.uri_mut() = format!("https://{host}{}", req.uri()).parse().unwrap();
+                req.headers_mut().remove("host");
+            }
+            send.send_request(req)
+                .await
+                .map_err(|e| format!("request: {e}"))?
+        } else {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(conn);
+            send.send_request(req)
+                .await
+                .map_err(|e| format!("request: {e}"))?
+        };
+        let status = resp.status().as_u16();
+        let version = resp.version();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        Ok(Resp {
+            status,
+            headers,
+            body,
+            version,
+        })
+    }
+
+    /// Writes raw bytes over TLS and returns everything the gateway sends
+    /// back until it closes the connection or 3 s pass.
+    pub async fn raw(&self, addr: SocketAddr, bytes: &[u8]) -> Result<String, String> {
+        let mut tls = self.tls(addr).await.map_err(|e| format!("tls: {e}"))?;
+        tls.write_all(bytes)
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        tls.flush().await.map_err(|e| format!("flush: {e}"))?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, tls.read(&mut buf)).await {
+                Ok(Ok(0)) | Err(_) => break,
+                Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+                Ok(Err(e)) => {
+                    if out.is_empty() {
+                        return Err(format!("read: {e}"));
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+}
+
+/// Status code of the first response in a raw HTTP/1.1 answer.
+pub fn raw_status(raw: &str) -> Option<u16> {
+    raw.split_whitespace().nth(1)?.parse().ok()
+}
