@@ -64,6 +64,10 @@ pub const DEFAULT_ASSERTION_TTL: Duration = Duration::from_secs(60);
 pub const MAX_ASSERTION_TTL: Duration = Duration::from_secs(600);
 pub const DEFAULT_AUDIT_QUEUE_CAPACITY: usize = 65_536;
 pub const DEFAULT_AUDIT_DENY_WAIT: Duration = Duration::from_secs(1);
+/// Bounds the memory a stalled audit sink can pin (about 1 GiB at ~1 KiB
+/// per record); the audit writer refuses more.
+pub const MAX_AUDIT_QUEUE_CAPACITY: usize = 1 << 20;
+pub const MAX_AUDIT_DENY_WAIT: Duration = Duration::from_secs(10);
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A validated configuration.
@@ -174,7 +178,11 @@ impl std::fmt::Debug for Assertion {
         f.debug_struct("Assertion")
             .field(
                 "signing_key",
-                &if self.signing_key_pkcs8.is_some() { "<from file>" } else { "<generated>" },
+                &if self.signing_key_pkcs8.is_some() {
+                    "<from file>"
+                } else {
+                    "<generated>"
+                },
             )
             .field("issuer", &self.issuer)
             .field("ttl", &self.ttl)
@@ -198,8 +206,8 @@ pub struct Audit {
 impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = read_bounded(path, MAX_CONFIG_BYTES)
-            .map_err(|m| ConfigError::new(path, "", m))?;
+        let text =
+            read_bounded(path, MAX_CONFIG_BYTES).map_err(|m| ConfigError::new(path, "", m))?;
         Self::from_yaml(path, &text)
     }
 
@@ -214,8 +222,8 @@ impl Config {
 /// Reads a file of at most `max` bytes as UTF-8.
 pub(crate) fn read_bounded(path: &Path, max: usize) -> Result<String, String> {
     use std::io::Read;
-    let f = std::fs::File::open(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let f =
+        std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let mut buf = Vec::new();
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     f.take(limit)
