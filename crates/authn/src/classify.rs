@@ -81,7 +81,10 @@ pub fn classify_rustls(err: &rustls::Error) -> &'static str {
 
 fn classify_certificate(err: &rustls::Error, c: &CertificateError) -> &'static str {
     use CertificateError as C;
-    #[expect(deprecated, reason = "older rustls releases still emit the deprecated variant")]
+    #[expect(
+        deprecated,
+        reason = "older rustls releases still emit the deprecated variant"
+    )]
     match c {
         C::UnknownIssuer => "unknown_ca",
         C::Expired | C::ExpiredContext { .. } => "expired",

@@ -52,7 +52,10 @@ impl ServerTls {
         cert: &std::path::Path,
         key: &std::path::Path,
     ) -> Result<Self, crate::pem::PemError> {
-        Ok(Self::new(crate::pem::load_certs(cert)?, crate::pem::load_key(key)?))
+        Ok(Self::new(
+            crate::pem::load_certs(cert)?,
+            crate::pem::load_key(key)?,
+        ))
     }
 
     pub fn chain(&self) -> &[CertificateDer<'static>] {

@@ -58,7 +58,12 @@ fn decode_value(value: &Any<'_>) -> Option<String> {
             }
             let units = data
                 .chunks_exact(2)
-                .map(|c| Some(u16::from_be_bytes([c.first().copied()?, c.get(1).copied()?])))
+                .map(|c| {
+                    Some(u16::from_be_bytes([
+                        c.first().copied()?,
+                        c.get(1).copied()?,
+                    ]))
+                })
                 .collect::<Option<Vec<u16>>>()?;
             String::from_utf16(&units).ok()
         }
@@ -174,8 +179,8 @@ pub(crate) fn attributes(name: &X509Name<'_>) -> Vec<(String, String)> {
     name.iter_attributes()
         .map(|attr| {
             let (ty, _) = type_name(attr);
-            let value = decode_value(attr.attr_value())
-                .unwrap_or_else(|| hex_value(attr.attr_value()));
+            let value =
+                decode_value(attr.attr_value()).unwrap_or_else(|| hex_value(attr.attr_value()));
             (ty, value)
         })
         .collect()

@@ -6,7 +6,9 @@
 pub enum AuthnError {
     #[error("no trust anchor is configured: client certificates need at least one ca certificate")]
     NoClientRoots,
-    #[error("no trust anchor is configured for the upstream: at least one ca certificate is needed")]
+    #[error(
+        "no trust anchor is configured for the upstream: at least one ca certificate is needed"
+    )]
     NoUpstreamRoots,
     #[error("ca certificate {index} cannot be used as a trust anchor: {reason}")]
     BadTrustAnchor { index: usize, reason: String },

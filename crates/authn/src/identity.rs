@@ -32,7 +32,9 @@ pub enum IdentityError {
     UriSanCount { count: usize },
     #[error("uri san `{uri}` is not a valid spiffe id: {reason}")]
     InvalidSpiffeId { uri: String, reason: SpiffeIdError },
-    #[error("spiffe id `{id}` is not accepted: its trust domain `{trust_domain}` is not configured")]
+    #[error(
+        "spiffe id `{id}` is not accepted: its trust domain `{trust_domain}` is not configured"
+    )]
     UntrustedTrustDomain { id: String, trust_domain: String },
     #[error("spiffe id `{id}` is not accepted: no spiffe trust domain is configured")]
     NoTrustDomains { id: String },
@@ -66,7 +68,8 @@ impl IdentityError {
 }
 
 /// Builds the identity of a client whose chain was verified; `chain[0]`
-/// is the leaf (as returned by `peer_certificates()`). Applies the
+/// is the leaf (as returned by `peer_certificates()`). It does not verify
+/// the chain: call it only on the chain of a completed handshake. Applies the
 /// X.509-SVID rules when the leaf holds a URI SAN, so a certificate the
 /// verifier would refuse never yields an identity here either.
 pub fn identity_from_chain(
@@ -100,17 +103,23 @@ pub fn identity_from_chain(
     })
 }
 
-pub(crate) fn parse_leaf<'a>(der: &'a CertificateDer<'_>) -> Result<X509Certificate<'a>, IdentityError> {
+pub(crate) fn parse_leaf<'a>(
+    der: &'a CertificateDer<'_>,
+) -> Result<X509Certificate<'a>, IdentityError> {
     let (rest, cert) = X509Certificate::from_der(der.as_ref())
         .map_err(|_| IdentityError::Malformed("not a valid x.509 certificate"))?;
     if !rest.is_empty() {
-        return Err(IdentityError::Malformed("trailing data after the certificate"));
+        return Err(IdentityError::Malformed(
+            "trailing data after the certificate",
+        ));
     }
     Ok(cert)
 }
 
 /// The general names of the SAN extension; empty when there is none.
-fn san_names<'a, 'b>(cert: &'b X509Certificate<'a>) -> Result<&'b [GeneralName<'a>], IdentityError> {
+fn san_names<'a, 'b>(
+    cert: &'b X509Certificate<'a>,
+) -> Result<&'b [GeneralName<'a>], IdentityError> {
     let ext = cert
         .get_extension_unique(&OID_X509_EXT_SUBJECT_ALT_NAME)
         .map_err(|_| IdentityError::Malformed("duplicate subject alternative name extension"))?;
@@ -150,7 +159,9 @@ pub(crate) fn check_svid(
         reason,
     })?;
     if trust_domains.is_empty() {
-        return Err(IdentityError::NoTrustDomains { id: quoted(id.as_str()) });
+        return Err(IdentityError::NoTrustDomains {
+            id: quoted(id.as_str()),
+        });
     }
     if !trust_domains
         .iter()
@@ -169,11 +180,10 @@ pub(crate) fn check_svid(
         .map_err(|_| IdentityError::Malformed("duplicate basic constraints extension"))?;
     match bc.map(|e| e.parsed_extension()) {
         None => {}
-        Some(ParsedExtension::BasicConstraints(bc)) => {
-            if bc.ca {
-                return Err(IdentityError::CaLeaf);
-            }
+        Some(ParsedExtension::BasicConstraints(bc)) if bc.ca => {
+            return Err(IdentityError::CaLeaf);
         }
+        Some(ParsedExtension::BasicConstraints(_)) => {}
         Some(_) => {
             return Err(IdentityError::Malformed(
                 "basic constraints extension cannot be parsed",
@@ -191,7 +201,11 @@ pub(crate) fn check_svid(
             (false, true) => return Err(IdentityError::SigningKeyUsage("cRLSign")),
             (false, false) => {}
         },
-        Some(_) => return Err(IdentityError::Malformed("key usage extension cannot be parsed")),
+        Some(_) => {
+            return Err(IdentityError::Malformed(
+                "key usage extension cannot be parsed",
+            ))
+        }
     }
     Ok(Some(id))
 }

@@ -95,7 +95,11 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemError> {
     Ok(key)
 }
 
-fn collect<T: PemObject>(path: &Path, bytes: &[u8], what: &'static str) -> Result<Vec<T>, PemError> {
+fn collect<T: PemObject>(
+    path: &Path,
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<Vec<T>, PemError> {
     let items = T::pem_slice_iter(bytes)
         .collect::<Result<Vec<T>, _>>()
         .map_err(|e| malformed(path, &e))?;

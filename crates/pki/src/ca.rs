@@ -150,7 +150,8 @@ impl CertifiedKey {
         CertificateDer::from(self.cert_der.clone())
     }
 
-    /// The private key as a rustls type (PKCS#8).
+    /// The private key as a rustls type (PKCS#8). The returned copy is
+    /// not zeroized on drop.
     pub fn private_key_der(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(self.key_der.to_vec().into())
     }

@@ -294,6 +294,18 @@ impl Metrics {
             "Configuration reload attempts, by result",
             config_reloads.clone(),
         );
+        // Series whose label values form a small fixed set are created at
+        // zero, so they are scrapeable before their first event and the
+        // first reload or dropped audit record shows up as an increase
+        // (a series that appears at 1 is invisible to `rate`/`increase`).
+        for ok in [true, false] {
+            let _ = policy_reloads.get_or_create(&ResultLabels::of(ok));
+            let _ = config_reloads.get_or_create(&ResultLabels::of(ok));
+        }
+        for decision in [Decision::Allow, Decision::Deny, Decision::Error] {
+            let _ = audit_records.get_or_create(&DecisionLabels { decision });
+            let _ = audit_records_dropped.get_or_create(&DecisionLabels { decision });
+        }
         Self {
             registry,
             requests,
@@ -316,8 +328,10 @@ impl Metrics {
     }
 
     /// Encodes every metric in the OpenMetrics text format, ending with
-    /// `# EOF`; serve it with [`METRICS_CONTENT_TYPE`]. Families without any
-    /// series yet are left out.
+    /// `# EOF`; serve it with [`METRICS_CONTENT_TYPE`]. Families whose labels
+    /// come from the configuration or from requests (routes, listeners,
+    /// reason codes) are left out until their first series exists; reload
+    /// and audit counters are always present, from zero.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a `String` cannot fail; an error could only come from

@@ -15,7 +15,10 @@ struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
 
 impl Write for CapturedLogs {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("log capture lock poisoned"))?
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 

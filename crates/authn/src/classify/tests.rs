@@ -54,14 +54,8 @@ fn rustls_errors_map_to_their_codes() {
             "bad_certificate",
         ),
         (other(IdentityError::CaLeaf), "bad_svid"),
-        (
-            other(IdentityError::UriSanCount { count: 2 }),
-            "bad_svid",
-        ),
-        (
-            other(IdentityError::Malformed("x")),
-            "bad_certificate",
-        ),
+        (other(IdentityError::UriSanCount { count: 2 }), "bad_svid"),
+        (other(IdentityError::Malformed("x")), "bad_certificate"),
         (
             other(std::io::Error::other("webpki says no")),
             "bad_certificate",
@@ -114,6 +108,9 @@ fn reasons_are_unique_snake_case() {
     let set: std::collections::BTreeSet<_> = HANDSHAKE_FAILURE_REASONS.iter().collect();
     assert_eq!(set.len(), HANDSHAKE_FAILURE_REASONS.len());
     for r in HANDSHAKE_FAILURE_REASONS {
-        assert!(r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{r}");
+        assert!(
+            r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{r}"
+        );
     }
 }

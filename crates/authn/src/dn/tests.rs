@@ -29,9 +29,11 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
-/// DER of a Name: RDNs in certificate order, each a set of
-/// (attribute type OID, value tag, value bytes).
-fn name(rdns: &[&[(&[u8], u8, &[u8])]]) -> Vec<u8> {
+/// One attribute: (attribute type OID, value tag, value bytes).
+type Attr<'a> = (&'a [u8], u8, &'a [u8]);
+
+/// DER of a Name: RDNs in certificate order, each a set of attributes.
+fn name(rdns: &[&[Attr<'_>]]) -> Vec<u8> {
     let mut seq = Vec::new();
     for rdn in rdns {
         let mut set = Vec::new();
@@ -98,7 +100,10 @@ fn attributes_are_in_certificate_order_and_unescaped() {
 
 #[test]
 fn multi_valued_rdn_is_joined_with_plus() {
-    let der = name(&[&[(CN, UTF8, b"web"), (OU, UTF8, b"ops")], &[(O, UTF8, b"Ex")]]);
+    let der = name(&[
+        &[(CN, UTF8, b"web"), (OU, UTF8, b"ops")],
+        &[(O, UTF8, b"Ex")],
+    ]);
     assert_eq!(rfc(&der), "O=Ex,CN=web+OU=ops");
     assert_eq!(attrs(&der).len(), 3);
 }
@@ -144,7 +149,10 @@ fn unicode_passes_through() {
 #[test]
 fn bmp_and_universal_strings_are_decoded() {
     let bmp: Vec<u8> = "Zoë".encode_utf16().flat_map(u16::to_be_bytes).collect();
-    let universal: Vec<u8> = "Zoë".chars().flat_map(|c| (c as u32).to_be_bytes()).collect();
+    let universal: Vec<u8> = "Zoë"
+        .chars()
+        .flat_map(|c| (c as u32).to_be_bytes())
+        .collect();
     assert_eq!(rfc(&name(&[&[(CN, BMP, &bmp)]])), "CN=Zoë");
     assert_eq!(rfc(&name(&[&[(CN, UNIVERSAL, &universal)]])), "CN=Zoë");
 }

@@ -89,7 +89,10 @@ fn svid_yields_its_spiffe_id() {
         })
         .unwrap();
     let got = identity(&leaf, &[td("other.org"), td("example.org")]).unwrap();
-    assert_eq!(got.spiffe_id, Some(id("spiffe://example.org/ns/prod/sa/web")));
+    assert_eq!(
+        got.spiffe_id,
+        Some(id("spiffe://example.org/ns/prod/sa/web"))
+    );
     assert_eq!(got.subject, "");
     assert!(got.subject_attrs.is_empty());
 }
@@ -104,8 +107,12 @@ fn empty_chain_is_no_certificate() {
 
 #[test]
 fn garbage_and_trailing_data_are_malformed() {
-    let err = identity_from_chain(&[CertificateDer::from(vec![0x30, 0x03, 1, 2, 3])], &[]).unwrap_err();
-    assert_eq!(err, IdentityError::Malformed("not a valid x.509 certificate"));
+    let err =
+        identity_from_chain(&[CertificateDer::from(vec![0x30, 0x03, 1, 2, 3])], &[]).unwrap_err();
+    assert_eq!(
+        err,
+        IdentityError::Malformed("not a valid x.509 certificate")
+    );
     assert_eq!(err.reason_code(), "malformed_certificate");
 
     let p = pki();
@@ -113,7 +120,10 @@ fn garbage_and_trailing_data_are_malformed() {
     let mut der = leaf.cert_der.clone();
     der.push(0);
     let err = identity_from_chain(&[CertificateDer::from(der)], &[]).unwrap_err();
-    assert_eq!(err, IdentityError::Malformed("trailing data after the certificate"));
+    assert_eq!(
+        err,
+        IdentityError::Malformed("trailing data after the certificate")
+    );
 }
 
 #[test]
@@ -162,9 +172,15 @@ fn spiffe_id_breaking_the_id_rules_is_refused() {
         ("SPIFFE://example.org/web", SpiffeIdError::WrongScheme),
         ("spiffe://example.org/a//b", SpiffeIdError::EmptySegment),
         ("spiffe://example.org/a/../b", SpiffeIdError::DotSegment),
-        ("spiffe://example.org:443/a", SpiffeIdError::ForbiddenUriPart),
+        (
+            "spiffe://example.org:443/a",
+            SpiffeIdError::ForbiddenUriPart,
+        ),
         ("spiffe://Example.org/a", SpiffeIdError::BadTrustDomainChar),
-        ("spiffe://example.org/a?x=1", SpiffeIdError::ForbiddenUriPart),
+        (
+            "spiffe://example.org/a?x=1",
+            SpiffeIdError::ForbiddenUriPart,
+        ),
     ] {
         let leaf = p
             .int
@@ -195,8 +211,13 @@ fn quoted_values_are_escaped_and_bounded() {
             ..IssueRequest::client("x")
         })
         .unwrap();
-    let msg = identity(&leaf, &[td("example.org")]).unwrap_err().to_string();
-    assert!(msg.starts_with("uri san `spiffe://ex\\nample.org/\\`x\\``"), "{msg}");
+    let msg = identity(&leaf, &[td("example.org")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("uri san `spiffe://ex\\nample.org/\\`x\\``"),
+        "{msg}"
+    );
     assert!(!msg.contains('\n'));
 
     let long = format!("https://example.org/{}", "a".repeat(5000));
@@ -245,7 +266,10 @@ fn trust_domain_match_is_exact() {
         })
         .unwrap();
     let err = identity(&leaf, &[td("example.org")]).unwrap_err();
-    assert!(matches!(err, IdentityError::UntrustedTrustDomain { .. }), "{err}");
+    assert!(
+        matches!(err, IdentityError::UntrustedTrustDomain { .. }),
+        "{err}"
+    );
 }
 
 #[test]

@@ -50,7 +50,10 @@ fn key_file_holds_no_certificate_and_cert_file_no_key() {
     );
     assert_eq!(
         load_crls(&cert).unwrap_err().to_string(),
-        format!("file `{}` holds no certificate revocation list", cert.display())
+        format!(
+            "file `{}` holds no certificate revocation list",
+            cert.display()
+        )
     );
 }
 
@@ -65,7 +68,10 @@ fn missing_file_says_it_cannot_be_read() {
     ] {
         assert_eq!(
             err.to_string(),
-            format!("file `{}`: cannot read: No such file or directory", path.display())
+            format!(
+                "file `{}`: cannot read: No such file or directory",
+                path.display()
+            )
         );
     }
 }
@@ -87,7 +93,10 @@ fn broken_base64_is_malformed_and_not_quoted() {
     let msg = err.to_string();
     assert_eq!(
         msg,
-        format!("file `{}`: malformed pem: a section is not valid base64", path.display())
+        format!(
+            "file `{}`: malformed pem: a section is not valid base64",
+            path.display()
+        )
     );
     assert!(!msg.contains("c2VjcmV0"));
     assert!(!format!("{err:?}").contains("c2VjcmV0"));
@@ -101,7 +110,10 @@ fn missing_end_marker_is_malformed() {
     let path = write(&tmp, "ca.pem", text.as_bytes());
     assert_eq!(
         load_certs(&path).unwrap_err().to_string(),
-        format!("file `{}`: malformed pem: a section has no end marker", path.display())
+        format!(
+            "file `{}`: malformed pem: a section has no end marker",
+            path.display()
+        )
     );
 }
 
@@ -145,7 +157,9 @@ fn crls_load() {
     let root = Ca::new_root("Root").unwrap();
     let int = root.new_intermediate("Int").unwrap();
     let a = root.crl(&[], std::time::Duration::from_secs(60)).unwrap();
-    let b = int.crl(&[vec![1, 2, 3]], std::time::Duration::from_secs(60)).unwrap();
+    let b = int
+        .crl(&[vec![1, 2, 3]], std::time::Duration::from_secs(60))
+        .unwrap();
     let path = write(&tmp, "crls.pem", format!("{a}{b}").as_bytes());
     assert_eq!(load_crls(&path).unwrap().len(), 2);
 }
@@ -159,7 +173,10 @@ fn oversized_file_is_refused_before_reading() {
     file.set_len(MAX_PEM_FILE_BYTES + 1).unwrap();
     assert_eq!(
         load_certs(&path).unwrap_err().to_string(),
-        format!("file `{}` is larger than {MAX_PEM_FILE_BYTES} bytes", path.display())
+        format!(
+            "file `{}` is larger than {MAX_PEM_FILE_BYTES} bytes",
+            path.display()
+        )
     );
 }
 

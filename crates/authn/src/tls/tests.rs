@@ -40,7 +40,8 @@ fn server_key_must_match_the_certificate() {
     )
     .unwrap_err();
     assert!(
-        err.to_string().starts_with("server certificate and key are not usable"),
+        err.to_string()
+            .starts_with("server certificate and key are not usable"),
         "{err}"
     );
 }

@@ -133,7 +133,11 @@ fn signing_key_usage_on_svid_is_refused_although_webpki_accepts_it() {
         .build()
         .unwrap();
     webpki
-        .verify_client_cert(&leaf.certificate_der(), &[p.int.cert_der()], at(Duration::ZERO))
+        .verify_client_cert(
+            &leaf.certificate_der(),
+            &[p.int.cert_der()],
+            at(Duration::ZERO),
+        )
         .unwrap();
     // ... the SVID rules do not.
     let v = client_verifier(&config(&p, ClientAuthMode::Required)).unwrap();
@@ -214,7 +218,8 @@ fn garbage_root_is_an_error_naming_its_index() {
     cfg.roots.push(CertificateDer::from(vec![1, 2, 3]));
     let err = client_verifier(&cfg).unwrap_err();
     assert!(
-        err.to_string().starts_with("ca certificate 1 cannot be used as a trust anchor"),
+        err.to_string()
+            .starts_with("ca certificate 1 cannot be used as a trust anchor"),
         "{err}"
     );
 }
@@ -223,10 +228,12 @@ fn garbage_root_is_an_error_naming_its_index() {
 fn garbage_crl_is_an_error() {
     let p = pki();
     let mut cfg = config(&p, ClientAuthMode::Required);
-    cfg.crls.push(CertificateRevocationListDer::from(vec![1, 2, 3]));
+    cfg.crls
+        .push(CertificateRevocationListDer::from(vec![1, 2, 3]));
     let err = client_verifier(&cfg).unwrap_err();
     assert!(
-        err.to_string().starts_with("cannot build the client certificate verifier"),
+        err.to_string()
+            .starts_with("cannot build the client certificate verifier"),
         "{err}"
     );
 }

@@ -500,7 +500,7 @@ fn cert_serial_reads_the_serial_back() {
 }
 
 #[test]
-fn pem_encoding_matches_rcgen_for_all_padding_lengths() {
+fn pem_encoding_round_trips_for_all_padding_lengths() {
     for len in [0usize, 1, 2, 3, 47, 48, 49, 100] {
         let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
         let pem = pem_encode("CERTIFICATE", &data);

@@ -8,12 +8,8 @@ fn value(encoded: &str, series: &str) -> Option<f64> {
     })
 }
 
-fn has_series(encoded: &str, series: &str) -> bool {
-    value(encoded, series).is_some()
-}
-
 #[test]
-fn fresh_registry_encodes_only_unlabelled_metrics() {
+fn fresh_registry_encodes_fixed_series_at_zero() {
     let out = Metrics::new().encode();
     assert!(out.ends_with("# EOF\n"));
     assert_eq!(value(&out, "portcullis_audit_queue_depth"), Some(0.0));
@@ -21,7 +17,22 @@ fn fresh_registry_encodes_only_unlabelled_metrics() {
         value(&out, "portcullis_audit_write_errors_total"),
         Some(0.0)
     );
+    for result in ["success", "failure"] {
+        for family in ["policy_reloads", "config_reloads"] {
+            let series = format!(r#"portcullis_{family}_total{{result="{result}"}}"#);
+            assert_eq!(value(&out, &series), Some(0.0), "{series}\n{out}");
+        }
+    }
+    for decision in ["allow", "deny", "error"] {
+        for family in ["audit_records", "audit_records_dropped"] {
+            let series = format!(r#"portcullis_{family}_total{{decision="{decision}"}}"#);
+            assert_eq!(value(&out, &series), Some(0.0), "{series}\n{out}");
+        }
+    }
+    // Families labelled by route, listener or reason code start empty.
     assert!(!out.contains("portcullis_requests_total"));
+    assert!(!out.contains("portcullis_tls_handshake_failures_total"));
+    assert!(!out.contains("portcullis_bad_requests_total"));
 }
 
 #[test]
@@ -107,10 +118,10 @@ fn reload_results_are_counted_apart() {
         value(&out, r#"portcullis_config_reloads_total{result="failure"}"#),
         Some(1.0)
     );
-    assert!(!has_series(
-        &out,
-        r#"portcullis_config_reloads_total{result="success"}"#
-    ));
+    assert_eq!(
+        value(&out, r#"portcullis_config_reloads_total{result="success"}"#),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -211,10 +222,10 @@ fn audit_metrics_are_labelled_by_decision() {
     };
     assert_eq!(written("allow"), Some(1.0));
     assert_eq!(written("deny"), Some(2.0));
-    assert_eq!(written("error"), None, "a zero count creates no series");
+    assert_eq!(written("error"), Some(0.0), "a zero count adds nothing");
     assert_eq!(dropped("allow"), Some(1.0));
     assert_eq!(dropped("error"), Some(1.0));
-    assert_eq!(dropped("deny"), None);
+    assert_eq!(dropped("deny"), Some(0.0));
     assert_eq!(value(&out, "portcullis_audit_queue_depth"), Some(7.0));
     assert_eq!(
         value(&out, "portcullis_audit_write_errors_total"),
