@@ -38,7 +38,7 @@ pub(crate) struct AuthzInput<'a> {
 
 /// Evaluates the policy; anything but an explicit allow is an `Err` with
 /// the decision that explains it.
-pub(crate) fn authorize(policy: &Policy, input: &AuthzInput<'_>) -> Result<Permit, Decision> {
+pub(crate) fn authorize(policy: &Policy, input: &AuthzInput<'_>) -> Result<Permit, Box<Decision>> {
     let decision = policy.evaluate(&Request {
         principal: input.principal,
         route: input.route_name,
@@ -53,6 +53,6 @@ pub(crate) fn authorize(policy: &Policy, input: &AuthzInput<'_>) -> Result<Permi
             decision,
         })
     } else {
-        Err(decision)
+        Err(Box::new(decision))
     }
 }

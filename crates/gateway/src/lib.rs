@@ -76,7 +76,12 @@ pub struct Gateway {
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
     graceful: Arc<GracefulShutdown>,
+    /// Listeners and the reload watcher: stopped first.
     tasks: Vec<JoinHandle<()>>,
+    /// The admin listener stops only after the drain, so `/readyz` answers
+    /// 503 and `/metrics` stays scrapeable while requests drain.
+    admin_shutdown_tx: watch::Sender<bool>,
+    admin_task: Option<JoinHandle<()>>,
     audit_task: AuditWriterTask,
     listeners: BTreeMap<String, SocketAddr>,
     admin: Option<SocketAddr>,
@@ -161,16 +166,18 @@ impl Gateway {
             reload_lock: tokio::sync::Mutex::new(()),
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (admin_shutdown_tx, admin_shutdown_rx) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
         let mut tasks = Vec::new();
         let mut listeners = BTreeMap::new();
         let mut admin = None;
+        let mut admin_task = None;
         if let Some(tcp) = admin_tcp {
             admin = tcp.local_addr().ok();
-            tasks.push(tokio::spawn(admin::serve(
+            admin_task = Some(tokio::spawn(admin::serve(
                 shared.clone(),
                 tcp,
-                shutdown_rx.clone(),
+                admin_shutdown_rx,
             )));
         }
         for (name, tcp) in bound {
@@ -206,6 +213,8 @@ impl Gateway {
             shutdown_tx,
             graceful,
             tasks,
+            admin_shutdown_tx,
+            admin_task,
             audit_task,
             listeners,
             admin,
@@ -227,7 +236,8 @@ impl Gateway {
     }
 
     /// Stops accepting, drains in-flight requests for at most the
-    /// configured drain timeout, then flushes the audit log.
+    /// configured drain timeout, then stops the admin listener (which
+    /// reports not ready meanwhile) and flushes the audit log.
     pub async fn shutdown(self) {
         let drain = self.shared.state.load().config.drain_timeout;
         self.shared.serving.store(false, Ordering::Release);
@@ -244,6 +254,10 @@ impl Gateway {
                 }
             }
             Err(_) => tracing::warn!("connections still referenced; not drained"),
+        }
+        let _ = self.admin_shutdown_tx.send(true);
+        if let Some(t) = self.admin_task {
+            let _ = t.await;
         }
         let shared = self.shared;
         drop(shared);

@@ -14,8 +14,9 @@ impl Thumbprint {
     pub fn to_hex(&self) -> String {
         let mut s = String::with_capacity(64);
         for b in self.0 {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 0xf)]));
+            for nibble in [b >> 4, b & 0xf] {
+                s.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+            }
         }
         s
     }
@@ -34,8 +35,6 @@ impl Thumbprint {
         Some(Self(out))
     }
 }
-
-const HEX: [u8; 16] = *b"0123456789abcdef";
 
 fn hex_val(c: u8) -> Option<u8> {
     match c {

@@ -8,6 +8,7 @@ use portcullis_identity::{AttributeRef, SpiffeId};
 
 use crate::condition::{self, Conditions, Equal, TimeWindow, ALL_DAYS};
 use crate::error::{PolicyError, PolicyErrorKind as K};
+use crate::hash::FastMap;
 use crate::index::{RoleIdx, RouteIndex, RuleIdx};
 use crate::name::Name;
 use crate::pattern::{Pattern, Segment};
@@ -72,7 +73,10 @@ fn compile(raw: RawPolicy) -> Result<Policy> {
         return err("revision", K::TooLong { max: MAX_NAME_LEN });
     }
     if revision.chars().any(char::is_control) {
-        return err("revision", K::BadName(revision.escape_default().to_string()));
+        return err(
+            "revision",
+            K::BadName(revision.escape_default().to_string()),
+        );
     }
 
     let raw_roles = raw.roles.unwrap_or_default().0;
@@ -95,12 +99,15 @@ fn compile(raw: RawPolicy) -> Result<Policy> {
     for (i, r) in raw_rules.into_iter().enumerate() {
         let rule = compile_rule(i, r, &role_ids)?;
         if !ids.insert(rule.id.clone()) {
-            return err(format!("rules[{i}].id"), K::DuplicateRuleId(rule.id.to_string()));
+            return err(
+                format!("rules[{i}].id"),
+                K::DuplicateRuleId(rule.id.to_string()),
+            );
         }
         rules.push(rule);
     }
 
-    let mut routes: HashMap<Box<str>, RouteIndex> = HashMap::new();
+    let mut routes: FastMap<Box<str>, RouteIndex> = FastMap::default();
     let mut route_names = BTreeSet::new();
     for (idx, rule) in rules.iter().enumerate() {
         let idx = RuleIdx::try_from(idx).map_err(|_| {
@@ -178,13 +185,19 @@ fn compile_roles(
     let mut ids: HashMap<String, RoleIdx> = HashMap::with_capacity(names.len());
     for (i, n) in names.iter().enumerate() {
         // MAX_ROLES fits in a RoleIdx.
-        ids.insert((*n).to_owned(), RoleIdx::try_from(i).unwrap_or(RoleIdx::MAX));
+        ids.insert(
+            (*n).to_owned(),
+            RoleIdx::try_from(i).unwrap_or(RoleIdx::MAX),
+        );
     }
 
     let mut inherits: Vec<Vec<RoleIdx>> = vec![Vec::new(); names.len()];
     for (name, role) in &raw {
         let Some(&me) = ids.get(name) else { continue };
-        let parents = role.as_ref().map(|r| r.inherits.as_slice()).unwrap_or_default();
+        let parents = role
+            .as_ref()
+            .map(|r| r.inherits.as_slice())
+            .unwrap_or_default();
         let mut list = Vec::with_capacity(parents.len());
         for (j, parent) in parents.iter().enumerate() {
             match ids.get(parent) {
@@ -331,12 +344,19 @@ fn compile_bindings(
             })
         };
         let (map, key) = if let Some(v) = &b.spiffe_id {
-            (&mut out.spiffe_id, parse_id("spiffe_id", v)?.as_str().to_owned())
-        } else if let Some(v) = &b.spiffe_id_prefix {
             (
-                &mut out.spiffe_id_prefix,
-                parse_id("spiffe_id_prefix", v)?.as_str().to_owned(),
+                &mut out.spiffe_id,
+                parse_id("spiffe_id", v)?.as_str().to_owned(),
             )
+        } else if let Some(v) = &b.spiffe_id_prefix {
+            let id = parse_id("spiffe_id_prefix", v)?;
+            let depth = id.path().bytes().filter(|c| *c == b'/').count();
+            out.prefix_depth = if out.spiffe_id_prefix.is_empty() {
+                (depth, depth)
+            } else {
+                (out.prefix_depth.0.min(depth), out.prefix_depth.1.max(depth))
+            };
+            (&mut out.spiffe_id_prefix, id.as_str().to_owned())
         } else if let Some(v) = b.cert_subject {
             if v.is_empty() {
                 return err(format!("bindings[{i}].cert_subject"), K::EmptyValue);
@@ -405,7 +425,12 @@ fn compile_rule(i: usize, r: RawRule, ids: &HashMap<String, RoleIdx>) -> Result<
                 K::Invalid("give either `route` or `routes`, not both"),
             )
         }
-        (None, None) => return err(format!("rules[{i}]"), K::Invalid("missing `route` (or `routes`)")),
+        (None, None) => {
+            return err(
+                format!("rules[{i}]"),
+                K::Invalid("missing `route` (or `routes`)"),
+            )
+        }
         (Some(route), None) => {
             check_route(&|| at("route"), &route)?;
             vec![Name::new(&route)]
@@ -609,7 +634,10 @@ fn compile_time(at: &str, t: RawTime) -> Result<TimeWindow> {
     let span = match (&t.from, &t.to) {
         (None, None) => {
             if !has_days {
-                return err(at, K::Invalid("time window needs `days`, `from` and `to`, or both"));
+                return err(
+                    at,
+                    K::Invalid("time window needs `days`, `from` and `to`, or both"),
+                );
             }
             None
         }

@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use portcullis_identity::{AttributeRef, Principal};
 
 use crate::name::{quoted, Name};
+use crate::pattern::PathSegments;
 
 /// All conditions of one rule; every one must hold (AND).
 #[derive(Debug, Default)]
@@ -52,7 +53,7 @@ pub(crate) struct Context<'a> {
     /// Source address with IPv4-mapped IPv6 addresses turned into IPv4.
     pub(crate) ip: IpAddr,
     pub(crate) now: Timestamp,
-    pub(crate) segments: &'a [&'a str],
+    pub(crate) segments: &'a PathSegments<'a>,
 }
 
 /// Which condition did not hold.
@@ -139,7 +140,7 @@ impl Conditions {
             },
             Which::Equal(i) => match self.equal.get(i) {
                 Some(eq) => {
-                    let value = cx.segments.get(eq.segment).copied().unwrap_or_default();
+                    let value = cx.segments.get(eq.segment).unwrap_or_default();
                     match cx.principal.attribute(&eq.attr) {
                         Some(attr) => format!(
                             "path parameter `{}` is {} but `{}` is {}",
@@ -166,7 +167,7 @@ impl Equal {
             return Tri::Unknown;
         };
         match cx.principal.attribute(&self.attr) {
-            Some(attr) if attr == *value => Tri::Met,
+            Some(attr) if attr == value => Tri::Met,
             Some(_) => Tri::NotMet,
             None => Tri::Unknown,
         }
@@ -185,7 +186,8 @@ impl TimeWindow {
             None => self.has_day(day),
             Some((from, to)) if from < to => self.has_day(day) && from <= minute && minute < to,
             Some((from, to)) => {
-                (self.has_day(day) && minute >= from) || (self.has_day(day.previous()) && minute < to)
+                (self.has_day(day) && minute >= from)
+                    || (self.has_day(day.previous()) && minute < to)
             }
         }
     }
@@ -246,7 +248,10 @@ pub(crate) fn parse_cidr(s: &str) -> Result<IpNet, String> {
         .parse()
         .map_err(|_| "expected an address or a network such as `10.0.0.0/8`".to_owned())?;
     if net.trunc() != net {
-        return Err(format!("host bits are set; did you mean `{}`?", net.trunc()));
+        return Err(format!(
+            "host bits are set; did you mean `{}`?",
+            net.trunc()
+        ));
     }
     Ok(net)
 }

@@ -1,9 +1,11 @@
 //! The rule index: route -> method -> segment trie of path patterns, with
 //! the rules at each trie node grouped by role.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use crate::pattern::Segment;
+use crate::hash::FastMap;
+
+use crate::pattern::{PathSegments, Segment};
 
 /// Rule index into `Policy::rules`.
 pub(crate) type RuleIdx = u32;
@@ -14,7 +16,7 @@ pub(crate) type RoleIdx = u32;
 #[derive(Debug, Default)]
 pub(crate) struct RouteIndex {
     /// Rules listing the method.
-    pub(crate) by_method: HashMap<Box<str>, Node>,
+    pub(crate) by_method: FastMap<Box<str>, Node>,
     /// Rules with `methods: ["*"]`; consulted for every method.
     pub(crate) any_method: Node,
 }
@@ -22,7 +24,7 @@ pub(crate) struct RouteIndex {
 /// A trie node: one level per path segment.
 #[derive(Debug, Default)]
 pub(crate) struct Node {
-    literal: HashMap<Box<str>, Node>,
+    literal: FastMap<Box<str>, Node>,
     /// `{param}` and `*` share a child: both match one non-empty segment.
     single: Option<Box<Node>>,
     /// Rules whose pattern ends here.
@@ -55,30 +57,71 @@ impl Node {
         node.exact.get_or_insert_with(Box::default)
     }
 
-    /// Calls `f` with every bucket whose pattern matches `path`.
+    /// Calls `f` with every bucket whose pattern matches `path`, starting
+    /// at segment `depth` (this node's depth).
     ///
     /// Each trie node sits at a fixed depth and has one parent, so a walk
     /// visits a node at most once; recursion depth is bounded by
     /// [`crate::MAX_PATTERN_SEGMENTS`].
-    pub(crate) fn matches<'a>(&'a self, path: &[&str], f: &mut impl FnMut(&'a Bucket)) {
+    pub(crate) fn matches<'a>(
+        &'a self,
+        path: &PathSegments<'_>,
+        depth: usize,
+        f: &mut impl FnMut(&'a Bucket),
+    ) {
         if let Some(b) = &self.rest {
             f(b);
         }
-        match path.split_first() {
-            None => {
-                if let Some(b) = &self.exact {
-                    f(b);
-                }
+        if depth == path.len() {
+            if let Some(b) = &self.exact {
+                f(b);
             }
-            Some((first, tail)) => {
-                if let Some(child) = self.literal.get(*first) {
-                    child.matches(tail, f);
-                }
-                if let Some(child) = &self.single {
-                    child.matches(tail, f);
-                }
+        } else if let Some(seg) = path.get(depth) {
+            if let Some(child) = self.literal.get(seg) {
+                child.matches(path, depth + 1, f);
+            }
+            if let Some(child) = &self.single {
+                child.matches(path, depth + 1, f);
             }
         }
+    }
+}
+
+/// The buckets one request matches: a few, kept inline.
+pub(crate) struct Matched<'a> {
+    inline: [Option<&'a Bucket>; 16],
+    len: usize,
+    spill: Vec<&'a Bucket>,
+}
+
+impl<'a> Matched<'a> {
+    pub(crate) fn new() -> Self {
+        Self {
+            inline: [None; 16],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, b: &'a Bucket) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(b);
+                self.len += 1;
+            }
+            None => self.spill.push(b),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a Bucket> + '_ {
+        self.inline
+            .iter()
+            .map_while(|b| *b)
+            .chain(self.spill.iter().copied())
     }
 }
 

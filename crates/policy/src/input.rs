@@ -152,7 +152,10 @@ impl RequestInput {
 
     /// The principal and the other request fields, for a caller with a
     /// default time (the CLI passes the current time).
-    pub fn to_parts(&self, default_now: Timestamp) -> Result<(Principal, RequestFields), PolicyError> {
+    pub fn to_parts(
+        &self,
+        default_now: Timestamp,
+    ) -> Result<(Principal, RequestFields), PolicyError> {
         let req = self.to_request(Some(default_now))?;
         let fields = RequestFields {
             route: req.route,

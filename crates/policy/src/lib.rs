@@ -25,6 +25,7 @@ mod compile;
 mod condition;
 mod decision;
 mod error;
+mod hash;
 mod index;
 mod name;
 mod pattern;
@@ -44,8 +45,8 @@ pub use summary::{RoleSummary, RuleSummary, Summary};
 /// about 300 bytes each; bounds parse time and memory.
 pub const MAX_POLICY_BYTES: usize = 32 * 1024 * 1024;
 
-/// Most rules in one policy: far beyond hand-written policies, still
-/// compiles in about a second.
+/// Most rules in one policy: far beyond hand-written policies; loads in
+/// under two seconds.
 pub const MAX_RULES: usize = 100_000;
 
 /// Most roles in one policy: inheritance closures are precomputed, which
@@ -68,7 +69,8 @@ pub const MAX_NAME_LEN: usize = 256;
 pub const MAX_CIDRS_PER_RULE: usize = 1_024;
 
 // INVARIANT: rule and role indices are stored as u32.
-const _: () = assert!(MAX_RULES <= u32::MAX as usize && MAX_ROLES <= u32::MAX as usize);
+const _: () = assert!(MAX_RULES <= u32::MAX as usize);
+const _: () = assert!(MAX_ROLES <= u32::MAX as usize);
 
 #[cfg(test)]
 mod test_util;

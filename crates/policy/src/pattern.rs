@@ -132,7 +132,10 @@ fn validate_param_name(name: &str) -> Result<(), PolicyErrorKind> {
     let first_ok = bytes
         .next()
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
-    if !first_ok || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') || name.len() > crate::MAX_NAME_LEN {
+    if !first_ok
+        || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        || name.len() > crate::MAX_NAME_LEN
+    {
         return Err(PolicyErrorKind::InvalidPattern(format!(
             "parameter name `{name}` must be a letter or `_` followed by letters, digits or `_`"
         )));
@@ -155,27 +158,77 @@ fn validate_literal(seg: &str) -> Result<(), PolicyErrorKind> {
     Ok(())
 }
 
+/// Segments of a request path. Holds the first
+/// [`MAX_PATTERN_SEGMENTS`]` + 1` segments inline (no pattern looks
+/// further) and the total count.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PathSegments<'a> {
+    inline: [&'a str; MAX_PATTERN_SEGMENTS + 1],
+    len: usize,
+}
+
+impl<'a> PathSegments<'a> {
+    /// Total number of segments.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Segment `i`, if it exists and is within pattern reach.
+    pub(crate) fn get(&self, i: usize) -> Option<&'a str> {
+        if i < self.len {
+            self.inline.get(i).copied()
+        } else {
+            None
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn to_vec(self) -> Vec<&'a str> {
+        (0..self.len).filter_map(|i| self.get(i)).collect()
+    }
+}
+
 /// Splits a normalised request path into segments, ignoring one trailing
 /// `/`. `None` when the path is not normalised: it does not start with `/`,
 /// has an empty, `.` or `..` segment, or holds `?`, `#` or a control
 /// character. Such requests are denied (fail closed).
-pub(crate) fn split_request_path(path: &str) -> Option<Vec<&str>> {
+pub(crate) fn split_request_path(path: &str) -> Option<PathSegments<'_>> {
     let rest = path.strip_prefix('/')?;
-    if path.bytes().any(|b| b == b'?' || b == b'#' || b.is_ascii_control()) {
-        return None;
-    }
+    let mut out = PathSegments {
+        inline: [""; MAX_PATTERN_SEGMENTS + 1],
+        len: 0,
+    };
     if rest.is_empty() {
-        return Some(Vec::new());
+        return Some(out);
     }
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let mut out = Vec::with_capacity(8);
-    for seg in rest.split('/') {
+    // One pass over the bytes: check each and cut at `/`.
+    let bytes = rest.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'/' {
+            out.push(rest.get(start..i)?)?;
+            start = i + 1;
+        } else if b == b'?' || b == b'#' || b.is_ascii_control() {
+            return None;
+        }
+    }
+    out.push(rest.get(start..)?)?;
+    Some(out)
+}
+
+impl<'a> PathSegments<'a> {
+    /// Appends a segment; `None` for an empty, `.` or `..` segment.
+    fn push(&mut self, seg: &'a str) -> Option<()> {
         if seg.is_empty() || seg == "." || seg == ".." {
             return None;
         }
-        out.push(seg);
+        if let Some(slot) = self.inline.get_mut(self.len) {
+            *slot = seg;
+        }
+        self.len += 1;
+        Some(())
     }
-    Some(out)
 }
 
 #[cfg(test)]

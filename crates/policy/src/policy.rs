@@ -1,15 +1,15 @@
 //! The compiled policy and its evaluation.
 
-use std::collections::HashMap;
+use crate::hash::FastMap;
 use std::net::IpAddr;
 
 use jiff::Timestamp;
 use portcullis_identity::Principal;
 
-use crate::condition::{Conditions, Context};
+use crate::condition::{Conditions, Context, Which};
 use crate::decision::{Decision, FailedCondition, Reason};
 use crate::error::PolicyError;
-use crate::index::{Bucket, RoleIdx, RouteIndex, RuleIdx};
+use crate::index::{Bucket, Matched, RoleIdx, RouteIndex, RuleIdx};
 use crate::name::Name;
 use crate::pattern::{split_request_path, Pattern};
 use crate::raw::Effect;
@@ -39,7 +39,7 @@ pub struct Policy {
     pub(crate) roles: Vec<Role>,
     /// Indexed by [`RuleIdx`], in file order.
     pub(crate) rules: Vec<Rule>,
-    pub(crate) routes: HashMap<Box<str>, RouteIndex>,
+    pub(crate) routes: FastMap<Box<str>, RouteIndex>,
     /// Sorted, unique.
     pub(crate) route_names: Vec<Name>,
     pub(crate) bindings: Bindings,
@@ -73,10 +73,13 @@ pub(crate) struct Rule {
 /// the roles bound to the key, sorted.
 #[derive(Debug, Default)]
 pub(crate) struct Bindings {
-    pub(crate) spiffe_id: HashMap<Box<str>, Vec<RoleIdx>>,
-    pub(crate) spiffe_id_prefix: HashMap<Box<str>, Vec<RoleIdx>>,
-    pub(crate) cert_subject: HashMap<Box<str>, Vec<RoleIdx>>,
-    pub(crate) cert_issuer: HashMap<Box<str>, Vec<RoleIdx>>,
+    pub(crate) spiffe_id: FastMap<Box<str>, Vec<RoleIdx>>,
+    pub(crate) spiffe_id_prefix: FastMap<Box<str>, Vec<RoleIdx>>,
+    /// Fewest and most path segments among the prefixes, to skip lookups
+    /// of ancestors no prefix can equal.
+    pub(crate) prefix_depth: (usize, usize),
+    pub(crate) cert_subject: FastMap<Box<str>, Vec<RoleIdx>>,
+    pub(crate) cert_issuer: FastMap<Box<str>, Vec<RoleIdx>>,
 }
 
 impl Policy {
@@ -91,7 +94,7 @@ impl Policy {
             revision: Name::new(""),
             roles: Vec::new(),
             rules: Vec::new(),
-            routes: HashMap::new(),
+            routes: FastMap::default(),
             route_names: Vec::new(),
             bindings: Bindings::default(),
         }
@@ -143,12 +146,12 @@ impl Policy {
             return deny(no_rule);
         };
 
-        let mut buckets: Vec<&Bucket> = Vec::new();
+        let mut buckets = Matched::new();
         let mut collect = |b| buckets.push(b);
         if let Some(node) = route.by_method.get(req.method) {
-            node.matches(&segments, &mut collect);
+            node.matches(&segments, 0, &mut collect);
         }
-        route.any_method.matches(&segments, &mut collect);
+        route.any_method.matches(&segments, 0, &mut collect);
         if buckets.is_empty() {
             return deny(no_rule);
         }
@@ -167,13 +170,16 @@ impl Policy {
                 if deny_rule.is_some_and(|d| d <= idx) {
                     break;
                 }
-                if self.rule(idx).is_some_and(|r| r.when.check(&cx, true).is_ok()) {
+                if self
+                    .rule(idx)
+                    .is_some_and(|r| r.when.check(&cx, true).is_ok())
+                {
                     deny_rule = Some(idx);
                     break;
                 }
             }
         };
-        for b in &buckets {
+        for b in buckets.iter() {
             try_deny(&b.deny_any);
             Bucket::for_roles(&b.deny_by_role, &roles, &mut try_deny);
         }
@@ -187,10 +193,10 @@ impl Policy {
         // 2. The first allow rule for the principal's roles whose
         //    conditions hold; remember the first whose conditions failed.
         let mut allow_rule: Option<RuleIdx> = None;
-        let mut failed: Option<(RuleIdx, crate::condition::Which)> = None;
+        let mut failed: Option<(RuleIdx, Which)> = None;
         let mut any_allow = false;
         let mut any_for_roles = false;
-        for b in &buckets {
+        for b in buckets.iter() {
             any_allow |= b.has_allow();
             Bucket::for_roles(&b.allow_by_role, &roles, |list| {
                 any_for_roles = true;
@@ -217,7 +223,7 @@ impl Policy {
             let params = rule
                 .captures
                 .iter()
-                .filter_map(|(name, i)| segments.get(*i).map(|v| (name.clone(), (*v).to_owned())))
+                .filter_map(|(name, i)| segments.get(*i).map(|v| (name.clone(), v.to_owned())))
                 .collect();
             return Decision::new(Reason::Allow, role_names(), self.revision.clone())
                 .with_rule(rule.id.clone())
@@ -273,9 +279,16 @@ impl Policy {
                 let s = id.as_str();
                 // "spiffe://" + trust domain: the shortest ancestor.
                 let root = "spiffe://".len() + id.trust_domain().len();
+                let (min, max) = b.prefix_depth;
+                let mut depth = id.path().bytes().filter(|c| *c == b'/').count();
                 let mut end = s.len();
                 while let Some(ancestor) = s.get(..end) {
-                    add(b.spiffe_id_prefix.get(ancestor));
+                    if depth < min {
+                        break;
+                    }
+                    if depth <= max {
+                        add(b.spiffe_id_prefix.get(ancestor));
+                    }
                     if end <= root {
                         break;
                     }
@@ -283,6 +296,7 @@ impl Policy {
                         Some(i) if i >= root => end = i,
                         _ => break,
                     }
+                    depth = depth.saturating_sub(1);
                 }
             }
         }

@@ -67,7 +67,7 @@ impl<'a> Ask<'a> {
         self
     }
 
-    pub(crate) fn from_ip(mut self, s: &str) -> Self {
+    pub(crate) fn source(mut self, s: &str) -> Self {
         self.source_ip = ip(s);
         self
     }

@@ -171,7 +171,11 @@ fn run_case(policy: &Policy, case: &TestCase, default_time: Option<Timestamp>) -
     };
     let decision = policy.evaluate(&req.as_request());
     let mut problems = Vec::new();
-    let got = if decision.is_allowed() { "allow" } else { "deny" };
+    let got = if decision.is_allowed() {
+        "allow"
+    } else {
+        "deny"
+    };
     let want = match case.expect {
         Expect::Allow => "allow",
         Expect::Deny => "deny",

@@ -278,11 +278,18 @@ fn a_role_inheriting_a_chain_gets_every_permission_down_the_chain() {
             let _ = writeln!(s, "  r{r}: {{}}");
         }
     }
-    let _ = writeln!(s, "bindings:\n  - {{ role: r0, spiffe_id: \"{}\" }}", IDS[0]);
+    let _ = writeln!(
+        s,
+        "bindings:\n  - {{ role: r0, spiffe_id: \"{}\" }}",
+        IDS[0]
+    );
     let _ = writeln!(s, "  - {{ role: r25, spiffe_id: \"{}\" }}", IDS[1]);
     s.push_str("rules:\n");
     for r in 0..n {
-        let _ = writeln!(s, "  - {{ id: p{r}, effect: allow, roles: [r{r}], route: a, path: /p{r} }}");
+        let _ = writeln!(
+            s,
+            "  - {{ id: p{r}, effect: allow, roles: [r{r}], route: a, path: /p{r} }}"
+        );
     }
     let policy = load(&s);
     let top = spiffe(IDS[0]);

@@ -15,7 +15,11 @@ fn yaml_cases_pass() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 4, "expected the case files in {}", dir.display());
+    assert!(
+        files.len() >= 4,
+        "expected the case files in {}",
+        dir.display()
+    );
 
     let mut failures = Vec::new();
     let mut total = 0;
@@ -28,9 +32,18 @@ fn yaml_cases_pass() {
         let report = testing::run(&policy, &tests);
         total += report.cases.len();
         for case in report.cases.iter().filter(|c| !c.passed) {
-            failures.push(format!("{}: {}: {}", file.display(), case.name, case.message));
+            failures.push(format!(
+                "{}: {}: {}",
+                file.display(),
+                case.name,
+                case.message
+            ));
         }
     }
-    assert!(failures.is_empty(), "failing cases:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failing cases:\n{}",
+        failures.join("\n")
+    );
     assert!(total >= 50, "only {total} cases ran");
 }

@@ -2,6 +2,13 @@
 //! recording upstream, the real `portcullis` binary started on 127.0.0.1
 //! with port 0, and rustls-based clients.
 #![allow(dead_code, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test harness: a failed setup step must abort the test"
+)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -606,4 +613,410 @@ impl Client {
 /// Status code of the first response in a raw HTTP/1.1 answer.
 pub fn raw_status(raw: &str) -> Option<u16> {
     raw.split_whitespace().nth(1)?.parse().ok()
+}
+
+// ------------------------------------------- mTLS, admin and audit helpers
+
+/// A gateway on the basic setup: its own tempdir and PKI, one route `api`
+/// (`/api`) to a recording upstream, [`BASIC_POLICY`].
+pub struct BasicGateway {
+    // Field order is drop order: stop the gateway before removing its files.
+    pub gw: GatewayProc,
+    pub upstream: RecordingUpstream,
+    pub pki: TestPki,
+    pub dir: tempfile::TempDir,
+}
+
+impl BasicGateway {
+    /// `extra_tls` goes inside the listener's `tls:` block.
+    pub async fn start(extra_tls: &str) -> Self {
+        Self::start_with(UpstreamBehaviour::default(), |_| extra_tls.to_owned()).await
+    }
+
+    /// `extra_tls` is computed from the PKI (e.g. to write a CRL first).
+    pub async fn start_with(
+        behaviour: UpstreamBehaviour,
+        extra_tls: impl FnOnce(&TestPki) -> String,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::new(&dir.path().join("pki"));
+        let upstream = RecordingUpstream::start_with(behaviour).await;
+        let extra = extra_tls(&pki);
+        let config = config_yaml(&pki, &[("api", "/api", upstream.addr)], &extra);
+        let gw = GatewayProc::start(dir.path(), &config, BASIC_POLICY);
+        Self {
+            gw,
+            upstream,
+            pki,
+            dir,
+        }
+    }
+
+    pub fn reader(&self) -> ClientCert {
+        self.pki.workload("reader", "/ns/test/sa/reader")
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The claims of a compact JWS, decoded without verifying anything.
+pub fn jwt_payload(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "not a compact JWS: {token}");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[1])
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The series of `portcullis_tls_handshake_failures_total` for listener
+/// `public` and `reason`.
+pub fn tls_failure_series(reason: &str) -> String {
+    format!(r#"portcullis_tls_handshake_failures_total{{listener="public",reason="{reason}"}}"#)
+}
+
+impl GatewayProc {
+    /// Polls `/metrics` until the series `prefix` is at least `min`
+    /// (bounded by [`WAIT`]); returns its last value.
+    pub async fn wait_metric_at_least(&self, prefix: &str, min: f64) -> f64 {
+        let start = Instant::now();
+        loop {
+            let v = self.metric(prefix).await;
+            if v >= min || start.elapsed() > WAIT {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls the audit log until a record satisfies `pred` (bounded by
+    /// [`WAIT`]); returns every record read last.
+    pub async fn wait_audit_where(
+        &self,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let start = Instant::now();
+        loop {
+            let a = self.audit();
+            if a.iter().any(&pred) || start.elapsed() > WAIT {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// What a plain TCP peer got back after writing `bytes`.
+#[derive(Debug)]
+pub struct RawTcpOutcome {
+    pub received: Vec<u8>,
+    /// The gateway closed (or reset) the connection; false if it was still
+    /// open when the wait ended.
+    pub closed: bool,
+}
+
+/// Writes `bytes` on a plain TCP connection (no TLS) and reads until the
+/// gateway closes the connection or [`WAIT`] passes.
+pub async fn raw_tcp(addr: SocketAddr, bytes: &[u8]) -> RawTcpOutcome {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The gateway may close before reading everything; that is fine.
+    let _ = tcp.write_all(bytes).await;
+    let _ = tcp.flush().await;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return RawTcpOutcome {
+                    received,
+                    closed: true,
+                }
+            }
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Err(_) => {
+                return RawTcpOutcome {
+                    received,
+                    closed: false,
+                }
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Sends one HTTP/1.1 request on a new connection and also returns the
+    /// client's local address (what the gateway sees as the source).
+    pub async fn send_from(
+        &self,
+        addr: SocketAddr,
+        req: http::Request<Full<Bytes>>,
+    ) -> Result<(SocketAddr, Resp), String> {
+        let fut = async {
+            let tls = self.tls(addr).await.map_err(|e| format!("tls: {e}"))?;
+            let local = tls.get_ref().0.local_addr().map_err(|e| e.to_string())?;
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(conn);
+            let resp = send
+                .send_request(req)
+                .await
+                .map_err(|e| format!("request: {e}"))?;
+            let status = resp.status().as_u16();
+            let version = resp.version();
+            let headers = resp.headers().clone();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("body: {e}"))?
+                .to_bytes();
+            Ok((
+                local,
+                Resp {
+                    status,
+                    headers,
+                    body,
+                    version,
+                },
+            ))
+        };
+        tokio::time::timeout(WAIT, fut)
+            .await
+            .map_err(|_| "timed out".to_owned())?
+    }
+}
+
+// ------------------------------------------- config edits, reload, raw
+
+/// Adds `limits:` (a YAML flow mapping such as `{ max_body_bytes: 1024 }`)
+/// to the listener of a [`config_yaml`] configuration.
+pub fn with_listener_limits(config: &str, limits: &str) -> String {
+    assert!(config.contains("\nroutes:\n"), "not a config_yaml text");
+    config.replacen(
+        "\nroutes:\n",
+        &format!("\n    limits: {limits}\nroutes:\n"),
+        1,
+    )
+}
+
+/// Turns off file watching in a [`config_yaml`] configuration: reloads
+/// then happen on SIGHUP only, so every reload is one the test asked for.
+pub fn without_file_watch(config: &str) -> String {
+    assert!(
+        config.contains("  poll_interval: 200ms\n"),
+        "not a config_yaml text"
+    );
+    config.replacen("  poll_interval: 200ms\n", "  watch: false\n", 1)
+}
+
+/// Replaces `dir/name` atomically: writes a temporary file next to it and
+/// renames it over the target, so a reader never sees a partial file.
+pub fn write_atomic(dir: &Path, name: &str, text: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// The status codes of the successive responses in a raw HTTP/1.1
+/// answer, read by their framing (`Content-Length`, chunked, or until the
+/// end), so a test can tell one response from two. Stops at anything that
+/// is not a response head.
+pub fn raw_statuses(raw: &str) -> Vec<u16> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while rest.starts_with("HTTP/1.") {
+        let Some((head, body)) = rest.split_once("\r\n\r\n") else {
+            break;
+        };
+        let Some(status) = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()) else {
+            break;
+        };
+        out.push(status);
+        let field = |name: &str| {
+            head.lines().skip(1).find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
+            })
+        };
+        rest = if let Some(len) = field("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            body.get(len..).unwrap_or("")
+        } else if field("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            let mut b = body;
+            loop {
+                let Some((size, after)) = b.split_once("\r\n") else {
+                    break "";
+                };
+                let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+                    .unwrap_or(0);
+                if size == 0 {
+                    break after.split_once("\r\n\r\n").map_or("", |(_, r)| r);
+                }
+                b = after.get(size + 2..).unwrap_or("");
+            }
+        } else {
+            ""
+        };
+    }
+    out
+}
+
+/// A closed port on 127.0.0.1: bound, then released.
+pub fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+impl GatewayProc {
+    /// The policy revision `/readyz` reports.
+    pub async fn policy_revision(&self) -> String {
+        let (status, body) = self.admin_get("/readyz").await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["policy"]["revision"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls `/readyz` until it reports revision `rev`; returns the last
+    /// revision seen (equal to `rev` unless [`WAIT`] passed).
+    pub async fn wait_revision(&self, rev: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let now = self.policy_revision().await;
+            if now == rev || start.elapsed() > WAIT {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Client {
+    /// An HTTP/1.1 connection kept open for several requests.
+    pub async fn h1_session(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
+        let tls = self.tls(addr).await.map_err(|e| format!("tls: {e}"))?;
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        tokio::spawn(conn);
+        Ok(send)
+    }
+}
+
+/// Sends `req` on an open HTTP/1.1 connection; bounded by [`WAIT`].
+pub async fn send_on(
+    send: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    req: http::Request<Full<Bytes>>,
+) -> Result<Resp, String> {
+    let fut = async {
+        send.ready().await.map_err(|e| format!("ready: {e}"))?;
+        let resp = send
+            .send_request(req)
+            .await
+            .map_err(|e| format!("request: {e}"))?;
+        let status = resp.status().as_u16();
+        let version = resp.version();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        Ok(Resp {
+            status,
+            headers,
+            body,
+            version,
+        })
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+/// A gateway with its own tempdir and PKI, one route `api` (`/api`) to a
+/// recording upstream, reader and writer clients, and a configuration
+/// the test may edit before start.
+pub struct TestEnv {
+    // Field order is drop order: stop the gateway before removing its files.
+    pub gw: GatewayProc,
+    pub up: RecordingUpstream,
+    pub reader_cert: ClientCert,
+    pub writer_cert: ClientCert,
+    pub reader: Client,
+    pub writer: Client,
+    pub pki: TestPki,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    /// The basic setup with [`BASIC_POLICY`].
+    pub async fn start() -> Self {
+        Self::start_with(UpstreamBehaviour::default(), |c, _, _| c, BASIC_POLICY).await
+    }
+
+    /// `edit` gets the [`config_yaml`] text, the PKI and the recording
+    /// upstream's address, and returns the configuration to start with.
+    pub async fn start_with(
+        behaviour: UpstreamBehaviour,
+        edit: impl FnOnce(String, &TestPki, SocketAddr) -> String,
+        policy: &str,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::new(&dir.path().join("pki"));
+        let up = RecordingUpstream::start_with(behaviour).await;
+        let config = edit(
+            config_yaml(&pki, &[("api", "/api", up.addr)], ""),
+            &pki,
+            up.addr,
+        );
+        let gw = GatewayProc::start(dir.path(), &config, policy);
+        let reader_cert = pki.workload("reader", "/ns/test/sa/reader");
+        let writer_cert = pki.workload("writer", "/ns/test/sa/writer");
+        Self {
+            gw,
+            up,
+            reader: Client::new(&pki, Some(&reader_cert)),
+            writer: Client::new(&pki, Some(&writer_cert)),
+            reader_cert,
+            writer_cert,
+            pki,
+            dir,
+        }
+    }
+
+    /// Writes raw bytes as the reader over TLS; the gateway's answer.
+    pub async fn raw(&self, bytes: &[u8]) -> String {
+        self.reader
+            .raw(self.gw.addr, bytes)
+            .await
+            .unwrap_or_else(|e| panic!("raw request failed: {e}"))
+    }
+
+    /// The gateway still serves: a fresh reader GET reaches the upstream.
+    pub async fn assert_still_serving(&self) {
+        let before = self.up.count();
+        let r = self
+            .reader
+            .get(self.gw.addr, "/api/still-serving")
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "gateway stopped serving: {r:?}");
+        assert_eq!(self.up.count(), before + 1);
+    }
 }

@@ -38,7 +38,9 @@ fn input_over_the_size_limit_is_rejected() {
     src.push_str(&"#".repeat(MAX_POLICY_BYTES));
     let err = Policy::from_yaml(&src).unwrap_err();
     assert_eq!(err.path(), "");
-    assert!(matches!(err.kind(), PolicyErrorKind::TooLarge { max, .. } if *max == MAX_POLICY_BYTES));
+    assert!(
+        matches!(err.kind(), PolicyErrorKind::TooLarge { max, .. } if *max == MAX_POLICY_BYTES)
+    );
     assert!(err.to_string().starts_with("input is "), "{err}");
 }
 
@@ -52,7 +54,10 @@ fn more_rules_than_the_limit_is_rejected() {
     assert_eq!(err.path(), "rules");
     assert_eq!(
         err.to_string(),
-        format!("rules: {} rules is more than the limit of {MAX_RULES}", MAX_RULES + 1)
+        format!(
+            "rules: {} rules is more than the limit of {MAX_RULES}",
+            MAX_RULES + 1
+        )
     );
 }
 
@@ -64,7 +69,10 @@ fn more_roles_than_the_limit_is_rejected() {
     }
     assert_eq!(
         load_err(&src),
-        format!("roles: {} roles is more than the limit of {MAX_ROLES}", MAX_ROLES + 1)
+        format!(
+            "roles: {} roles is more than the limit of {MAX_ROLES}",
+            MAX_ROLES + 1
+        )
     );
 }
 
@@ -88,12 +96,17 @@ fn several_documents_are_rejected() {
 fn revision_is_required_and_may_be_string_or_integer() {
     assert_eq!(load_err("roles: {}\n"), "missing field `revision`");
     assert_eq!(load("revision: 42\n").revision(), "42");
-    assert_eq!(load("revision: \"2026-12-04.1\"\n").revision(), "2026-12-04.1");
+    assert_eq!(
+        load("revision: \"2026-12-04.1\"\n").revision(),
+        "2026-12-04.1"
+    );
     assert_eq!(load("revision: 2026-12-04.1\n").revision(), "2026-12-04.1");
     assert_eq!(load_err("revision: \"\"\n"), "revision: must not be empty");
     let err = load_err("revision: 1.5\n");
     assert!(
-        err.starts_with("revision: invalid type: floating point `1.5`, expected a string or an integer"),
+        err.starts_with(
+            "revision: invalid type: floating point `1.5`, expected a string or an integer"
+        ),
         "{err}"
     );
     let err = load_err("revision: [1]\n");
@@ -106,9 +119,13 @@ fn revision_is_required_and_may_be_string_or_integer() {
 fn unknown_fields_are_rejected_everywhere() {
     let cases: Vec<(String, &str)> = vec![
         ("revision: 1\nrevison: 2\n".to_owned(), "revison"),
-        ("revision: 1\nroles:\n  a: { inherit: [b] }\n".to_owned(), "roles.a.inherit"),
         (
-            "revision: 1\nroles: {a: {}}\nbindings:\n  - { role: a, spiffe: \"spiffe://x\" }\n".to_owned(),
+            "revision: 1\nroles:\n  a: { inherit: [b] }\n".to_owned(),
+            "roles.a.inherit",
+        ),
+        (
+            "revision: 1\nroles: {a: {}}\nbindings:\n  - { role: a, spiffe: \"spiffe://x\" }\n"
+                .to_owned(),
             "bindings[0].spiffe",
         ),
         (
@@ -133,8 +150,13 @@ fn unknown_fields_are_rejected_everywhere() {
 fn duplicate_keys_are_rejected() {
     let err = load_err("revision: 1\nroles:\n  a: {}\n  a: {}\n");
     assert_eq!(err, "roles: duplicate key `a` at line 3 column 3");
-    let err = rule_err(&allow(", path: \"/t/{t}\", when: { equal: { t: spiffe.id, t: spiffe.path } }"));
-    assert!(err.starts_with("rules[0].when.equal: duplicate key `t`"), "{err}");
+    let err = rule_err(&allow(
+        ", path: \"/t/{t}\", when: { equal: { t: spiffe.id, t: spiffe.path } }",
+    ));
+    assert!(
+        err.starts_with("rules[0].when.equal: duplicate key `t`"),
+        "{err}"
+    );
     let err = rule_err("{ id: r, id: s, effect: deny, route: api }");
     assert!(err.contains("duplicate field `id`"), "{err}");
 }
@@ -144,13 +166,20 @@ fn duplicate_keys_are_rejected() {
 #[test]
 fn unknown_role_in_inherits_names_the_key_path() {
     let src = "revision: 1\nroles:\n  editor: {}\n  admin: { inherits: [editr] }\n";
-    assert_eq!(load_err(src), "roles.admin.inherits[0]: unknown role `editr`");
+    assert_eq!(
+        load_err(src),
+        "roles.admin.inherits[0]: unknown role `editr`"
+    );
 }
 
 #[test]
 fn inheritance_cycle_names_the_whole_cycle() {
-    let src = "revision: 1\nroles:\n  admin: { inherits: [editor] }\n  editor: { inherits: [admin] }\n";
-    assert_eq!(load_err(src), "roles: inheritance cycle `admin -> editor -> admin`");
+    let src =
+        "revision: 1\nroles:\n  admin: { inherits: [editor] }\n  editor: { inherits: [admin] }\n";
+    assert_eq!(
+        load_err(src),
+        "roles: inheritance cycle `admin -> editor -> admin`"
+    );
 
     let src = "revision: 1\nroles:\n  a: { inherits: [b] }\n  b: { inherits: [c] }\n  c: { inherits: [a] }\n  d: { inherits: [a] }\n";
     assert_eq!(load_err(src), "roles: inheritance cycle `a -> b -> c -> a`");
@@ -167,7 +196,12 @@ fn inheritance_cycle_names_the_whole_cycle() {
 fn diamond_inheritance_is_not_a_cycle() {
     let src = "revision: 1\nroles:\n  a: { inherits: [b, c] }\n  b: { inherits: [d] }\n  c: { inherits: [d] }\n  d:\n";
     let p = load(src);
-    let a = p.summary().roles.into_iter().find(|r| r.name == "a").unwrap();
+    let a = p
+        .summary()
+        .roles
+        .into_iter()
+        .find(|r| r.name == "a")
+        .unwrap();
     assert_eq!(a.effective_roles, ["a", "b", "c", "d"]);
 }
 
@@ -180,7 +214,12 @@ fn long_inheritance_chain_loads() {
     }
     src.push_str(&format!("  r{}: {{}}\n", n - 1));
     let p = load(&src);
-    let r0 = p.summary().roles.into_iter().find(|r| r.name == "r0").unwrap();
+    let r0 = p
+        .summary()
+        .roles
+        .into_iter()
+        .find(|r| r.name == "r0")
+        .unwrap();
     assert_eq!(r0.effective_roles.len(), n);
 }
 
@@ -190,7 +229,10 @@ fn role_names_must_be_plain() {
         load_err("revision: 1\nroles:\n  \"a b\": {}\n"),
         "roles.a b: `a b` must not contain whitespace or control characters"
     );
-    assert_eq!(load_err("revision: 1\nroles:\n  \"\": {}\n"), "roles.: must not be empty");
+    assert_eq!(
+        load_err("revision: 1\nroles:\n  \"\": {}\n"),
+        "roles.: must not be empty"
+    );
 }
 
 // ---- bindings ----
@@ -207,13 +249,18 @@ fn binding_needs_exactly_one_selector() {
     let err = load_err(&format!(
         "{BINDING_ROLES}  - {{ role: viewer, cert_subject: \"CN=a\" }}\n  - {{ role: viewer, cert_subject: \"CN=a\", cert_issuer: \"CN=b\" }}\n"
     ));
-    assert!(err.starts_with("bindings[1]: binding needs exactly one of"), "{err}");
+    assert!(
+        err.starts_with("bindings[1]: binding needs exactly one of"),
+        "{err}"
+    );
     assert!(err.ends_with("found 2"), "{err}");
 }
 
 #[test]
 fn binding_unknown_role_is_rejected() {
-    let err = load_err(&format!("{BINDING_ROLES}  - {{ role: admin, cert_subject: \"CN=a\" }}\n"));
+    let err = load_err(&format!(
+        "{BINDING_ROLES}  - {{ role: admin, cert_subject: \"CN=a\" }}\n"
+    ));
     assert_eq!(err, "bindings[0].role: unknown role `admin`");
 }
 
@@ -230,16 +277,22 @@ fn binding_invalid_spiffe_ids_are_rejected() {
         "{BINDING_ROLES}  - {{ role: viewer, spiffe_id_prefix: \"spiffe://example.org/ns/\" }}\n"
     ));
     assert!(
-        err.starts_with("bindings[0].spiffe_id_prefix: invalid spiffe id `spiffe://example.org/ns/`"),
+        err.starts_with(
+            "bindings[0].spiffe_id_prefix: invalid spiffe id `spiffe://example.org/ns/`"
+        ),
         "{err}"
     );
 }
 
 #[test]
 fn binding_empty_subject_or_issuer_is_rejected() {
-    let err = load_err(&format!("{BINDING_ROLES}  - {{ role: viewer, cert_subject: \"\" }}\n"));
+    let err = load_err(&format!(
+        "{BINDING_ROLES}  - {{ role: viewer, cert_subject: \"\" }}\n"
+    ));
     assert_eq!(err, "bindings[0].cert_subject: must not be empty");
-    let err = load_err(&format!("{BINDING_ROLES}  - {{ role: viewer, cert_issuer: \"\" }}\n"));
+    let err = load_err(&format!(
+        "{BINDING_ROLES}  - {{ role: viewer, cert_issuer: \"\" }}\n"
+    ));
     assert_eq!(err, "bindings[0].cert_issuer: must not be empty");
 }
 
@@ -253,7 +306,10 @@ fn rule_ids_are_required_unique_and_non_empty() {
         "{ id: a, effect: deny, route: api }",
     ]));
     assert_eq!(err, "rules[2].id: duplicate rule id `a`");
-    assert_eq!(rule_err("{ id: \"\", effect: deny, route: api }"), "rules[0].id: must not be empty");
+    assert_eq!(
+        rule_err("{ id: \"\", effect: deny, route: api }"),
+        "rules[0].id: must not be empty"
+    );
     let err = rule_err("{ effect: deny, route: api }");
     assert!(err.starts_with("rules[0]: missing field `id`"), "{err}");
 }
@@ -311,7 +367,10 @@ fn route_or_routes_exactly_one() {
         rule_err("{ id: a, effect: deny, route: x, routes: [y] }"),
         "rules[0]: give either `route` or `routes`, not both"
     );
-    assert_eq!(rule_err("{ id: a, effect: deny, routes: [] }"), "rules[0].routes: must not be empty");
+    assert_eq!(
+        rule_err("{ id: a, effect: deny, routes: [] }"),
+        "rules[0].routes: must not be empty"
+    );
     assert_eq!(
         rule_err("{ id: a, effect: deny, routes: [x, \"\"] }"),
         "rules[0].routes[1]: must not be empty"
@@ -357,8 +416,13 @@ fn bad_method_tokens_are_rejected() {
         rule_err(&allow(", methods: [GET, \"*\"]")),
         "rules[0].methods: `*` must be the only method"
     );
-    assert_eq!(rule_err(&allow(", methods: []")), "rules[0].methods: must not be empty");
-    load(&rules(&[&allow(", methods: [GET, HEAD, PROPFIND, M-SEARCH]")]));
+    assert_eq!(
+        rule_err(&allow(", methods: []")),
+        "rules[0].methods: must not be empty"
+    );
+    load(&rules(&[&allow(
+        ", methods: [GET, HEAD, PROPFIND, M-SEARCH]",
+    )]));
 }
 
 // ---- rules: path ----
@@ -391,15 +455,23 @@ fn bad_patterns_are_rejected() {
         ("/a?x=1", "segment `a?x=1` holds `?`, `#`, whitespace or a control character, which never appear in a normalised path"),
     ];
     for (pattern, message) in cases {
-        let err = rule_err(&format!("{{ id: a, effect: deny, route: api, path: \"{pattern}\" }}"));
-        assert_eq!(err, format!("rules[0].path: {message}"), "pattern {pattern:?}");
+        let err = rule_err(&format!(
+            "{{ id: a, effect: deny, route: api, path: \"{pattern}\" }}"
+        ));
+        assert_eq!(
+            err,
+            format!("rules[0].path: {message}"),
+            "pattern {pattern:?}"
+        );
     }
 }
 
 #[test]
 fn too_deep_pattern_is_rejected() {
     let deep = "/x".repeat(crate::MAX_PATTERN_SEGMENTS + 1);
-    let err = rule_err(&format!("{{ id: a, effect: deny, route: api, path: \"{deep}\" }}"));
+    let err = rule_err(&format!(
+        "{{ id: a, effect: deny, route: api, path: \"{deep}\" }}"
+    ));
     assert_eq!(
         err,
         format!(
@@ -415,23 +487,33 @@ fn too_deep_pattern_is_rejected() {
 #[test]
 fn equal_needs_a_path_parameter() {
     assert_eq!(
-        rule_err(&allow(", path: \"/t/{tenant}\", when: { equal: { tennant: \"spiffe.segment[1]\" } }")),
+        rule_err(&allow(
+            ", path: \"/t/{tenant}\", when: { equal: { tennant: \"spiffe.segment[1]\" } }"
+        )),
         "rules[0].when.equal.tennant: path has no parameter `{tennant}`"
     );
     assert_eq!(
-        rule_err(&allow(", path: \"/t/*\", when: { equal: { tenant: spiffe.id } }")),
+        rule_err(&allow(
+            ", path: \"/t/*\", when: { equal: { tenant: spiffe.id } }"
+        )),
         "rules[0].when.equal.tenant: path has no parameter `{tenant}`"
     );
 }
 
 #[test]
 fn equal_needs_a_valid_attribute() {
-    let err = rule_err(&allow(", path: \"/t/{tenant}\", when: { equal: { tenant: spiffe.segment } }"));
+    let err = rule_err(&allow(
+        ", path: \"/t/{tenant}\", when: { equal: { tenant: spiffe.segment } }",
+    ));
     assert!(
-        err.starts_with("rules[0].when.equal.tenant: invalid attribute `spiffe.segment`: unknown attribute"),
+        err.starts_with(
+            "rules[0].when.equal.tenant: invalid attribute `spiffe.segment`: unknown attribute"
+        ),
         "{err}"
     );
-    let err = rule_err(&allow(", path: \"/t/{tenant}\", when: { equal: { tenant: \"spiffe.segment[x]\" } }"));
+    let err = rule_err(&allow(
+        ", path: \"/t/{tenant}\", when: { equal: { tenant: \"spiffe.segment[x]\" } }",
+    ));
     assert_eq!(
         err,
         "rules[0].when.equal.tenant: invalid attribute `spiffe.segment[x]`: spiffe.segment[N] needs a whole number N"
@@ -464,15 +546,25 @@ fn bad_cidrs_are_rejected() {
 
 #[test]
 fn too_many_cidrs_are_rejected() {
-    let list: Vec<String> = (0..=crate::MAX_CIDRS_PER_RULE).map(|i| format!("\"10.0.{}.{}\"", i / 256, i % 256)).collect();
-    let err = rule_err(&allow(&format!(", when: {{ source_ip: [{}] }}", list.join(", "))));
-    assert!(err.starts_with("rules[0].when.source_ip: 1025 networks is more than the limit"), "{err}");
+    let list: Vec<String> = (0..=crate::MAX_CIDRS_PER_RULE)
+        .map(|i| format!("\"10.0.{}.{}\"", i / 256, i % 256))
+        .collect();
+    let err = rule_err(&allow(&format!(
+        ", when: {{ source_ip: [{}] }}",
+        list.join(", ")
+    )));
+    assert!(
+        err.starts_with("rules[0].when.source_ip: 1025 networks is more than the limit"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_time_zone_is_rejected() {
     assert_eq!(
-        rule_err(&allow(", when: { time: { days: [mon], tz: Europe/Berlinn } }")),
+        rule_err(&allow(
+            ", when: { time: { days: [mon], tz: Europe/Berlinn } }"
+        )),
         "rules[0].when.time.tz: unknown time zone `Europe/Berlinn`"
     );
 }
@@ -489,10 +581,17 @@ fn bad_times_are_rejected() {
         ("08-00", "18:00", "from", "08-00"),
         ("+8:00", "18:00", "from", "+8:00"),
     ] {
-        let err = rule_err(&allow(&format!(", when: {{ time: {{ from: \"{from}\", to: \"{to}\" }} }}")));
-        assert_eq!(err, format!("rules[0].when.time.{field}: invalid time `{value}`: {msg}"));
+        let err = rule_err(&allow(&format!(
+            ", when: {{ time: {{ from: \"{from}\", to: \"{to}\" }} }}"
+        )));
+        assert_eq!(
+            err,
+            format!("rules[0].when.time.{field}: invalid time `{value}`: {msg}")
+        );
     }
-    load(&rules(&[&allow(", when: { time: { from: \"00:00\", to: \"24:00\" } }")]));
+    load(&rules(&[&allow(
+        ", when: { time: { from: \"00:00\", to: \"24:00\" } }",
+    )]));
 }
 
 #[test]
@@ -518,7 +617,9 @@ fn time_window_shape_is_checked() {
         "rules[0].when.time: `from` and `to` must be given together"
     );
     assert_eq!(
-        rule_err(&allow(", when: { time: { from: \"08:00\", to: \"08:00\" } }")),
+        rule_err(&allow(
+            ", when: { time: { from: \"08:00\", to: \"08:00\" } }"
+        )),
         "rules[0].when.time: `from` and `to` must differ"
     );
     assert_eq!(
@@ -539,7 +640,10 @@ fn rules_accept_every_documented_key() {
     assert_eq!(r.routes, ["api", "web"]);
     assert_eq!(r.methods, ["GET", "HEAD"]);
     assert_eq!(r.path, "/t/{tenant}/*/**");
-    assert_eq!(r.conditions, ["when.source_ip", "when.time", "when.equal.tenant"]);
+    assert_eq!(
+        r.conditions,
+        ["when.source_ip", "when.time", "when.equal.tenant"]
+    );
 }
 
 #[test]
@@ -548,4 +652,37 @@ fn empty_sections_are_allowed() {
     assert_eq!(p.rule_count(), 0);
     let p = load("revision: 1\nroles: {}\nbindings: []\nrules: []\n");
     assert_eq!(p.route_names().count(), 0);
+}
+
+#[test]
+fn yaml_alias_bombs_are_refused() {
+    let mut src = String::from("revision: 1\nx0: &a0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n");
+    for i in 1..10 {
+        let prev = i - 1;
+        src.push_str(&format!(
+            "x{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+        ));
+    }
+    // Fails (unknown field or repetition limit) without expanding 9^10 nodes.
+    let err = load_err(&src);
+    assert!(
+        err.contains("unknown field") || err.contains("repetition limit"),
+        "{err}"
+    );
+    let bomb_in_rules = format!(
+        "revision: 1\nroles: {{ r: {{}} }}\nrules: &x [{}]\n",
+        "{ id: a, effect: deny, route: r }, ".repeat(10)
+    );
+    assert!(load_err(&bomb_in_rules).contains("duplicate rule id"));
+}
+
+#[test]
+fn deep_nesting_is_refused() {
+    let src = format!(
+        "revision: 1\nroles: {}{}\n",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let err = load_err(&src);
+    assert!(err.starts_with("roles: "), "{err}");
 }

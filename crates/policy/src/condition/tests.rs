@@ -3,7 +3,10 @@ use crate::test_util::{cert, ip, spiffe, ts};
 
 fn window(days: &[&str], span: Option<(&str, &str)>, tz: &str) -> TimeWindow {
     TimeWindow {
-        days: days.iter().map(|d| parse_day(d).unwrap()).fold(0, |a, b| a | b),
+        days: days
+            .iter()
+            .map(|d| parse_day(d).unwrap())
+            .fold(0, |a, b| a | b),
         span: span.map(|(f, t)| (parse_hhmm(f, false).unwrap(), parse_hhmm(t, true).unwrap())),
         tz: TimeZone::get(tz).unwrap(),
         tz_name: tz.into(),
@@ -18,7 +21,9 @@ fn hhmm_parsing() {
     assert_eq!(parse_hhmm("08:30", false), Some(510));
     assert_eq!(parse_hhmm("23:59", false), Some(1439));
     assert_eq!(parse_hhmm("24:00", true), Some(1440));
-    for bad in ["24:00", "8:00", "08:0", "08:60", "-1:00", "0800", "08:00:00", "ab:cd", "", "+8:00"] {
+    for bad in [
+        "24:00", "8:00", "08:0", "08:60", "-1:00", "0800", "08:00:00", "ab:cd", "", "+8:00",
+    ] {
         assert_eq!(parse_hhmm(bad, false), None, "{bad:?}");
     }
     assert_eq!(parse_hhmm("24:01", true), None);
@@ -37,7 +42,10 @@ fn day_parsing() {
 fn cidr_parsing() {
     assert_eq!(parse_cidr("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
     assert_eq!(parse_cidr("192.0.2.7").unwrap().to_string(), "192.0.2.7/32");
-    assert_eq!(parse_cidr("2001:db8::1").unwrap().to_string(), "2001:db8::1/128");
+    assert_eq!(
+        parse_cidr("2001:db8::1").unwrap().to_string(),
+        "2001:db8::1/128"
+    );
     assert!(parse_cidr("10.0.0.1/8").is_err());
     assert!(parse_cidr("10.0.0.0/40").is_err());
     assert!(parse_cidr("10.0.0").is_err());
@@ -101,7 +109,7 @@ fn window_across_the_dst_switch() {
     assert!(!w.contains(ts("2026-03-29T00:59:00Z"))); // 01:59 CET
     assert!(w.contains(ts("2026-03-29T01:00:00Z"))); // 03:00 CEST
     assert!(!w.contains(ts("2026-03-29T01:30:00Z"))); // 03:30 CEST
-    // 2026-10-25 (Sunday) 02:00-03:00 happens twice; both are inside.
+                                                      // 2026-10-25 (Sunday) 02:00-03:00 happens twice; both are inside.
     let w = window(&["sun"], Some(("02:00", "03:00")), "Europe/Berlin");
     assert!(w.contains(ts("2026-10-25T00:30:00Z"))); // 02:30 CEST
     assert!(w.contains(ts("2026-10-25T01:30:00Z"))); // 02:30 CET
@@ -122,7 +130,11 @@ fn weekday_is_taken_in_the_zone_not_utc() {
     assert!(!fri_berlin.contains(ts("2026-12-04T23:00:00Z")));
 }
 
-fn cx<'a>(principal: &'a Principal, ip_s: &str, segments: &'a [&'a str]) -> Context<'a> {
+fn seg(path: &str) -> PathSegments<'_> {
+    crate::pattern::split_request_path(path).unwrap()
+}
+
+fn cx<'a>(principal: &'a Principal, ip_s: &str, segments: &'a PathSegments<'a>) -> Context<'a> {
     Context {
         principal,
         ip: ip(ip_s).to_canonical(),
@@ -142,20 +154,35 @@ fn cidrs(list: &[&str]) -> Conditions {
 fn source_ip_v4_and_v6() {
     let c = cidrs(&["10.0.0.0/8", "2001:db8::/32"]);
     let p = Principal::anonymous();
-    assert_eq!(c.check(&cx(&p, "10.200.0.1", &[]), false), Ok(()));
-    assert_eq!(c.check(&cx(&p, "11.0.0.1", &[]), false), Err(Which::SourceIp));
-    assert_eq!(c.check(&cx(&p, "2001:db8:1::5", &[]), false), Ok(()));
-    assert_eq!(c.check(&cx(&p, "2001:db9::5", &[]), false), Err(Which::SourceIp));
+    assert_eq!(c.check(&cx(&p, "10.200.0.1", &seg("/")), false), Ok(()));
+    assert_eq!(
+        c.check(&cx(&p, "11.0.0.1", &seg("/")), false),
+        Err(Which::SourceIp)
+    );
+    assert_eq!(c.check(&cx(&p, "2001:db8:1::5", &seg("/")), false), Ok(()));
+    assert_eq!(
+        c.check(&cx(&p, "2001:db9::5", &seg("/")), false),
+        Err(Which::SourceIp)
+    );
     // Deny rules do not treat a definite mismatch as unknown.
-    assert_eq!(c.check(&cx(&p, "11.0.0.1", &[]), true), Err(Which::SourceIp));
+    assert_eq!(
+        c.check(&cx(&p, "11.0.0.1", &seg("/")), true),
+        Err(Which::SourceIp)
+    );
 }
 
 #[test]
 fn ipv4_mapped_addresses_match_ipv4_networks() {
     let c = cidrs(&["10.0.0.0/8"]);
     let p = Principal::anonymous();
-    assert_eq!(c.check(&cx(&p, "::ffff:10.1.2.3", &[]), false), Ok(()));
-    assert_eq!(c.check(&cx(&p, "::ffff:11.1.2.3", &[]), false), Err(Which::SourceIp));
+    assert_eq!(
+        c.check(&cx(&p, "::ffff:10.1.2.3", &seg("/")), false),
+        Ok(())
+    );
+    assert_eq!(
+        c.check(&cx(&p, "::ffff:11.1.2.3", &seg("/")), false),
+        Err(Which::SourceIp)
+    );
 }
 
 fn equal(param: &str, segment: usize, attr: &str) -> Conditions {
@@ -174,13 +201,25 @@ fn equal(param: &str, segment: usize, attr: &str) -> Conditions {
 fn equal_compares_the_parameter_with_the_attribute() {
     let c = equal("tenant", 1, "spiffe.segment[1]");
     let p = spiffe("spiffe://example.org/ns/acme/sa/web");
-    assert_eq!(c.check(&cx(&p, "10.0.0.1", &["t", "acme"]), false), Ok(()));
-    assert_eq!(c.check(&cx(&p, "10.0.0.1", &["t", "other"]), false), Err(Which::Equal(0)));
-    assert_eq!(c.check(&cx(&p, "10.0.0.1", &["t", "ACME"]), false), Err(Which::Equal(0)));
+    assert_eq!(c.check(&cx(&p, "10.0.0.1", &seg("/t/acme")), false), Ok(()));
+    assert_eq!(
+        c.check(&cx(&p, "10.0.0.1", &seg("/t/other")), false),
+        Err(Which::Equal(0))
+    );
+    assert_eq!(
+        c.check(&cx(&p, "10.0.0.1", &seg("/t/ACME")), false),
+        Err(Which::Equal(0))
+    );
     // A definite mismatch is not met for deny rules either.
-    assert_eq!(c.check(&cx(&p, "10.0.0.1", &["t", "other"]), true), Err(Which::Equal(0)));
-    let d = c.describe(Which::Equal(0), &cx(&p, "10.0.0.1", &["t", "other"]));
-    assert_eq!(d, "path parameter `tenant` is `other` but `spiffe.segment[1]` is `acme`");
+    assert_eq!(
+        c.check(&cx(&p, "10.0.0.1", &seg("/t/other")), true),
+        Err(Which::Equal(0))
+    );
+    let d = c.describe(Which::Equal(0), &cx(&p, "10.0.0.1", &seg("/t/other")));
+    assert_eq!(
+        d,
+        "path parameter `tenant` is `other` but `spiffe.segment[1]` is `acme`"
+    );
 }
 
 #[test]
@@ -189,13 +228,21 @@ fn missing_attribute_fails_allow_and_satisfies_deny() {
     let p = spiffe("spiffe://example.org/ns/acme");
     let anon = Principal::anonymous();
     let no_spiffe = cert(None, "CN=x", "CN=ca");
+    let path = seg("/t/acme");
     for who in [&p, &anon, &no_spiffe] {
-        let cx = cx(who, "10.0.0.1", &["t", "acme"]);
-        assert_eq!(c.check(&cx, false), Err(Which::Equal(0)), "allow must fail closed");
+        let cx = cx(who, "10.0.0.1", &path);
+        assert_eq!(
+            c.check(&cx, false),
+            Err(Which::Equal(0)),
+            "allow must fail closed"
+        );
         assert_eq!(c.check(&cx, true), Ok(()), "deny must apply");
     }
-    let d = c.describe(Which::Equal(0), &cx(&p, "10.0.0.1", &["t", "acme"]));
-    assert!(d.starts_with("the principal has no attribute `spiffe.segment[5]`"), "{d}");
+    let d = c.describe(Which::Equal(0), &cx(&p, "10.0.0.1", &seg("/t/acme")));
+    assert!(
+        d.starts_with("the principal has no attribute `spiffe.segment[5]`"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -203,9 +250,12 @@ fn all_conditions_must_hold() {
     let mut c = cidrs(&["10.0.0.0/8"]);
     c.time = Some(window(&["sat"], None, "UTC"));
     let p = Principal::anonymous();
-    assert_eq!(c.check(&cx(&p, "10.0.0.1", &[]), false), Err(Which::Time));
+    assert_eq!(
+        c.check(&cx(&p, "10.0.0.1", &seg("/")), false),
+        Err(Which::Time)
+    );
     c.time = Some(window(&["fri"], None, "UTC"));
-    assert_eq!(c.check(&cx(&p, "10.0.0.1", &[]), false), Ok(()));
+    assert_eq!(c.check(&cx(&p, "10.0.0.1", &seg("/")), false), Ok(()));
     assert_eq!(c.names(), ["when.source_ip", "when.time"]);
 }
 
@@ -217,7 +267,7 @@ fn describe_time_shows_local_time() {
     };
     let p = Principal::anonymous();
     assert_eq!(
-        c.describe(Which::Time, &cx(&p, "10.0.0.1", &[])),
+        c.describe(Which::Time, &cx(&p, "10.0.0.1", &seg("/"))),
         "local time fri 11:00 in `Europe/Berlin` is outside the window"
     );
 }

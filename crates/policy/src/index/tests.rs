@@ -1,5 +1,5 @@
 use super::*;
-use crate::pattern::Pattern;
+use crate::pattern::{split_request_path, Pattern};
 
 fn node_with(patterns: &[&str]) -> Node {
     let mut root = Node::default();
@@ -12,15 +12,21 @@ fn node_with(patterns: &[&str]) -> Node {
 
 /// Rule indices of every bucket matching `path`, sorted.
 fn hits(root: &Node, path: &[&str]) -> Vec<RuleIdx> {
+    let path = format!("/{}", path.join("/"));
+    let segs = split_request_path(&path).unwrap();
     let mut out = Vec::new();
-    root.matches(path, &mut |b: &Bucket| out.extend_from_slice(&b.deny_any));
+    root.matches(&segs, 0, &mut |b: &Bucket| {
+        out.extend_from_slice(&b.deny_any)
+    });
     out.sort_unstable();
     out
 }
 
 #[test]
 fn each_segment_kind_matches() {
-    let root = node_with(&["/", "/a", "/a/b", "/a/{x}", "/a/*", "/a/**", "/**", "/a/{x}/c"]);
+    let root = node_with(&[
+        "/", "/a", "/a/b", "/a/{x}", "/a/*", "/a/**", "/**", "/a/{x}/c",
+    ]);
     assert_eq!(hits(&root, &[]), [0, 6]);
     assert_eq!(hits(&root, &["a"]), [1, 5, 6]);
     assert_eq!(hits(&root, &["a", "b"]), [2, 3, 4, 5, 6]);
@@ -42,7 +48,8 @@ fn literals_are_case_sensitive() {
 fn rules_sharing_a_pattern_share_a_bucket() {
     let root = node_with(&["/a/{x}", "/a/{y}", "/a/*"]);
     let mut buckets = 0;
-    root.matches(&["a", "v"], &mut |_| buckets += 1);
+    let segs = split_request_path("/a/v").unwrap();
+    root.matches(&segs, 0, &mut |_| buckets += 1);
     assert_eq!(buckets, 1);
     assert_eq!(hits(&root, &["a", "v"]), [0, 1, 2]);
 }
@@ -65,4 +72,29 @@ fn for_roles_visits_only_the_given_roles() {
     let mut seen = Vec::new();
     Bucket::for_roles(&small, &[], |l| seen.extend_from_slice(l));
     assert!(seen.is_empty());
+}
+
+#[test]
+fn rest_matches_paths_longer_than_any_pattern() {
+    let root = node_with(&["/a/**", "/a/b"]);
+    let long = format!("/a{}", "/x".repeat(crate::MAX_PATTERN_SEGMENTS + 5));
+    let segs = split_request_path(&long).unwrap();
+    let mut out = Vec::new();
+    root.matches(&segs, 0, &mut |b: &Bucket| {
+        out.extend_from_slice(&b.deny_any)
+    });
+    assert_eq!(out, [0]);
+}
+
+#[test]
+fn matched_spills_past_its_inline_capacity() {
+    let buckets: Vec<Bucket> = (0..40).map(|_| Bucket::default()).collect();
+    let mut m = Matched::new();
+    assert!(m.is_empty());
+    for b in &buckets {
+        m.push(b);
+    }
+    assert!(!m.is_empty());
+    assert_eq!(m.iter().count(), 40);
+    assert!(m.iter().zip(&buckets).all(|(a, b)| std::ptr::eq(a, b)));
 }

@@ -9,10 +9,16 @@ fn parses_the_documented_json() {
     let input = RequestInput::from_json(FULL).unwrap();
     let req = input.to_request(None).unwrap();
     let cert = req.principal.cert.as_ref().unwrap();
-    assert_eq!(cert.spiffe_id.as_ref().unwrap().as_str(), "spiffe://example.org/ns/prod/sa/web");
+    assert_eq!(
+        cert.spiffe_id.as_ref().unwrap().as_str(),
+        "spiffe://example.org/ns/prod/sa/web"
+    );
     assert_eq!(cert.subject, "CN=web");
     assert_eq!(cert.issuer, "CN=Dev Intermediate CA");
-    assert_eq!(cert.subject_attrs, vec![("CN".to_owned(), "web".to_owned())]);
+    assert_eq!(
+        cert.subject_attrs,
+        vec![("CN".to_owned(), "web".to_owned())]
+    );
     assert_eq!(cert.thumbprint, Thumbprint([0; 32]));
     assert_eq!(req.route, "api");
     assert_eq!(req.method, "GET");
@@ -43,7 +49,10 @@ fn principal_null_or_absent_is_anonymous() {
         r#"{"principal": null, "route": "a", "method": "GET", "path": "/", "source_ip": "10.0.0.1"}"#,
         r#"{"route": "a", "method": "GET", "path": "/", "source_ip": "10.0.0.1"}"#,
     ] {
-        let req = RequestInput::from_json(src).unwrap().to_request(Some(friday_10z())).unwrap();
+        let req = RequestInput::from_json(src)
+            .unwrap()
+            .to_request(Some(friday_10z()))
+            .unwrap();
         assert!(req.principal.is_anonymous());
     }
 }
@@ -72,11 +81,18 @@ fn bad_values_name_their_key_path() {
     let err = RequestInput::from_json(bad_ip).unwrap_err();
     assert_eq!(err.path(), "source_ip");
     let bad_time = r#"{"route": "a", "method": "GET", "path": "/", "source_ip": "10.0.0.1", "time": "yesterday"}"#;
-    assert_eq!(RequestInput::from_json(bad_time).unwrap_err().path(), "time");
-    let unknown = r#"{"route": "a", "method": "GET", "path": "/", "source_ip": "10.0.0.1", "user": "x"}"#;
+    assert_eq!(
+        RequestInput::from_json(bad_time).unwrap_err().path(),
+        "time"
+    );
+    let unknown =
+        r#"{"route": "a", "method": "GET", "path": "/", "source_ip": "10.0.0.1", "user": "x"}"#;
     assert_eq!(RequestInput::from_json(unknown).unwrap_err().path(), "user");
     let missing = r#"{"route": "a", "method": "GET", "path": "/"}"#;
-    assert!(RequestInput::from_json(missing).unwrap_err().to_string().contains("missing field `source_ip`"));
+    assert!(RequestInput::from_json(missing)
+        .unwrap_err()
+        .to_string()
+        .contains("missing field `source_ip`"));
     let trailing = r#"{"route": "a", "method": "GET", "path": "/", "source_ip": "10.0.0.1"} x"#;
     assert!(RequestInput::from_json(trailing).is_err());
 }
@@ -89,7 +105,9 @@ fn bad_spiffe_id_and_thumbprint_are_rejected() {
     .unwrap();
     let err = input.to_request(Some(friday_10z())).unwrap_err();
     assert_eq!(err.path(), "principal.spiffe_id");
-    assert!(err.to_string().starts_with("principal.spiffe_id: invalid spiffe id `spiffe://Example.org/x`"));
+    assert!(err
+        .to_string()
+        .starts_with("principal.spiffe_id: invalid spiffe id `spiffe://Example.org/x`"));
 
     let hex = "ab".repeat(32);
     let input = RequestInput::from_json(&format!(
@@ -97,14 +115,20 @@ fn bad_spiffe_id_and_thumbprint_are_rejected() {
     ))
     .unwrap();
     let req = input.to_request(Some(friday_10z())).unwrap();
-    assert_eq!(req.principal.cert.unwrap().thumbprint, Thumbprint([0xab; 32]));
+    assert_eq!(
+        req.principal.cert.unwrap().thumbprint,
+        Thumbprint([0xab; 32])
+    );
 
     let input = RequestInput::from_json(
         r#"{"principal": {"thumbprint": "xyz"}, "route": "a", "method": "GET", "path": "/", "source_ip": "10.0.0.1"}"#,
     )
     .unwrap();
     let err = input.to_request(Some(friday_10z())).unwrap_err();
-    assert_eq!(err.to_string(), "principal.thumbprint: expected 64 hex digits");
+    assert_eq!(
+        err.to_string(),
+        "principal.thumbprint: expected 64 hex digits"
+    );
 }
 
 #[test]

@@ -35,7 +35,10 @@ fn literals_keep_case_and_encoded_bytes() {
 #[test]
 fn captures_name_the_segment_index() {
     let p = Pattern::parse("/t/{tenant}/x/{id}/**").unwrap();
-    assert_eq!(p.captures(), vec![(Name::new("tenant"), 1), (Name::new("id"), 3)]);
+    assert_eq!(
+        p.captures(),
+        vec![(Name::new("tenant"), 1), (Name::new("id"), 3)]
+    );
     assert!(Pattern::parse("/t/*").unwrap().captures().is_empty());
 }
 
@@ -49,27 +52,42 @@ fn rejects_malformed_patterns() {
     }
 }
 
+fn split(p: &str) -> Option<Vec<&str>> {
+    split_request_path(p).map(PathSegments::to_vec)
+}
+
 #[test]
 fn request_paths_split_on_slashes() {
-    assert_eq!(split_request_path("/"), Some(vec![]));
-    assert_eq!(split_request_path("/a"), Some(vec!["a"]));
-    assert_eq!(split_request_path("/a/b/c"), Some(vec!["a", "b", "c"]));
+    assert_eq!(split("/"), Some(vec![]));
+    assert_eq!(split("/a"), Some(vec!["a"]));
+    assert_eq!(split("/a/b/c"), Some(vec!["a", "b", "c"]));
 }
 
 #[test]
 fn one_trailing_slash_is_ignored() {
-    assert_eq!(split_request_path("/a/b/"), Some(vec!["a", "b"]));
-    assert_eq!(split_request_path("/a/"), Some(vec!["a"]));
+    assert_eq!(split("/a/b/"), Some(vec!["a", "b"]));
+    assert_eq!(split("/a/"), Some(vec!["a"]));
 }
 
 #[test]
 fn unnormalised_request_paths_are_refused() {
     for bad in [
-        "", "a/b", "//", "/a//", "/a//b", "//a", "/./a", "/a/..", "/a/../b", "/a/.", "/a?b=1", "/a#x",
-        "/a\nb", "/a\0", "/a\x7f",
+        "", "a/b", "//", "/a//", "/a//b", "//a", "/./a", "/a/..", "/a/../b", "/a/.", "/a?b=1",
+        "/a#x", "/a\nb", "/a\0", "/a\x7f",
     ] {
-        assert_eq!(split_request_path(bad), None, "{bad:?} should be refused");
+        assert_eq!(split(bad), None, "{bad:?} should be refused");
     }
     // Dots inside a segment are ordinary characters.
-    assert_eq!(split_request_path("/a.b/..c/.d"), Some(vec!["a.b", "..c", ".d"]));
+    assert_eq!(split("/a.b/..c/.d"), Some(vec!["a.b", "..c", ".d"]));
+}
+
+#[test]
+fn long_request_paths_keep_their_count() {
+    let long = "/a".repeat(MAX_PATTERN_SEGMENTS + 10);
+    let segs = split_request_path(&long).unwrap();
+    assert_eq!(segs.len(), MAX_PATTERN_SEGMENTS + 10);
+    assert_eq!(segs.get(0), Some("a"));
+    assert_eq!(segs.get(MAX_PATTERN_SEGMENTS), Some("a"));
+    assert_eq!(segs.get(MAX_PATTERN_SEGMENTS + 1), None);
+    assert_eq!(segs.get(MAX_PATTERN_SEGMENTS + 10), None);
 }

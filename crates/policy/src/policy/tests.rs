@@ -122,7 +122,11 @@ fn missing_attribute_never_allows() {
     // Alice is an editor (so a viewer) without a SPIFFE ID.
     let d = Ask::new(&p).path(&alice(), "/api/tenants/web/x");
     assert_eq!(d.reason_code(), "condition_failed");
-    assert!(d.failed_condition().unwrap().detail.contains("no attribute"));
+    assert!(d
+        .failed_condition()
+        .unwrap()
+        .detail
+        .contains("no attribute"));
 }
 
 #[test]
@@ -140,7 +144,9 @@ fn explicit_deny_wins_over_allow() {
         "deny (explicit_deny) by rule `no-secrets`; roles [viewer]; revision `2026-12-04.1`"
     );
     // Even the admin, whose admin-all rule matches every path.
-    let d = Ask::new(&p).at("2026-12-04T10:00:00Z").path(&admin(), "/api/docs/secret");
+    let d = Ask::new(&p)
+        .at("2026-12-04T10:00:00Z")
+        .path(&admin(), "/api/docs/secret");
     assert_eq!(d.reason_code(), "explicit_deny");
     // Trailing slash does not escape the deny.
     let d = Ask::new(&p).path(&prod_web(), "/api/docs/secret/");
@@ -181,7 +187,9 @@ fn anonymous_and_unbound_principals_have_no_roles() {
         assert!(!d.is_allowed());
         assert_eq!(d.reason_code(), "no_roles");
         assert_eq!(d.rule(), None);
-        assert!(d.explain().starts_with("deny (no_roles): the principal has no roles; roles []"));
+        assert!(d
+            .explain()
+            .starts_with("deny (no_roles): the principal has no roles; roles []"));
     }
 }
 
@@ -192,25 +200,44 @@ fn no_matching_rule_for_route_method_or_path() {
     for d in [
         Ask::new(&p).route("other").path(&a, "/api/docs/readme"),
         Ask::new(&p).route("web").path(&a, "/api/docs/readme"),
-        Ask::new(&p).route("web").method("POST").path(&a, "/api/other"),
-        Ask::new(&p).route("web").method("POST").path(&a, "/api/docs"),
-        Ask::new(&p).route("web").method("POST").path(&a, "/api/docs/a/b"),
+        Ask::new(&p)
+            .route("web")
+            .method("POST")
+            .path(&a, "/api/other"),
+        Ask::new(&p)
+            .route("web")
+            .method("POST")
+            .path(&a, "/api/docs"),
+        Ask::new(&p)
+            .route("web")
+            .method("POST")
+            .path(&a, "/api/docs/a/b"),
     ] {
         assert_eq!(d.reason_code(), "no_matching_rule", "{}", d.explain());
         assert_eq!(d.rule(), None);
-        assert!(d.explain().starts_with("deny (no_matching_rule): no allow rule matches"));
+        assert!(d
+            .explain()
+            .starts_with("deny (no_matching_rule): no allow rule matches"));
     }
-    assert!(Ask::new(&p).route("web").method("POST").path(&a, "/api/docs/a").is_allowed());
+    assert!(Ask::new(&p)
+        .route("web")
+        .method("POST")
+        .path(&a, "/api/docs/a")
+        .is_allowed());
 }
 
 #[test]
 fn role_not_permitted_when_rules_exist_for_other_roles() {
     let p = policy();
     // edit allows PUT on /api/docs/{doc} for editors only.
-    let d = Ask::new(&p).method("PUT").path(&prod_web(), "/api/docs/readme");
+    let d = Ask::new(&p)
+        .method("PUT")
+        .path(&prod_web(), "/api/docs/readme");
     assert_eq!(d.reason_code(), "role_not_permitted");
     assert!(d.explain().contains("none for the principal's roles"));
-    let d = Ask::new(&p).method("PUT").path(&alice(), "/api/docs/readme");
+    let d = Ask::new(&p)
+        .method("PUT")
+        .path(&alice(), "/api/docs/readme");
     assert!(d.is_allowed());
     assert_eq!(d.rule(), Some("edit"));
     assert_eq!(d.params().collect::<Vec<_>>(), [("doc", "readme")]);
@@ -219,9 +246,15 @@ fn role_not_permitted_when_rules_exist_for_other_roles() {
 #[test]
 fn rules_with_several_routes_apply_to_each() {
     let p = policy();
-    let d = Ask::new(&p).route("web").method("POST").path(&alice(), "/api/docs/x");
+    let d = Ask::new(&p)
+        .route("web")
+        .method("POST")
+        .path(&alice(), "/api/docs/x");
     assert_eq!(d.rule(), Some("edit"));
-    let d = Ask::new(&p).route("mobile").method("POST").path(&alice(), "/api/docs/x");
+    let d = Ask::new(&p)
+        .route("mobile")
+        .method("POST")
+        .path(&alice(), "/api/docs/x");
     assert_eq!(d.reason_code(), "no_matching_rule");
 }
 
@@ -234,7 +267,10 @@ fn star_methods_match_every_method() {
     }
     // Methods are case-sensitive tokens.
     let ask = Ask::new(&p).route("web");
-    assert!(ask.method("POST").path(&alice(), "/api/docs/readme").is_allowed());
+    assert!(ask
+        .method("POST")
+        .path(&alice(), "/api/docs/readme")
+        .is_allowed());
     let d = ask.method("post").path(&alice(), "/api/docs/readme");
     assert_eq!(d.reason_code(), "no_matching_rule");
 }
@@ -242,20 +278,24 @@ fn star_methods_match_every_method() {
 #[test]
 fn source_ip_and_time_conditions_are_reported() {
     let p = policy();
-    let d = Ask::new(&p).from_ip("192.0.2.1").path(&admin(), "/api/x");
+    let d = Ask::new(&p).source("192.0.2.1").path(&admin(), "/api/x");
     assert_eq!(d.reason_code(), "condition_failed");
     assert_eq!(d.failed_condition().unwrap().condition, "when.source_ip");
     assert_eq!(
         d.failed_condition().unwrap().detail,
         "source address `192.0.2.1` is in none of the networks"
     );
-    let d = Ask::new(&p).from_ip("2001:db8::7").path(&admin(), "/api/x");
+    let d = Ask::new(&p).source("2001:db8::7").path(&admin(), "/api/x");
     assert!(d.is_allowed());
     // 18:30 Berlin on a Friday.
-    let d = Ask::new(&p).at("2026-12-04T17:30:00Z").path(&admin(), "/api/x");
+    let d = Ask::new(&p)
+        .at("2026-12-04T17:30:00Z")
+        .path(&admin(), "/api/x");
     assert_eq!(d.failed_condition().unwrap().condition, "when.time");
     // Saturday.
-    let d = Ask::new(&p).at("2026-12-05T10:00:00Z").path(&admin(), "/api/x");
+    let d = Ask::new(&p)
+        .at("2026-12-05T10:00:00Z")
+        .path(&admin(), "/api/x");
     assert_eq!(d.reason_code(), "condition_failed");
 }
 
@@ -263,7 +303,9 @@ fn source_ip_and_time_conditions_are_reported() {
 fn inherited_roles_grant_inherited_permissions() {
     let p = policy();
     // admin inherits editor inherits viewer: docs-read is a viewer rule.
-    let d = Ask::new(&p).at("2026-12-05T10:00:00Z").path(&admin(), "/api/docs/readme");
+    let d = Ask::new(&p)
+        .at("2026-12-05T10:00:00Z")
+        .path(&admin(), "/api/docs/readme");
     assert!(d.is_allowed());
     assert_eq!(d.rule(), Some("docs-read"));
     assert_eq!(d.roles().collect::<Vec<_>>(), ["admin", "editor", "viewer"]);
@@ -309,8 +351,12 @@ fn trust_domain_prefix_covers_the_whole_domain() {
     );
     let ask = Ask::new(&p);
     assert!(ask.path(&spiffe("spiffe://example.org"), "/").is_allowed());
-    assert!(ask.path(&spiffe("spiffe://example.org/a/b"), "/").is_allowed());
-    assert!(!ask.path(&spiffe("spiffe://example.org.evil/a"), "/").is_allowed());
+    assert!(ask
+        .path(&spiffe("spiffe://example.org/a/b"), "/")
+        .is_allowed());
+    assert!(!ask
+        .path(&spiffe("spiffe://example.org.evil/a"), "/")
+        .is_allowed());
 }
 
 #[test]
@@ -383,7 +429,13 @@ fn trailing_slash_is_ignored() {
     let ask = Ask::new(&p);
     let d = ask.path(&web, "/api/docs/a/");
     assert_eq!(d.rule(), Some("docs-read"));
-    assert_eq!(ask.method("PUT").path(&alice(), "/api/docs/a/").params().collect::<Vec<_>>(), [("doc", "a")]);
+    assert_eq!(
+        ask.method("PUT")
+            .path(&alice(), "/api/docs/a/")
+            .params()
+            .collect::<Vec<_>>(),
+        [("doc", "a")]
+    );
 }
 
 #[test]
@@ -394,7 +446,9 @@ fn unnormalised_paths_are_denied() {
     let who = spiffe("spiffe://example.org/a");
     let ask = Ask::new(&p);
     assert!(ask.path(&who, "/anything").is_allowed());
-    for bad in ["", "x", "/a//b", "/a/../b", "/./a", "/a?x=1", "/a#f", "/a\nb", "//"] {
+    for bad in [
+        "", "x", "/a//b", "/a/../b", "/./a", "/a?x=1", "/a#f", "/a\nb", "//",
+    ] {
         let d = ask.path(&who, bad);
         assert!(!d.is_allowed(), "{bad:?}");
         assert_eq!(d.reason_code(), "invalid_path");
@@ -464,7 +518,10 @@ fn summary_lists_effective_roles_and_rules() {
     let admin = role("admin");
     assert_eq!(admin.inherits, ["editor"]);
     assert_eq!(admin.effective_roles, ["admin", "editor", "viewer"]);
-    assert_eq!(admin.allow, ["tenant-read", "docs-read", "edit", "admin-all"]);
+    assert_eq!(
+        admin.allow,
+        ["tenant-read", "docs-read", "edit", "admin-all"]
+    );
     assert_eq!(admin.deny, ["no-secrets", "editors-no-delete"]);
     let viewer = role("viewer");
     assert_eq!(viewer.effective_roles, ["viewer"]);
@@ -493,4 +550,54 @@ fn request_is_copy_and_evaluation_is_repeatable() {
     let a = p.evaluate(&req);
     let b = p.evaluate(&{ req });
     assert_eq!(a.explain(), b.explain());
+}
+
+#[test]
+fn prefixes_of_several_depths_all_apply() {
+    let p = load(
+        r#"
+revision: 1
+roles: { td: {}, ns: {}, deep: {} }
+bindings:
+  - { role: td, spiffe_id_prefix: "spiffe://example.org" }
+  - { role: ns, spiffe_id_prefix: "spiffe://example.org/ns/prod" }
+  - { role: deep, spiffe_id_prefix: "spiffe://example.org/ns/prod/sa/web/v1" }
+"#,
+    );
+    let roles = |id: &str| {
+        p.roles_of(&spiffe(id))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(roles("spiffe://example.org"), ["td"]);
+    assert_eq!(roles("spiffe://example.org/ns"), ["td"]);
+    assert_eq!(roles("spiffe://example.org/ns/prod"), ["ns", "td"]);
+    assert_eq!(roles("spiffe://example.org/ns/prod/sa/web"), ["ns", "td"]);
+    assert_eq!(
+        roles("spiffe://example.org/ns/prod/sa/web/v1"),
+        ["deep", "ns", "td"]
+    );
+    assert_eq!(
+        roles("spiffe://example.org/ns/prod/sa/web/v1/a/b/c"),
+        ["deep", "ns", "td"]
+    );
+    assert_eq!(
+        roles("spiffe://example.org/ns/prod/sa/web/v2"),
+        ["ns", "td"]
+    );
+    assert!(roles("spiffe://example.com/ns/prod").is_empty());
+
+    // Only a deep prefix: shallower IDs are skipped without lookups.
+    let p = load(
+        "revision: 1\nroles: { deep: {} }\nbindings: [{ role: deep, spiffe_id_prefix: \"spiffe://example.org/a/b/c\" }]\n",
+    );
+    assert_eq!(
+        p.roles_of(&spiffe("spiffe://example.org/a/b/c/d")).count(),
+        1
+    );
+    assert_eq!(p.roles_of(&spiffe("spiffe://example.org/a/b")).count(), 0);
+    assert_eq!(
+        p.roles_of(&spiffe("spiffe://example.org/a/b/x/d")).count(),
+        0
+    );
 }
