@@ -53,16 +53,31 @@ pub(crate) async fn reload(shared: &Arc<Shared>, trigger: &'static str) -> Resul
     }
 }
 
-/// Runs until `shutdown` turns true: SIGHUP and (when enabled) polling of
-/// the configuration and policy files.
-pub(crate) async fn watch_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+/// The reload loop: runs until `shutdown` turns true, reloading on SIGHUP
+/// and (when enabled) when the configuration or policy file changes.
+///
+/// The SIGHUP handler is installed by this call, not when the returned
+/// future first runs: SIGHUP's default action ends the process, and the
+/// gateway may report itself ready before a spawned task is polled.
+pub(crate) fn watch_loop(
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::error!(error = %e, "cannot listen for SIGHUP; reload by file change only");
             None
         }
     };
+    run_watch_loop(shared, shutdown, hup)
+}
+
+async fn run_watch_loop(
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    mut hup: Option<tokio::signal::unix::Signal>,
+) {
     let (watch_files, interval) = {
         let snap = shared.state.load();
         (snap.config.policy.watch, snap.config.policy.poll_interval)

@@ -104,8 +104,12 @@ impl UpstreamClient {
                 http.enforce_http(false);
                 let tls = portcullis_authn::upstream_client_config(roots.clone())
                     .map_err(|e| UpstreamError::Tls(e.to_string()))?;
+                let mut tls = (*tls).clone();
+                // hyper-rustls sets ALPN from the enabled protocols below and
+                // refuses (panics on) a configuration that already has some.
+                tls.alpn_protocols.clear();
                 let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config((*tls).clone())
+                    .with_tls_config(tls)
                     .https_only()
                     .enable_http1()
                     .enable_http2()

@@ -1,0 +1,398 @@
+//! End to end: hot reload of configuration and policy. A reload is atomic
+//! under traffic (every request is judged by exactly one complete
+//! revision), a failed reload keeps the running configuration and policy,
+//! and a gateway with an invalid policy never starts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions (clippy.toml allows these in tests)"
+)]
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{
+    closed_port, config_yaml, send_on, without_file_watch, write_atomic, Client, GatewayProc,
+    RecordingUpstream, TestEnv, TestPki, UpstreamBehaviour, BASIC_POLICY, WAIT,
+};
+use http_body_util::Full;
+
+const SUCCESS: &str = r#"portcullis_policy_reloads_total{result="success"}"#;
+const FAILURE: &str = r#"portcullis_policy_reloads_total{result="failure"}"#;
+const ODD: &str = "/api/odd/x";
+const ALWAYS: &str = "/api/always/x";
+
+/// Revision `r{i}`: readers may always GET `/api/always/**`, and
+/// `/api/odd/**` only when `i` is odd.
+fn revision(i: usize) -> String {
+    let mut s = format!(
+        r#"revision: "r{i}"
+roles:
+  reader: {{}}
+bindings:
+  - {{ role: reader, spiffe_id: "spiffe://example.org/ns/test/sa/reader" }}
+rules:
+  - {{ id: always, effect: allow, roles: [reader], route: api, methods: [GET], path: "/api/always/**" }}
+"#
+    );
+    if i % 2 == 1 {
+        s.push_str(
+            "  - { id: odd, effect: allow, roles: [reader], route: api, methods: [GET], path: \"/api/odd/**\" }\n",
+        );
+    }
+    s
+}
+
+/// Policies that must not load: bad YAML, an unknown role, a cycle.
+const INVALID: [&str; 3] = [
+    "revision: \"broken\nroles: {\n  reader: [\n",
+    r#"revision: "unknown-role"
+roles:
+  reader: {}
+bindings:
+  - { role: editr, spiffe_id: "spiffe://example.org/ns/test/sa/reader" }
+"#,
+    r#"revision: "cycle"
+roles:
+  a: { inherits: [b] }
+  b: { inherits: [a] }
+"#,
+];
+
+fn get(path: &str) -> http::Request<Full<Bytes>> {
+    http::Request::get(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+/// One client task: alternates `/api/odd/x` and `/api/always/x` until
+/// `stop`, on a new connection per request or on one kept-alive
+/// connection that spans the reloads.
+async fn client_loop(
+    client: Client,
+    addr: std::net::SocketAddr,
+    keep_alive: bool,
+    stop: Arc<AtomicBool>,
+) -> Vec<(&'static str, Result<u16, String>)> {
+    let mut out = Vec::new();
+    let mut session = None;
+    while !stop.load(Ordering::Relaxed) {
+        for path in [ODD, ALWAYS] {
+            let res = if keep_alive {
+                if session.is_none() {
+                    session = Some(client.h1_session(addr).await);
+                }
+                match session.as_mut() {
+                    Some(Ok(s)) => send_on(s, get(path)).await,
+                    Some(Err(e)) => Err(e.clone()),
+                    None => unreachable!(),
+                }
+            } else {
+                client.send(addr, get(path)).await
+            };
+            if res.is_err() && keep_alive {
+                session = None;
+            }
+            out.push((path, res.map(|r| r.status)));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_is_atomic_under_traffic() {
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| without_file_watch(&c),
+        &revision(0),
+    )
+    .await;
+    let dir = env.dir.path().to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for k in 0..4 {
+        tasks.push(tokio::spawn(client_loop(
+            env.reader.clone(),
+            env.gw.addr,
+            k % 2 == 1,
+            stop.clone(),
+        )));
+    }
+
+    let mut invalid_sent = 0;
+    for i in 1..=100usize {
+        let rev = format!("r{i}");
+        write_atomic(&dir, "policy.yaml", &revision(i));
+        env.gw.signal("HUP");
+        assert_eq!(env.gw.wait_revision(&rev).await, rev, "reload {i}");
+        if i % 10 == 5 {
+            // An invalid policy keeps revision i in force.
+            let failures = env.gw.metric(FAILURE).await;
+            write_atomic(&dir, "policy.yaml", INVALID[invalid_sent % INVALID.len()]);
+            invalid_sent += 1;
+            env.gw.signal("HUP");
+            assert_eq!(
+                env.gw.wait_metric_at_least(FAILURE, failures + 1.0).await,
+                failures + 1.0,
+                "invalid policy {invalid_sent} was not refused"
+            );
+            assert_eq!(env.gw.policy_revision().await, rev);
+            let r = env.reader.get(env.gw.addr, ALWAYS).await.unwrap();
+            assert_eq!(
+                r.status, 200,
+                "not serving after invalid policy {invalid_sent}"
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut results = Vec::new();
+    for t in tasks {
+        results.extend(tokio::time::timeout(WAIT, t).await.unwrap().unwrap());
+    }
+    assert_eq!(invalid_sent, 10);
+
+    // Every client request got a policy answer: never 5xx, never a
+    // connection error; the always-allowed path was always allowed.
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for (path, res) in &results {
+        *by_status.entry(format!("{path} {res:?}")).or_default() += 1;
+    }
+    for (path, res) in &results {
+        match (*path, res) {
+            (ALWAYS, Ok(200)) | (ODD, Ok(200 | 403)) => {}
+            _ => panic!("unexpected outcome {path} {res:?}; all outcomes: {by_status:?}"),
+        }
+    }
+    // The requests from this test body (one per invalid policy) count too.
+    let requests = results.len() + invalid_sent;
+
+    // One audit record per request, each judged by one whole revision.
+    let audit = env.gw.wait_audit(requests).await;
+    assert_eq!(audit.len(), requests, "audit records vs requests");
+    let (mut odd_allowed, mut odd_denied) = (0usize, 0usize);
+    for rec in &audit {
+        let rev = rec["policy_revision"].as_str().unwrap();
+        let i: usize = rev
+            .strip_prefix('r')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("bad policy_revision in {rec}"));
+        assert!(i <= 100, "{rec}");
+        assert_eq!(rec["policy_sha256"].as_str().unwrap().len(), 64, "{rec}");
+        match rec["path"].as_str().unwrap() {
+            ODD => {
+                let allowed = i % 2 == 1;
+                let (decision, status) = if allowed {
+                    ("allow", 200)
+                } else {
+                    ("deny", 403)
+                };
+                assert_eq!(rec["decision"], decision, "{rec}");
+                assert_eq!(rec["status"], status, "{rec}");
+                if allowed {
+                    assert_eq!(rec["rule"], "odd", "{rec}");
+                    odd_allowed += 1;
+                } else {
+                    odd_denied += 1;
+                }
+            }
+            ALWAYS => {
+                assert_eq!(rec["decision"], "allow", "{rec}");
+                assert_eq!(rec["rule"], "always", "{rec}");
+            }
+            other => panic!("unexpected path {other}: {rec}"),
+        }
+    }
+    // The clients saw the same split as the audit.
+    let client_allowed = results
+        .iter()
+        .filter(|(p, r)| *p == ODD && *r == Ok(200))
+        .count();
+    assert_eq!(client_allowed, odd_allowed);
+    assert!(
+        odd_allowed > 0 && odd_denied > 0,
+        "traffic did not span revisions: {by_status:?}"
+    );
+    assert_eq!(env.gw.metric(SUCCESS).await, 100.0);
+    assert_eq!(env.gw.metric(FAILURE).await, 10.0);
+    // Exactly the allowed requests reached the upstream.
+    assert_eq!(env.up.count(), requests - odd_denied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_file_change_is_picked_up_without_a_signal() {
+    let env = TestEnv::start().await;
+    assert_eq!(env.gw.policy_revision().await, "basic-1");
+    let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
+    assert_eq!(r.status, 200);
+    // The new revision takes reading away from readers.
+    let next = BASIC_POLICY
+        .replace("revision: \"basic-1\"", "revision: \"watched-2\"")
+        .replace(
+            "roles: [reader], route: api, methods: [GET, HEAD]",
+            "roles: [writer], route: api, methods: [GET, HEAD]",
+        );
+    assert_ne!(next, BASIC_POLICY);
+    write_atomic(env.dir.path(), "policy.yaml", &next);
+    assert_eq!(env.gw.wait_revision("watched-2").await, "watched-2");
+    let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
+    assert_eq!(r.status, 403);
+    let audit = env.gw.wait_audit(2).await;
+    assert_eq!(audit[1]["policy_revision"], "watched-2");
+    assert_eq!(audit[1]["decision"], "deny");
+    assert!(env.gw.metric(SUCCESS).await >= 1.0);
+    assert_eq!(env.gw.metric(FAILURE).await, 0.0);
+}
+
+/// BASIC_POLICY at revision `next-2` with the reader's rule removed.
+fn next_policy() -> String {
+    let p = BASIC_POLICY.replace("revision: \"basic-1\"", "revision: \"next-2\"");
+    let p: String = p
+        .lines()
+        .filter(|l| !l.contains("id: api-read"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!p.contains("api-read"));
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_on_reload_keeps_the_running_config_and_policy() {
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| without_file_watch(&c),
+        BASIC_POLICY,
+    )
+    .await;
+    let dir = env.dir.path();
+    let good = std::fs::read_to_string(dir.join("portcullis.yaml")).unwrap();
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let ca = env.pki.ca_bundle.display().to_string();
+    let bad = good.replace(
+        &format!("client_ca: {ca}"),
+        &format!("client_ca: {}", empty.display()),
+    );
+    assert_ne!(bad, good);
+
+    // A bad config together with a new policy: neither is taken.
+    write_atomic(dir, "portcullis.yaml", &bad);
+    write_atomic(dir, "policy.yaml", &next_policy());
+    env.gw.signal("HUP");
+    assert_eq!(env.gw.wait_metric_at_least(FAILURE, 1.0).await, 1.0);
+    assert_eq!(env.gw.metric(SUCCESS).await, 0.0);
+    assert_eq!(env.gw.policy_revision().await, "basic-1");
+    let stderr = env.gw.stderr();
+    assert!(
+        stderr.contains("listeners[0].tls.client_ca") && stderr.contains("reload refused"),
+        "{stderr}"
+    );
+    // The old trust anchors and policy still serve.
+    let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(env.up.count(), 1);
+
+    // Fixing the config loads both.
+    write_atomic(dir, "portcullis.yaml", &good);
+    env.gw.signal("HUP");
+    assert_eq!(env.gw.wait_revision("next-2").await, "next-2");
+    assert_eq!(env.gw.metric(SUCCESS).await, 1.0);
+    let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(env.up.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_changing_a_listener_bind_address_is_refused() {
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| without_file_watch(&c),
+        BASIC_POLICY,
+    )
+    .await;
+    let dir = env.dir.path();
+    let good = std::fs::read_to_string(dir.join("portcullis.yaml")).unwrap();
+    let moved = good.replacen(
+        "    bind: 127.0.0.1:0\n",
+        &format!("    bind: {}\n", closed_port()),
+        1,
+    );
+    assert_ne!(moved, good);
+    write_atomic(dir, "portcullis.yaml", &moved);
+    write_atomic(dir, "policy.yaml", &next_policy());
+    env.gw.signal("HUP");
+    assert_eq!(env.gw.wait_metric_at_least(FAILURE, 1.0).await, 1.0);
+    assert_eq!(env.gw.policy_revision().await, "basic-1");
+    let stderr = env.gw.stderr();
+    assert!(
+        stderr.contains("listeners: names and bind addresses cannot change on reload"),
+        "{stderr}"
+    );
+    // Still serving on the original address with the original policy.
+    let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_with_an_invalid_policy_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(&dir.path().join("pki"));
+    let up = RecordingUpstream::start().await;
+    // A fixed, free port: if the gateway bound it, the port would be taken.
+    let port = closed_port();
+    let config = config_yaml(&pki, &[("api", "/api", up.addr)], "").replacen(
+        "    bind: 127.0.0.1:0\n",
+        &format!("    bind: {port}\n"),
+        1,
+    );
+    std::fs::write(dir.path().join("portcullis.yaml"), &config).unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), INVALID[1]).unwrap();
+    let ready = dir.path().join("ready.json");
+    let mut child = Command::new(common::bin())
+        .args(["run", "--workers", "2", "--config"])
+        .arg(dir.path().join("portcullis.yaml"))
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > WAIT {
+            let _ = child.kill();
+            panic!("gateway with an invalid policy kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{status}: {stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let policy_path = dir.path().join("policy.yaml").display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "{policy_path}: bindings[0].role: unknown role `editr`"
+        )),
+        "{stderr}"
+    );
+    assert!(!ready.exists(), "ready file written");
+    assert!(!stderr.contains("portcullis started"), "{stderr}");
+    // The listener address was never bound: it is still free.
+    std::net::TcpListener::bind(port).expect("listener port was left bound");
+
+    // The same files with a valid policy start: the refusal was the policy.
+    std::fs::write(dir.path().join("policy.yaml"), BASIC_POLICY).unwrap();
+    let gw = GatewayProc::start_existing(dir.path()).unwrap();
+    assert_eq!(gw.addr, port);
+}
