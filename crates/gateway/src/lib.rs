@@ -105,7 +105,7 @@ impl Gateway {
         let snap = tokio::task::spawn_blocking(move || state::load(&path, None))
             .await
             .map_err(|e| StartError::Load(e.to_string()))?
-            .map_err(StartError::Load)?;
+            .map_err(|e| StartError::Load(e.to_string()))?;
         let metrics = Arc::new(Metrics::new());
         metrics.set_policy(snap.policy.policy.revision(), &snap.policy.sha256);
         let audit_cfg = AuditConfig {

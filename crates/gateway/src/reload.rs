@@ -33,22 +33,28 @@ pub(crate) async fn reload(shared: &Arc<Shared>, trigger: &'static str) -> Resul
         crate::state::load(&s.config_path, Some(&prev))
     })
     .await
-    .map_err(|e| format!("reload task failed: {e}"))
+    .map_err(|e| crate::state::LoadError::Config(format!("reload task failed: {e}")))
     .and_then(|r| r);
     match result {
         Ok(snap) => {
             let rev = snap.policy.policy.revision().to_owned();
             let sha = snap.policy.sha256.clone();
             shared.state.store(Arc::new(snap));
+            shared.metrics.config_reload(true);
             shared.metrics.policy_reload(true);
             shared.metrics.set_policy(&rev, &sha);
             tracing::info!(trigger, policy_revision = %rev, policy_sha256 = %sha, "configuration and policy reloaded");
             Ok(())
         }
         Err(e) => {
-            shared.metrics.policy_reload(false);
+            // Every reload counts in config_reloads_total; the policy counter
+            // only moves when the policy itself was the problem.
+            shared.metrics.config_reload(false);
+            if matches!(e, crate::state::LoadError::Policy(_)) {
+                shared.metrics.policy_reload(false);
+            }
             tracing::error!(trigger, error = %e, "reload refused; the running configuration and policy stay in force");
-            Err(e)
+            Err(e.to_string())
         }
     }
 }

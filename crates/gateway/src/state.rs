@@ -43,9 +43,35 @@ impl Snapshot {
 /// Loads and validates configuration and policy, builds TLS acceptors and
 /// upstream clients. Reuses `previous`'s upstream clients whose settings
 /// did not change. Blocking (file I/O): call from a blocking thread.
-pub(crate) fn load(config_path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, String> {
-    let config = Config::load(config_path).map_err(|e| e.to_string())?;
-    let policy = load_policy(&config.policy.path, &config.routes).map_err(|e| e.to_string())?;
+pub(crate) fn load(config_path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, LoadError> {
+    let config = Config::load(config_path).map_err(|e| LoadError::Config(e.to_string()))?;
+    let policy = load_policy(&config.policy.path, &config.routes)
+        .map_err(|e| LoadError::Policy(e.to_string()))?;
+    build(config_path, config, policy, previous).map_err(LoadError::Config)
+}
+
+/// Which part of a load failed: the configuration (and what it names) or
+/// the policy.
+#[derive(Debug)]
+pub(crate) enum LoadError {
+    Config(String),
+    Policy(String),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Config(m) | Self::Policy(m) => f.write_str(m),
+        }
+    }
+}
+
+fn build(
+    config_path: &Path,
+    config: Config,
+    policy: LoadedPolicy,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, String> {
     if let Some(prev) = previous {
         check_static_parts(&prev.config, &config)?;
     }
