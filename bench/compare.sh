@@ -1,0 +1,536 @@
+#!/usr/bin/env bash
+# Side-by-side mTLS benchmark: nginx, haproxy and Portcullis terminate
+# mutual TLS on 127.0.0.1 and proxy to the same nginx upstream; one load
+# generator (bench/loadgen) drives each in turn.
+#
+# Measures, per proxy: keep-alive throughput and latency, full mTLS
+# handshakes per second (no resumption), the proxy's CPU time per request
+# and per handshake, and resident memory per idle mTLS connection. Prints
+# a summary table, the ratios of Portcullis to each peer, and the same
+# summary as markdown at the end (for docs/benchmarks.md).
+#
+# All processes share the machine's cores: each proxy runs one worker
+# (nginx worker_processes 1, haproxy nbthread 1, portcullis --workers 1),
+# next to the upstream nginx (one worker) and the load generator (one
+# thread by default). CPU time per request does not depend on how much
+# CPU the proxy got, so it is the figure to compare on a busy machine.
+#
+# Usage: bench/compare.sh        (as root on Debian; installs nginx and
+#                                 haproxy with apt when missing)
+# Tunables (environment, defaults in brackets):
+#   CONNECTIONS [32]      keep-alive connections
+#   ROUNDS [3]            interleaved rounds per measurement (medians are reported)
+#   DURATION [5]          seconds of keep-alive load per proxy and round
+#   WARMUP [2]            seconds of warm-up per proxy
+#   HS_CONNECTIONS [16]   concurrent handshake loops
+#   HS_DURATION [3]       seconds of handshake load per proxy and round
+#   IDLE_CONNECTIONS [10000]  idle mTLS connections for the memory test
+#   IDLE_HOLD [5]         seconds the idle connections are held
+#   LOADGEN_THREADS [1]   load generator threads
+#   KX [x25519]           key exchange the client offers (x25519, p256, default)
+#   BASE_PORT [18400]     first of five consecutive ports on 127.0.0.1
+#   KEEP_TMP [0]          1 keeps the temporary directory (configs, logs)
+# Every server listens on 127.0.0.1 only; nothing leaves the machine.
+set -euo pipefail
+
+CONNECTIONS=${CONNECTIONS:-32}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-2}
+HS_CONNECTIONS=${HS_CONNECTIONS:-16}
+HS_DURATION=${HS_DURATION:-3}
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
+IDLE_HOLD=${IDLE_HOLD:-5}
+LOADGEN_THREADS=${LOADGEN_THREADS:-1}
+KX=${KX:-x25519}
+BASE_PORT=${BASE_PORT:-18400}
+KEEP_TMP=${KEEP_TMP:-0}
+
+UPSTREAM_PORT=$BASE_PORT
+NGINX_PORT=$((BASE_PORT + 1))
+HAPROXY_PORT=$((BASE_PORT + 2))
+PORTCULLIS_PORT=$((BASE_PORT + 3))
+PORTCULLIS_ADMIN_PORT=$((BASE_PORT + 4))
+PROXIES=(nginx haproxy portcullis)
+TRUST_DOMAIN=bench.portcullis.test
+CLIENT_ID="spiffe://$TRUST_DOMAIN/ns/bench/sa/loadgen"
+REQ_PATH=/bench/hello
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
+
+# --- tools -----------------------------------------------------------------
+install_missing() {
+    local need=()
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+    command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+    command -v pgrep >/dev/null 2>&1 || need+=(procps)
+    [ ${#need[@]} -eq 0 ] && return 0
+    [ "$(id -u)" -eq 0 ] || die "need root to install ${need[*]}"
+    log "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
+install_missing
+export PATH="$PATH:/usr/sbin:/sbin"
+NGINX=$(command -v nginx)
+HAPROXY=$(command -v haproxy)
+
+LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
+log "building portcullis and portcullis-loadgen (release)"
+(cd "$ROOT" && cargo build --release --quiet -p portcullis -p portcullis-loadgen)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+PORTCULLIS="$TARGET_DIR/release/portcullis"
+LOADGEN="$TARGET_DIR/release/portcullis-loadgen"
+if [ ! -x "$PORTCULLIS" ] || [ ! -x "$LOADGEN" ]; then
+    die "release binaries missing in $TARGET_DIR/release"
+fi
+
+# 10 000 idle connections need as many descriptors in the client and in
+# each server: raise the soft limit to the hard one (children inherit it).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FD_LIMIT=$(ulimit -n)
+if [ "$FD_LIMIT" != unlimited ] && [ "$FD_LIMIT" -lt $((IDLE_CONNECTIONS + 512)) ]; then
+    die "open file limit $FD_LIMIT is too low for IDLE_CONNECTIONS=$IDLE_CONNECTIONS"
+fi
+
+for p in $UPSTREAM_PORT $NGINX_PORT $HAPROXY_PORT $PORTCULLIS_PORT $PORTCULLIS_ADMIN_PORT; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        die "port $p on 127.0.0.1 is in use; set BASE_PORT"
+    fi
+done
+
+# --- cleanup -----------------------------------------------------------------
+TMP=$(mktemp -d /tmp/portcullis-compare.XXXXXX)
+declare -A PID=()
+cleanup() {
+    local p
+    for p in "${PID[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${PID[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    if [ "$KEEP_TMP" = 1 ]; then
+        log "kept $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_port() { # port what
+    local i
+    for i in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    die "$2 did not listen on 127.0.0.1:$1 (logs in $TMP; KEEP_TMP=1 keeps them)"
+}
+
+# Sum of VmRSS (KiB) of a process and its direct children (nginx workers).
+rss_kib() {
+    local total=0 p v
+    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+        v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+# Numeric field of a one-line JSON object.
+field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
+sfield() { sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p" <<<"$1"; }
+
+# --- PKI (the project's own commands) -------------------------------------------
+log "creating a PKI in $TMP/pki"
+PKI="$TMP/pki"
+mkdir -p "$PKI"
+"$PORTCULLIS" pki init "$PKI" >/dev/null
+"$PORTCULLIS" pki issue --dir "$PKI" --name server --server --dns localhost --ip 127.0.0.1 >/dev/null
+"$PORTCULLIS" pki issue --dir "$PKI" --name loadgen --spiffe-id "$CLIENT_ID" >/dev/null
+cat "$PKI/server.pem" "$PKI/server.key" >"$TMP/haproxy-server.pem"
+
+# --- upstream: nginx with a fixed 200 ------------------------------------------
+nginx_common() { # name
+    cat <<EOF
+worker_processes 1;
+pid $TMP/$1.pid;
+error_log $TMP/$1.error.log warn;
+worker_rlimit_nofile $FD_LIMIT;
+events { worker_connections $((IDLE_CONNECTIONS + 2048)); }
+EOF
+}
+nginx_http_common() { # name
+    cat <<EOF
+    access_log off;
+    client_body_temp_path $TMP/$1-body;
+    proxy_temp_path $TMP/$1-proxy;
+    fastcgi_temp_path $TMP/$1-fastcgi;
+    uwsgi_temp_path $TMP/$1-uwsgi;
+    scgi_temp_path $TMP/$1-scgi;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+EOF
+}
+start_nginx() { # name
+    "$NGINX" -p "$TMP/" -e "$TMP/$1.error.log" -c "$TMP/$1.conf" -g 'daemon off;' \
+        >"$TMP/$1.out" 2>&1 &
+    PID[$1]=$!
+}
+
+{
+    nginx_common upstream
+    cat <<EOF
+http {
+$(nginx_http_common upstream)
+    server {
+        listen 127.0.0.1:$UPSTREAM_PORT;
+        location / {
+            default_type text/plain;
+            return 200 "ok\n";
+        }
+    }
+}
+EOF
+} >"$TMP/upstream.conf"
+start_nginx upstream
+wait_port "$UPSTREAM_PORT" "upstream nginx"
+
+# --- (a) nginx: TLS, ssl_verify_client on, keep-alive to the upstream ------------
+{
+    nginx_common nginx
+    cat <<EOF
+http {
+$(nginx_http_common nginx)
+    upstream backend {
+        server 127.0.0.1:$UPSTREAM_PORT;
+        keepalive 64;
+        keepalive_requests 100000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT ssl;
+        server_name localhost;
+        ssl_certificate $PKI/server.pem;
+        ssl_certificate_key $PKI/server.key;
+        ssl_client_certificate $PKI/ca-bundle.pem;
+        ssl_verify_client on;
+        ssl_verify_depth 3;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Client-DN \$ssl_client_s_dn;
+        }
+    }
+}
+EOF
+} >"$TMP/nginx.conf"
+start_nginx nginx
+
+# --- (b) haproxy: TLS, verify required, http-reuse to the upstream ----------------
+cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn $((IDLE_CONNECTIONS + 2048))
+    # maxconn reserves a descriptor for a server connection per client
+    # connection; idle clients need none, so run under the lower limit.
+    no strict-limits
+    pidfile $TMP/haproxy.pid
+    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 300s
+    timeout server 30s
+    timeout http-request 30s
+    timeout http-keep-alive 300s
+    option http-keep-alive
+frontend fe
+    bind 127.0.0.1:$HAPROXY_PORT ssl crt $TMP/haproxy-server.pem ca-file $PKI/ca-bundle.pem verify required alpn http/1.1
+    http-request set-header X-Client-DN %{+Q}[ssl_c_s_dn]
+    default_backend be
+backend be
+    http-reuse always
+    server up 127.0.0.1:$UPSTREAM_PORT
+EOF
+"$HAPROXY" -c -q -f "$TMP/haproxy.cfg" >"$TMP/haproxy.check" 2>&1 \
+    || die "haproxy rejects its configuration: $(cat "$TMP/haproxy.check")"
+"$HAPROXY" -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.out" 2>&1 &
+PID[haproxy]=$!
+
+# --- (c) Portcullis: mTLS, policy allowing the client's SPIFFE ID, audit to a file --
+cat >"$TMP/policy.yaml" <<EOF
+revision: "bench-1"
+roles:
+  client: {}
+bindings:
+  - { role: client, spiffe_id: "$CLIENT_ID" }
+rules:
+  - id: bench-allow
+    effect: allow
+    roles: [client]
+    route: bench
+    methods: [GET]
+    path: /bench/**
+EOF
+# header_read also bounds how long an idle keep-alive connection stays
+# open; the memory test holds connections longer than its 10 s default.
+cat >"$TMP/portcullis.yaml" <<EOF
+listeners:
+  - name: public
+    bind: 127.0.0.1:$PORTCULLIS_PORT
+    tls:
+      cert: $PKI/server.pem
+      key: $PKI/server.key
+      client_ca: $PKI/ca-bundle.pem
+      client_auth: required
+      spiffe_trust_domains: [$TRUST_DOMAIN]
+    limits: { max_connections: 20000 }
+    timeouts: { header_read: 120s }
+routes:
+  - name: bench
+    path_prefix: /bench
+    upstream:
+      url: http://127.0.0.1:$UPSTREAM_PORT
+policy:
+  file: $TMP/policy.yaml
+admin:
+  bind: 127.0.0.1:$PORTCULLIS_ADMIN_PORT
+audit:
+  dest: $TMP/audit.log
+EOF
+"$PORTCULLIS" config check "$TMP/portcullis.yaml" >"$TMP/portcullis.check" 2>&1 \
+    || die "portcullis rejects its configuration: $(cat "$TMP/portcullis.check")"
+RUST_LOG=${RUST_LOG:-warn} "$PORTCULLIS" run --config "$TMP/portcullis.yaml" --workers 1 \
+    --ready-file "$TMP/portcullis.ready" >"$TMP/portcullis.out" 2>&1 &
+PID[portcullis]=$!
+
+declare -A PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [portcullis]=$PORTCULLIS_PORT)
+for p in "${PROXIES[@]}"; do wait_port "${PORT[$p]}" "$p"; done
+
+loadgen() { # proxy args...
+    local proxy=$1
+    shift
+    "$LOADGEN" --url "https://127.0.0.1:${PORT[$proxy]}$REQ_PATH" --sni localhost \
+        --ca "$PKI/ca-bundle.pem" --cert "$PKI/loadgen.pem" --key "$PKI/loadgen.key" \
+        --threads "$LOADGEN_THREADS" --kx "$KX" "$@"
+}
+
+# A run that saw errors or non-2xx answers measured the wrong thing.
+check_clean() { # proxy json
+    local errors non2xx
+    errors=$(field "$2" errors)
+    non2xx=$(field "$2" non_2xx)
+    if [ "${errors:-1}" != 0 ] || [ "${non2xx:-1}" != 0 ]; then
+        die "$1: errors=$errors non_2xx=$non2xx: $2"
+    fi
+}
+
+declare -A RPS=() P50=() P99=() P999=() CPU_REQ=() HS=() HS_P99=() CPU_HS=() KIB=() TLS=() STILL=()
+
+# CPU time (µs) used so far by a process and its direct children, from
+# /proc/PID/stat (utime + stime, in clock ticks).
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+cpu_us() {
+    local total=0 p t
+    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+        total=$((total + ${t:-0}))
+    done
+    echo $((total * TICK_US))
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# The machine is shared: rounds interleave the proxies (in a rotating
+# order) so a burst of outside load does not land on one proxy only, and
+# each figure is the median over the rounds. Server CPU time per request
+# does not depend on how much CPU the server got.
+rotated() { # round
+    local i n=${#PROXIES[@]}
+    for ((i = 0; i < n; i++)); do echo "${PROXIES[$(((i + $1) % n))]}"; done
+}
+
+# measure MODE DURATION ARGS...: ROUNDS interleaved runs; sets R_<field>[proxy]
+# to space-separated per-round values.
+declare -A R_RATE=() R_P50=() R_P99=() R_P999=() R_CPU=()
+measure() {
+    local mode=$1 secs=$2 round p out c0 c1 n rate cpu
+    shift 2
+    R_RATE=() R_P50=() R_P99=() R_P999=() R_CPU=()
+    for ((round = 0; round < ROUNDS; round++)); do
+        for p in $(rotated "$round"); do
+            c0=$(cpu_us "${PID[$p]}")
+            out=$(loadgen "$p" "$@" --duration "$secs")
+            c1=$(cpu_us "${PID[$p]}")
+            check_clean "$p" "$out"
+            n=$(field "$out" requests)
+            cpu=$(awk -v c=$((c1 - c0)) -v n="$n" 'BEGIN { printf "%.1f", (n > 0 ? c / n : 0) }')
+            echo "   round $((round + 1)) $p: $out cpu_us_per_iteration=$cpu" >&2
+            if [ "$mode" = handshakes ]; then rate=$(field "$out" handshakes_per_s); else rate=$(field "$out" rps); fi
+            R_RATE[$p]+="$rate "
+            R_P50[$p]+="$(field "$out" p50_us) "
+            R_P99[$p]+="$(field "$out" p99_us) "
+            R_P999[$p]+="$(field "$out" p999_us) "
+            R_CPU[$p]+="$cpu "
+            TLS[$p]=$(sfield "$out" tls)
+        done
+    done
+}
+
+# --- keep-alive throughput and latency ----------------------------------------------
+for p in "${PROXIES[@]}"; do
+    log "$p: warm-up ${WARMUP}s"
+    out=$(loadgen "$p" --connections "$CONNECTIONS" --duration "$WARMUP")
+    check_clean "$p" "$out"
+done
+log "keep-alive: $CONNECTIONS connections, $ROUNDS rounds of ${DURATION}s per proxy"
+measure keepalive "$DURATION" --connections "$CONNECTIONS"
+for p in "${PROXIES[@]}"; do
+    # shellcheck disable=SC2086 # word splitting of the round lists is wanted
+    {
+        RPS[$p]=$(median ${R_RATE[$p]})
+        P50[$p]=$(median ${R_P50[$p]})
+        P99[$p]=$(median ${R_P99[$p]})
+        P999[$p]=$(median ${R_P999[$p]})
+        CPU_REQ[$p]=$(median ${R_CPU[$p]})
+    }
+done
+
+# --- full mTLS handshakes ----------------------------------------------------------
+for p in "${PROXIES[@]}"; do
+    loadgen "$p" --handshakes --connections "$HS_CONNECTIONS" --duration 1 >/dev/null
+done
+log "handshakes: $HS_CONNECTIONS loops of new connection + full mTLS handshake + one request, $ROUNDS rounds of ${HS_DURATION}s per proxy"
+measure handshakes "$HS_DURATION" --handshakes --connections "$HS_CONNECTIONS"
+for p in "${PROXIES[@]}"; do
+    # shellcheck disable=SC2086
+    {
+        HS[$p]=$(median ${R_RATE[$p]})
+        HS_P99[$p]=$(median ${R_P99[$p]})
+        CPU_HS[$p]=$(median ${R_CPU[$p]})
+    }
+done
+
+# --- memory per idle mTLS connection -------------------------------------------------
+idle_rss() { # proxy
+    local p=$1 before after out lg line
+    before=$(rss_kib "${PID[$p]}")
+    out="$TMP/idle-$p.out"
+    : >"$out"
+    loadgen "$p" --idle "$IDLE_CONNECTIONS" --hold "$IDLE_HOLD" >"$out" 2>"$TMP/idle-$p.err" &
+    lg=$!
+    PID[loadgen]=$lg
+    line=""
+    for _ in $(seq 1 1200); do
+        line=$(grep -m1 '"mode":"idle"' "$out" || true)
+        [ -n "$line" ] && break
+        kill -0 "$lg" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$line" ] || die "$p: idle connections did not open: $(cat "$TMP/idle-$p.err")"
+    sleep 1
+    after=$(rss_kib "${PID[$p]}")
+    wait "$lg" || die "$p: load generator failed: $(cat "$TMP/idle-$p.err")"
+    unset 'PID[loadgen]'
+    echo "   $line" >&2
+    echo "   $(grep '"mode":"idle_done"' "$out")" >&2
+    check_clean "$p" "$line"
+    STILL[$p]=$(sed -n 's/.*"still_open":\([0-9]*\).*/\1/p' "$out")
+    local opened
+    opened=$(field "$line" requests)
+    KIB[$p]=$(awk -v a="$after" -v b="$before" -v n="$opened" 'BEGIN { printf "%.1f", (a - b) / n }')
+    echo "   RSS before ${before} KiB, with $opened idle connections ${after} KiB" >&2
+}
+for p in "${PROXIES[@]}"; do
+    log "$p: $IDLE_CONNECTIONS idle mTLS connections held ${IDLE_HOLD}s"
+    idle_rss "$p"
+    # Let the server release the closed connections before the next one.
+    sleep 1
+done
+
+# --- summary -------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+verdict() { if "$@"; then echo "met"; else echo "NOT met"; fi; }
+
+TP_HAPROXY=$(ratio "${RPS[portcullis]}" "${RPS[haproxy]}")
+TARGET_TP=$(verdict le 1.0 "$TP_HAPROXY")
+TARGET_P99=$(verdict le "${P99[portcullis]}" "${P99[haproxy]}")
+TARGET_RSS=$(verdict le "${KIB[portcullis]}" 16)
+
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+NGINX_V=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
+HAPROXY_V=$("$HAPROXY" -v | head -1 | awk '{ print $3 }')
+OPENSSL_V=$(openssl version 2>/dev/null || echo unknown)
+RUSTC_V=$(rustc --version)
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+{
+    echo
+    echo "Side-by-side mTLS benchmark (127.0.0.1, one worker per proxy; medians of $ROUNDS rounds)"
+    fmt='%-11s %9s %7s %7s %8s %10s %12s %9s %9s %9s\n'
+    # shellcheck disable=SC2059 # the format is a variable on purpose
+    printf "$fmt" proxy rps p50_us p99_us p999_us cpu_us/req handshakes/s hs_p99_us cpu_us/hs KiB/idle
+    for p in "${PROXIES[@]}"; do
+        # shellcheck disable=SC2059
+        printf "$fmt" "$p" "${RPS[$p]}" "${P50[$p]}" "${P99[$p]}" "${P999[$p]}" "${CPU_REQ[$p]}" \
+            "${HS[$p]}" "${HS_P99[$p]}" "${CPU_HS[$p]}" "${KIB[$p]}"
+    done
+    echo
+    for peer in nginx haproxy; do
+        echo "portcullis / $peer: throughput $(ratio "${RPS[portcullis]}" "${RPS[$peer]}")x," \
+            "p99 $(ratio "${P99[portcullis]}" "${P99[$peer]}")x," \
+            "CPU per request $(ratio "${CPU_REQ[portcullis]}" "${CPU_REQ[$peer]}")x," \
+            "handshakes/s $(ratio "${HS[portcullis]}" "${HS[$peer]}")x," \
+            "memory per idle connection $(ratio "${KIB[portcullis]}" "${KIB[$peer]}")x"
+    done
+    echo "targets: throughput >= 1.0x haproxy: $TARGET_TP; p99 <= haproxy: $TARGET_P99;" \
+        "<= 16 KiB per idle connection: $TARGET_RSS"
+}
+
+echo
+echo "---- markdown ----"
+echo "Command: \`bench/compare.sh\` (CONNECTIONS=$CONNECTIONS ROUNDS=$ROUNDS DURATION=$DURATION" \
+    "WARMUP=$WARMUP HS_CONNECTIONS=$HS_CONNECTIONS HS_DURATION=$HS_DURATION" \
+    "IDLE_CONNECTIONS=$IDLE_CONNECTIONS IDLE_HOLD=$IDLE_HOLD LOADGEN_THREADS=$LOADGEN_THREADS KX=$KX)"
+echo
+echo "| machine | |"
+echo "|---|---|"
+echo "| \`nproc\` | $(nproc) |"
+echo "| CPU | $CPU |"
+echo "| load average before / after | $LOAD_START / $LOAD_END |"
+echo "| nginx | $NGINX_V |"
+echo "| haproxy | $HAPROXY_V |"
+echo "| OpenSSL (nginx, haproxy) | $OPENSSL_V |"
+echo "| rustc (Portcullis: rustls + aws-lc-rs) | $RUSTC_V |"
+echo "| TLS negotiated | nginx: ${TLS[nginx]}; haproxy: ${TLS[haproxy]}; portcullis: ${TLS[portcullis]} |"
+echo
+echo "| proxy | requests/s | p50 (µs) | p99 (µs) | p99.9 (µs) | proxy CPU per request (µs) | full mTLS handshakes/s | proxy CPU per handshake (µs) | RSS per idle mTLS connection (KiB) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+for p in "${PROXIES[@]}"; do
+    echo "| $p | ${RPS[$p]} | ${P50[$p]} | ${P99[$p]} | ${P999[$p]} | ${CPU_REQ[$p]} | ${HS[$p]} | ${CPU_HS[$p]} | ${KIB[$p]} |"
+done
+echo
+echo "| Portcullis ÷ peer | throughput | p99 latency | CPU per request | handshakes/s | CPU per handshake | memory per idle connection |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for peer in nginx haproxy; do
+    echo "| ÷ $peer | $(ratio "${RPS[portcullis]}" "${RPS[$peer]}")× | $(ratio "${P99[portcullis]}" "${P99[$peer]}")× | $(ratio "${CPU_REQ[portcullis]}" "${CPU_REQ[$peer]}")× | $(ratio "${HS[portcullis]}" "${HS[$peer]}")× | $(ratio "${CPU_HS[portcullis]}" "${CPU_HS[$peer]}")× | $(ratio "${KIB[portcullis]}" "${KIB[$peer]}")× |"
+done
+echo
+echo "| target | result |"
+echo "|---|---|"
+echo "| throughput ≥ 1.0× haproxy | $TARGET_TP (${TP_HAPROXY}×) |"
+echo "| p99 ≤ haproxy's | $TARGET_P99 (${P99[portcullis]} µs vs ${P99[haproxy]} µs) |"
+echo "| ≤ 16 KiB RSS per idle mTLS connection | $TARGET_RSS (${KIB[portcullis]} KiB) |"
+echo
+echo "Idle connections still open at the end of the hold: nginx ${STILL[nginx]}," \
+    "haproxy ${STILL[haproxy]}, portcullis ${STILL[portcullis]} (of $IDLE_CONNECTIONS)."
