@@ -16,7 +16,6 @@ use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use crate::metrics::{Decision, Metrics};
 
@@ -183,7 +182,7 @@ pub struct AuditLog {
 #[derive(Debug)]
 pub struct AuditWriterTask {
     shutdown: oneshot::Sender<()>,
-    handle: JoinHandle<()>,
+    done: oneshot::Receiver<()>,
 }
 
 impl AuditLog {
@@ -194,7 +193,8 @@ impl AuditLog {
         metrics: Arc<Metrics>,
     ) -> Result<(AuditLog, AuditWriterTask), AuditError> {
         check_limits(cfg.queue_capacity, cfg.deny_wait)?;
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
+        // Callers need a runtime for `record_deny`'s timer.
+        tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
         let (sink, path): (Sink, Option<PathBuf>) = match cfg.dest {
             AuditDest::Stdout => (Box::new(tokio::io::stdout()), None),
             AuditDest::File(path) => {
@@ -204,11 +204,10 @@ impl AuditLog {
                         path: path.clone(),
                         source,
                     })?;
-                (Box::new(tokio::fs::File::from_std(file)), Some(path))
+                (Box::new(SyncFile(file)), Some(path))
             }
         };
         Ok(spawn(
-            &runtime,
             sink,
             path,
             cfg.queue_capacity,
@@ -229,9 +228,9 @@ impl AuditLog {
         W: AsyncWrite + Send + Unpin + 'static,
     {
         check_limits(queue_capacity, deny_wait)?;
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
+        // Callers need a runtime for `record_deny`'s timer.
+        tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
         Ok(spawn(
-            &runtime,
             Box::new(writer),
             None,
             queue_capacity,
@@ -318,8 +317,8 @@ impl AuditWriterTask {
     pub async fn shutdown(self) {
         // An error means the writer already stopped; joining is still right.
         let _ = self.shutdown.send(());
-        if let Err(err) = self.handle.await {
-            tracing::error!(error = %err, "audit writer task failed");
+        if self.done.await.is_err() {
+            tracing::error!("audit writer thread failed");
         }
     }
 }
@@ -347,7 +346,6 @@ fn open_options() -> std::fs::OpenOptions {
 type Sink = Box<dyn AsyncWrite + Send + Unpin>;
 
 fn spawn(
-    runtime: &tokio::runtime::Handle,
     sink: Sink,
     path: Option<PathBuf>,
     queue_capacity: usize,
@@ -368,14 +366,28 @@ fn spawn(
         metrics: Arc::clone(&metrics),
         failing: false,
     };
-    let handle = runtime.spawn(writer.run(shutdown_rx));
+    // The writer gets its own thread and single-threaded runtime: its
+    // writes and flushes never occupy a request worker.
+    let (done_tx, done) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("portcullis-audit".to_owned())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(writer.run(shutdown_rx)),
+                Err(e) => tracing::error!(error = %e, "cannot start the audit writer runtime"),
+            }
+            let _ = done_tx.send(());
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the audit writer thread");
+    }
     let log = AuditLog {
         records,
         control,
         deny_wait,
         metrics,
     };
-    (log, AuditWriterTask { shutdown, handle })
+    (log, AuditWriterTask { shutdown, done })
 }
 
 struct Writer {
@@ -536,8 +548,38 @@ impl Unflushed {
     }
 }
 
-async fn open_file(path: &Path) -> io::Result<tokio::fs::File> {
-    tokio::fs::OpenOptions::from(open_options())
-        .open(path)
-        .await
+async fn open_file(path: &Path) -> io::Result<SyncFile> {
+    open_options().open(path).map(SyncFile)
+}
+
+/// A file written with plain blocking writes. The writer runs on its own
+/// thread (see [`spawn`]), so a write that blocks stalls only the audit
+/// writer, never a request; and unlike `tokio::fs::File` no write or flush
+/// is handed to the blocking pool (one thread hop per flush).
+struct SyncFile(std::fs::File);
+
+impl AsyncWrite for SyncFile {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        use std::io::Write;
+        std::task::Poll::Ready(self.get_mut().0.write(buf))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        use std::io::Write;
+        std::task::Poll::Ready(self.get_mut().0.flush())
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
 }
