@@ -1,14 +1,26 @@
 //! TLS listeners: accept, bound the connection count, complete the mTLS
 //! handshake within a timeout, turn the verified peer into a principal,
 //! and serve HTTP/1.1 or HTTP/2 as negotiated by ALPN.
+//!
+//! HTTP/1 connections are read through a [`FramingTap`]: hyper's parser
+//! hides a `Content-Length` next to `Transfer-Encoding` and folds equal
+//! duplicate `Content-Length` fields, so the tap judges the framing of
+//! every request head on the raw bytes, before hyper parses them, and the
+//! service refuses a request whose verdict is not clean.
 
-use std::sync::Arc;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 
+use http::HeaderMap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use portcullis_http_guard::{FramingError, Http1FramingScanner, VerdictQueue};
 use portcullis_identity::Principal;
 use portcullis_telemetry::{AuditDecision, AuditRecord};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
@@ -117,33 +129,135 @@ async fn connection(
             }
         },
     };
+    let framing = (!h2).then(|| Arc::new(FramingVerdicts::default()));
     let ctx = Arc::new(ConnCtx {
         shared: shared.clone(),
         listener: name.clone(),
         peer,
         sni,
         principal: Arc::new(principal),
+        framing: framing.clone(),
     });
     let svc = service_fn(move |req| handle(ctx.clone(), req));
-    let io = TokioIo::new(tls);
-    let result = if h2 {
-        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        b.timer(TokioTimer::new())
-            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-            .max_header_list_size(
-                u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
-            );
-        watcher.watch(b.serve_connection(io, svc)).await
-    } else {
-        let mut b = hyper::server::conn::http1::Builder::new();
-        b.timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
-            .max_headers(limits.max_header_count.saturating_add(16))
-            .max_buf_size(limits.max_header_bytes.saturating_mul(2).max(8192));
-        watcher.watch(b.serve_connection(io, svc)).await
+    let result = match framing {
+        None => {
+            let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            b.timer(TokioTimer::new())
+                .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+                .max_header_list_size(
+                    u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
+                );
+            watcher
+                .watch(b.serve_connection(TokioIo::new(tls), svc))
+                .await
+        }
+        Some(verdicts) => {
+            let max_buf = limits.max_header_bytes.saturating_mul(2).max(8192);
+            // hyper may read past `max_buf` in one read, so the scanner
+            // allows twice as much: every head hyper accepts fits.
+            let scanner = Http1FramingScanner::with_max_head_bytes(max_buf.saturating_mul(2));
+            let io = TokioIo::new(FramingTap {
+                inner: tls,
+                scanner,
+                verdicts,
+            });
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .max_headers(limits.max_header_count.saturating_add(16))
+                .max_buf_size(max_buf);
+            watcher.watch(b.serve_connection(io, svc)).await
+        }
     };
     if let Err(e) = result {
         connection_error(&shared, &name, peer, &e).await;
+    }
+}
+
+/// The framing verdicts of one HTTP/1 connection's request heads, in
+/// order: pushed by its [`FramingTap`], taken by the service as hyper
+/// hands over each request.
+#[derive(Debug, Default)]
+pub(crate) struct FramingVerdicts(Mutex<VerdictQueue>);
+
+impl FramingVerdicts {
+    fn lock(&self) -> MutexGuard<'_, VerdictQueue> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The verdict of the request hyper just handed over, checked against
+    /// its parsed `headers`. Fails closed (see [`VerdictQueue::next_for`]).
+    pub(crate) fn next_for(&self, headers: &HeaderMap) -> Result<(), FramingError> {
+        self.lock().next_for(headers)
+    }
+}
+
+/// An HTTP/1 connection's stream that feeds every byte hyper reads into
+/// the connection's [`Http1FramingScanner`] on the way, and queues the
+/// verdicts. hyper reads only through it, so the scanner sees exactly the
+/// bytes hyper parses, and has judged a request head before hyper hands
+/// the request to the service.
+///
+/// Cost per read: head bytes are looked at twice (end of head, then the
+/// field lines), chunk-size lines once, body data not at all; at most one
+/// uncontended lock, and only if the read completes a head; no allocation
+/// beyond the queue's first, unless a head spans reads.
+struct FramingTap<S> {
+    inner: S,
+    scanner: Http1FramingScanner,
+    verdicts: Arc<FramingVerdicts>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FramingTap<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            if let Some(read) = buf.filled().get(before..) {
+                let mut queue = None;
+                this.scanner.feed(read, |verdict| {
+                    queue
+                        .get_or_insert_with(|| this.verdicts.lock())
+                        .push(verdict);
+                });
+            }
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FramingTap<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

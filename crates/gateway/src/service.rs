@@ -1,17 +1,19 @@
 //! The request pipeline, in this order and no other:
-//! limits -> framing -> host/SNI -> path normalisation -> route ->
-//! authorize (policy) -> forward (needs the [`Permit`]) -> audit.
+//! HTTP/1 stream framing -> limits -> framing -> host/SNI -> path
+//! normalisation -> route -> authorize (policy) -> forward (needs the
+//! [`Permit`]) -> audit.
 //!
 //! The path the policy judged is the path the upstream receives: it is
 //! normalised once, before the decision, and the upstream URI is built
 //! from that normalised path.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use portcullis_http_guard as guard;
@@ -20,6 +22,7 @@ use portcullis_telemetry::{AuditDecision, AuditRecord};
 
 use crate::assertion::{AssertionClaims, IDENTITY_HEADER, JWKS_PATH};
 use crate::authz::{authorize, AuthzInput, Permit};
+use crate::listener::FramingVerdicts;
 use crate::response::{self, Refusal};
 use crate::state::Snapshot;
 use crate::upstream::{Body, UpstreamError};
@@ -32,6 +35,8 @@ pub(crate) struct ConnCtx {
     pub(crate) peer: SocketAddr,
     pub(crate) sni: Option<String>,
     pub(crate) principal: Arc<Principal>,
+    /// HTTP/1 only: the framing verdicts of the connection's request heads.
+    pub(crate) framing: Option<Arc<FramingVerdicts>>,
 }
 
 /// Everything about one request that ends up in its audit record.
@@ -42,11 +47,28 @@ struct Facts {
     path: String,
     route: Option<String>,
     rule: Option<String>,
+    /// The refusal ends the HTTP/1 connection (`Connection: close`).
+    close_connection: bool,
 }
 
-pub(crate) async fn handle(
+/// The service of one connection. On HTTP/1 it takes the request's
+/// framing verdict when hyper calls it, not when the future first runs.
+// INVARIANT: hyper calls the service for the requests of an HTTP/1
+// connection one at a time, in the order it parsed their heads, and the
+// connection's `FramingTap` has read (and judged) a head before hyper
+// parses it; so the verdicts are taken in request order.
+pub(crate) fn handle(
     conn: Arc<ConnCtx>,
     req: Request<Incoming>,
+) -> impl Future<Output = Result<Response<Body>, Infallible>> {
+    let framing = conn.framing.as_ref().map(|f| f.next_for(req.headers()));
+    serve(conn, req, framing)
+}
+
+async fn serve(
+    conn: Arc<ConnCtx>,
+    req: Request<Incoming>,
+    framing: Option<Result<(), guard::FramingError>>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let snap = conn.shared.state.load_full();
@@ -61,8 +83,9 @@ pub(crate) async fn handle(
         path: escape_for_log(req.uri().path()),
         route: None,
         rule: None,
+        close_connection: false,
     };
-    let result = pipeline(&conn, &snap, req, &mut facts).await;
+    let result = pipeline(&conn, &snap, req, framing, &mut facts).await;
     let latency = start.elapsed();
     let route_label = facts.route.clone().unwrap_or_else(|| "-".to_owned());
     match result {
@@ -126,7 +149,12 @@ pub(crate) async fn handle(
                 latency,
             );
             conn.shared.audit.record_deny(rec).await;
-            Ok(response::generic(refusal.status, &facts.request_id))
+            let mut resp = response::generic(refusal.status, &facts.request_id);
+            if facts.close_connection {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(resp)
         }
     }
 }
@@ -181,9 +209,24 @@ async fn pipeline(
     conn: &ConnCtx,
     snap: &Snapshot,
     req: Request<Incoming>,
+    framing: Option<Result<(), guard::FramingError>>,
     facts: &mut Facts,
 ) -> Result<Response<Body>, Refusal> {
     let shared = &conn.shared;
+    let http1 = matches!(
+        req.version(),
+        Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
+    );
+
+    // 0. HTTP/1 framing as read off the connection, which hyper's parsed
+    //    headers hide (CL with TE, duplicate CL). The body is not read, so
+    //    the connection ends with the refusal.
+    if let Some(Err(e)) = framing {
+        facts.close_connection = true;
+        shared.metrics.bad_request(e.reason_code());
+        return Err(Refusal::deny(e.status(), e.reason_code(), e.to_string()));
+    }
+
     let listener = snap.listener(&conn.listener).ok_or_else(|| {
         Refusal::error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -219,20 +262,18 @@ async fn pipeline(
         ));
     }
 
-    // 2. Framing (request smuggling).
+    // 2. Framing (request smuggling). The body is not read, so an
+    //    HTTP/1 connection ends with the refusal, whatever its status.
     if let Err(e) = guard::check_framing(req.headers(), req.version()) {
+        facts.close_connection = http1;
         shared.metrics.bad_request(e.reason_code());
-        return Err(Refusal::deny(
-            StatusCode::BAD_REQUEST,
-            e.reason_code(),
-            e.to_string(),
-        ));
+        return Err(Refusal::deny(e.status(), e.reason_code(), e.to_string()));
     }
 
     // 3. Host, SNI.
     let host = guard::effective_host(req.uri(), req.headers(), req.version()).map_err(|e| {
         shared.metrics.bad_request(e.reason_code());
-        Refusal::deny(StatusCode::BAD_REQUEST, e.reason_code(), e.to_string())
+        Refusal::deny(e.status(), e.reason_code(), e.to_string())
     })?;
     if !guard::host_matches_sni(&host, conn.sni.as_deref()) {
         shared.metrics.bad_request("host_sni_mismatch");
@@ -261,13 +302,13 @@ async fn pipeline(
     // 4. One normalisation, before the decision.
     let path = guard::normalize_path(req.uri().path()).map_err(|e| {
         shared.metrics.bad_request(e.reason_code());
-        Refusal::deny(StatusCode::BAD_REQUEST, e.reason_code(), e.to_string())
+        Refusal::deny(e.status(), e.reason_code(), e.to_string())
     })?;
     let query = req.uri().query().map(str::to_owned);
     if let Some(q) = &query {
         guard::check_query(q).map_err(|e| {
             shared.metrics.bad_request(e.reason_code());
-            Refusal::deny(StatusCode::BAD_REQUEST, e.reason_code(), e.to_string())
+            Refusal::deny(e.status(), e.reason_code(), e.to_string())
         })?;
     }
     let path = path.as_str().to_owned();

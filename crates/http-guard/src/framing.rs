@@ -1,6 +1,10 @@
 //! Message framing checks (RFC 9112 §6, RFC 9113 §8.2.2) against request
 //! smuggling: the gateway and the upstream must agree on where the body
 //! ends, so every ambiguous framing is refused rather than repaired.
+//!
+//! [`check_framing`] judges the parsed header map; for HTTP/1, whose
+//! parser hides part of the framing, [`crate::Http1FramingScanner`] judges
+//! the raw byte stream, and its refusals are [`FramingError`]s too.
 
 use http::header::{CONTENT_LENGTH, TE, TRANSFER_ENCODING};
 use http::{HeaderMap, StatusCode, Version};
@@ -34,6 +38,19 @@ pub enum FramingError {
     TransferEncodingOnHttp10,
     #[error("connection-specific header `{name}` is not allowed in http/2")]
     ConnectionSpecificHeader { name: &'static str },
+    /// The HTTP/1 stream scanner lost the message boundaries at or before
+    /// this request; every later request on the connection is refused.
+    #[error("cannot follow the http/1 request stream: {reason}")]
+    Unparseable { reason: &'static str },
+    /// No scanner verdict is waiting for this request (fail closed).
+    #[error("no framing verdict for this request")]
+    NoVerdict,
+    /// The scanner's verdict does not match the request as parsed.
+    #[error("request framing differs from the scanned request head")]
+    VerdictMismatch,
+    /// More request heads were read ahead than verdicts are kept for.
+    #[error("more than {} pipelined requests ahead", crate::MAX_PENDING_VERDICTS)]
+    TooManyPipelined,
 }
 
 impl FramingError {
@@ -42,11 +59,15 @@ impl FramingError {
         match self {
             Self::UnsupportedVersion => "unsupported_version",
             Self::TransferEncodingAndContentLength => "te_and_cl",
-            Self::MultipleContentLength => "multiple_content_length",
+            Self::MultipleContentLength => "duplicate_content_length",
             Self::BadContentLength => "bad_content_length",
             Self::UnsupportedTransferEncoding => "bad_transfer_encoding",
             Self::TransferEncodingOnHttp10 => "te_on_http10",
             Self::ConnectionSpecificHeader { .. } => "h2_connection_header",
+            Self::Unparseable { .. } => "framing_unparseable",
+            Self::NoVerdict => "framing_unknown",
+            Self::VerdictMismatch => "framing_mismatch",
+            Self::TooManyPipelined => "framing_backlog",
         }
     }
 

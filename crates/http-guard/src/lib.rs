@@ -11,7 +11,11 @@
 //!   `Host` header (RFC 9112 §3.2), and [`host_matches_sni`] ties it to the
 //!   TLS connection;
 //! - [`check_framing`] refuses ambiguous message framing (request
-//!   smuggling);
+//!   smuggling); for HTTP/1, [`Http1FramingScanner`] judges the framing of
+//!   every request head on the connection's byte stream, where the parser
+//!   cannot hide a `Content-Length` next to `Transfer-Encoding` or a
+//!   duplicate `Content-Length`, and [`VerdictQueue`] pairs each verdict
+//!   with its parsed request;
 //! - [`sanitize_request_headers`] removes hop-by-hop, gateway-namespace
 //!   and spoofable identity headers; [`sanitize_response_headers`] removes
 //!   hop-by-hop headers from upstream responses;
@@ -22,9 +26,11 @@
 //! `status()` (the response the gateway gives; the detail goes to the log,
 //! never to the client).
 //!
-//! This crate does no I/O and no async work, does not decide anything
-//! about identity or authorization, does not parse bodies, and does not
-//! add headers: the gateway adds its own headers after sanitising.
+//! This crate does no I/O and no async work (the scanner is fed the bytes
+//! the gateway reads), does not decide anything about identity or
+//! authorization, does not parse bodies (the scanner reads chunk framing
+//! but never body content), and does not add headers: the gateway adds
+//! its own headers after sanitising.
 //!
 //! # Path normalisation
 //!
@@ -59,12 +65,16 @@
 //! `docs/path-normalisation.md`.
 
 mod framing;
+mod h1_stream;
 mod limits;
 mod path;
 mod sanitize;
 mod target;
 
 pub use framing::{check_framing, FramingError, H2_CONNECTION_SPECIFIC_HEADERS};
+pub use h1_stream::{
+    BodyFraming, Http1FramingScanner, Verdict, VerdictQueue, MAX_HEAD_BYTES, MAX_PENDING_VERDICTS,
+};
 pub use limits::{
     check_header_limits, check_uri_len, LimitError, MAX_HEADER_BYTES, MAX_HEADER_COUNT,
     MAX_HEADER_VALUE_LEN, MAX_PATH_LEN, MAX_PATH_SEGMENTS, MAX_QUERY_LEN, MAX_URI_LEN,

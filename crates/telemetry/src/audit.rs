@@ -372,7 +372,10 @@ fn spawn(
     let spawned = std::thread::Builder::new()
         .name("portcullis-audit".to_owned())
         .spawn(move || {
-            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt.block_on(writer.run(shutdown_rx)),
                 Err(e) => tracing::error!(error = %e, "cannot start the audit writer runtime"),
             }

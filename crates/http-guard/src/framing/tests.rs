@@ -80,32 +80,32 @@ fn refused_framings() {
         (
             &[("content-length", "5"), ("content-length", "5")],
             Version::HTTP_11,
-            "multiple_content_length",
+            "duplicate_content_length",
         ),
         (
             &[("content-length", "5"), ("content-length", "6")],
             Version::HTTP_11,
-            "multiple_content_length",
+            "duplicate_content_length",
         ),
         (
             &[("content-length", "5, 5")],
             Version::HTTP_11,
-            "multiple_content_length",
+            "duplicate_content_length",
         ),
         (
             &[("content-length", "5,6")],
             Version::HTTP_11,
-            "multiple_content_length",
+            "duplicate_content_length",
         ),
         (
             &[("content-length", ",5")],
             Version::HTTP_11,
-            "multiple_content_length",
+            "duplicate_content_length",
         ),
         (
             &[("content-length", "5"), ("content-length", "5")],
             Version::HTTP_2,
-            "multiple_content_length",
+            "duplicate_content_length",
         ),
         // malformed Content-Length
         (
