@@ -37,6 +37,10 @@ pub const DEFAULT_DENY_WAIT: Duration = Duration::from_millis(250);
 /// Longest accepted deny wait: a denied request is never held longer than
 /// this for the audit log, so a stalled sink cannot pin connections forever.
 pub const MAX_DENY_WAIT: Duration = Duration::from_secs(10);
+/// How long the writer waits after a flush before it takes more records:
+/// bounds how stale the file is (records are on disk within about this
+/// long) while sparing request threads a wake-up per record.
+pub const COALESCE_DELAY: Duration = Duration::from_millis(10);
 /// Size of the writer's output buffer: many records per write system call.
 pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// Records written back to back before the writer looks at control messages
@@ -448,6 +452,10 @@ impl Writer {
         self.metrics.set_audit_queue_depth(self.records.len());
         if self.records.is_empty() {
             self.flush().await;
+            // Let records gather before looking again: under load the
+            // writer then takes a batch per wake-up instead of being woken
+            // (a cross-thread wake on the request path) for every record.
+            tokio::time::sleep(COALESCE_DELAY).await;
         }
     }
 

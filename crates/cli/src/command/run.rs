@@ -16,12 +16,20 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.enable_all();
-    if let Some(n) = a.workers {
-        b.worker_threads(n.max(1));
-    }
-    let rt = b.build()?;
+    // One worker: a single-threaded event loop (like one nginx worker or
+    // haproxy with `nbthread 1`), without work-stealing bookkeeping.
+    let rt = match a.workers {
+        Some(n) if n <= 1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .worker_threads(n)
+            .build()?,
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
     rt.block_on(portcullis_gateway::run(&a.config, a.ready_file.as_deref()))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -297,7 +297,7 @@ impl GatewayProc {
         let stderr_path = dir.join("gateway.stderr");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut child = Command::new(bin())
-            .args(["run", "--workers", "2", "--config"])
+            .args(["run", "--workers", "1", "--config"])
             .arg(dir.join("portcullis.yaml"))
             .arg("--ready-file")
             .arg(&ready)
