@@ -147,9 +147,9 @@ async fn connection(
                 .max_header_list_size(
                     u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
                 );
-            watcher
-                .watch(b.serve_connection(TokioIo::new(tls), svc))
-                .await
+            // Boxed: the connection task then holds a pointer, not the
+            // larger of the HTTP/1 and HTTP/2 connection states.
+            Box::pin(watcher.watch(b.serve_connection(TokioIo::new(tls), svc))).await
         }
         Some(verdicts) => {
             let max_buf = limits.max_header_bytes.saturating_mul(2).max(8192);
@@ -166,7 +166,7 @@ async fn connection(
                 .header_read_timeout(header_read_timeout)
                 .max_headers(limits.max_header_count.saturating_add(16))
                 .max_buf_size(max_buf);
-            watcher.watch(b.serve_connection(io, svc)).await
+            Box::pin(watcher.watch(b.serve_connection(io, svc))).await
         }
     };
     if let Err(e) = result {
