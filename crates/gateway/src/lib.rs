@@ -37,7 +37,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use assertion::{IDENTITY_HEADER, JWKS_PATH};
-pub use listener::MAX_CONCURRENT_STREAMS;
+pub use listener::{H2_KEEPALIVE_INTERVAL, H2_KEEPALIVE_TIMEOUT, MAX_CONCURRENT_STREAMS};
 pub use upstream::MAX_IDLE_PER_UPSTREAM;
 
 /// Request id sent upstream and back to the client.

@@ -29,6 +29,11 @@ use crate::Shared;
 
 /// Maximum concurrent HTTP/2 streams per connection.
 pub const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// HTTP/2 connections are pinged after this much silence, so a peer that
+/// vanished without closing does not hold a connection slot forever.
+pub const H2_KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// A ping not answered within this closes the HTTP/2 connection.
+pub const H2_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 pub(crate) async fn serve(
     shared: Arc<Shared>,
@@ -135,6 +140,7 @@ async fn connection(
         listener: name.clone(),
         peer,
         sni,
+        strings: crate::service::ConnStrings::new(&principal, peer),
         principal: Arc::new(principal),
         framing: framing.clone(),
     });
@@ -143,6 +149,8 @@ async fn connection(
         None => {
             let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
             b.timer(TokioTimer::new())
+                .keep_alive_interval(Some(H2_KEEPALIVE_INTERVAL))
+                .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
                 .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
                 .max_header_list_size(
                     u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),

@@ -37,6 +37,30 @@ pub(crate) struct ConnCtx {
     pub(crate) principal: Arc<Principal>,
     /// HTTP/1 only: the framing verdicts of the connection's request heads.
     pub(crate) framing: Option<Arc<FramingVerdicts>>,
+    /// Per-connection strings, formatted once rather than per request.
+    pub(crate) strings: ConnStrings,
+}
+
+/// Strings every request of a connection repeats in its audit record and
+/// upstream headers.
+pub(crate) struct ConnStrings {
+    pub(crate) principal: String,
+    pub(crate) thumbprint: Option<String>,
+    pub(crate) source: String,
+    pub(crate) peer_ip: HeaderValue,
+}
+
+impl ConnStrings {
+    pub(crate) fn new(principal: &Principal, peer: SocketAddr) -> Self {
+        Self {
+            principal: principal.display_name().into_owned(),
+            thumbprint: principal.cert.as_ref().map(|c| c.thumbprint.to_hex()),
+            source: peer.to_string(),
+            // An IP address is always a valid header value.
+            peer_ip: HeaderValue::from_str(&peer.ip().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+        }
+    }
 }
 
 /// Everything about one request that ends up in its audit record.
@@ -170,18 +194,17 @@ fn record(
     reason: Option<String>,
     latency: std::time::Duration,
 ) -> AuditRecord {
-    let cert = conn.principal.cert.as_ref();
     AuditRecord {
         time: portcullis_telemetry::audit_time_now(),
         request_id: facts.request_id.clone(),
         trace_id: facts.trace_id.clone(),
-        principal: conn.principal.display_name().into_owned(),
+        principal: conn.strings.principal.clone(),
         spiffe_id: conn.principal.spiffe_id().map(|s| s.as_str().to_owned()),
-        cert_thumbprint: cert.map(|c| c.thumbprint.to_hex()),
+        cert_thumbprint: conn.strings.thumbprint.clone(),
         route: facts.route.clone(),
         method: facts.method.clone(),
         path: facts.path.clone(),
-        source: conn.peer.to_string(),
+        source: conn.strings.source.clone(),
         decision,
         status,
         rule: facts.rule.clone(),
@@ -500,20 +523,17 @@ fn build_upstream_request(
     if let Some(h) = original_host {
         headers.insert(header::HOST, h);
     }
-    let peer_ip = conn.peer.ip().to_string();
-    insert(&mut headers, "x-forwarded-for", &peer_ip);
-    insert(&mut headers, "x-forwarded-proto", "https");
+    headers.insert("x-forwarded-for", conn.strings.peer_ip.clone());
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
     insert(&mut headers, "x-forwarded-host", host);
     insert(&mut headers, REQUEST_ID_HEADER, &facts.request_id);
 
     let principal = &conn.principal;
     let roles: Vec<String> = permit.decision().roles().map(str::to_owned).collect();
-    let thumb = principal.cert.as_ref().map(|c| c.thumbprint.to_hex());
-    let name = principal.display_name();
     let claims = AssertionClaims {
-        sub: &name,
+        sub: &conn.strings.principal,
         spiffe_id: principal.spiffe_id().map(|s| s.as_str()),
-        cert_thumbprint: thumb.as_deref(),
+        cert_thumbprint: conn.strings.thumbprint.as_deref(),
         roles: &roles,
         rid: &facts.request_id,
         route: &route.name,
