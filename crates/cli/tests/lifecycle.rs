@@ -73,7 +73,10 @@ async fn sigint_stops_the_gateway_gracefully() {
         200
     );
     env.gw.signal("INT");
-    assert_eq!(env.gw.wait_exit(WAIT), Some(0));
+    assert_eq!(
+        tokio::task::block_in_place(|| env.gw.wait_exit(WAIT)),
+        Some(0)
+    );
     let stderr = env.gw.stderr();
     assert!(
         stderr.contains("SIGINT received") && stderr.contains("portcullis stopped"),
@@ -108,9 +111,51 @@ async fn drain_timeout_ends_requests_that_take_too_long() {
     env.gw.signal("TERM");
     // The process does not wait for the 15 s upstream: it exits once the
     // 500 ms drain timeout has passed.
-    assert_eq!(env.gw.wait_exit(Duration::from_secs(10)), Some(0));
+    assert_eq!(
+        tokio::task::block_in_place(|| env.gw.wait_exit(Duration::from_secs(10))),
+        Some(0)
+    );
     let stderr = env.gw.stderr();
     assert!(stderr.contains("drain timeout reached"), "{stderr}");
     let r = slow.await.unwrap();
     assert!(r.is_err(), "the cut-off request gets no response: {r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_an_in_flight_http2_request() {
+    let mut env = TestEnv::start_with(
+        UpstreamBehaviour {
+            delay: Some(Duration::from_millis(1000)),
+            ..Default::default()
+        },
+        |c, _, _| c,
+        BASIC_POLICY,
+    )
+    .await;
+    let client = Client::h2(&env.pki, Some(&env.reader_cert));
+    let addr = env.gw.addr;
+    let in_flight = tokio::spawn(async move { client.get(addr, "/api/slow-h2").await });
+    let start = Instant::now();
+    while env.up.count() == 0 {
+        assert!(
+            start.elapsed() < WAIT,
+            "the request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    env.gw.signal("TERM");
+    let resp = tokio::time::timeout(WAIT, in_flight)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.version, http::Version::HTTP_2);
+    assert_eq!(
+        tokio::task::block_in_place(|| env.gw.wait_exit(WAIT)),
+        Some(0)
+    );
+    let stderr = env.gw.stderr();
+    assert!(!stderr.contains("drain timeout reached"), "{stderr}");
+    assert_eq!(env.gw.audit().len(), 1, "the drained request was audited");
 }
