@@ -75,6 +75,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Config {
     /// The file this was loaded from.
     pub source: PathBuf,
+    /// Every certificate, key and CRL file it read (the gateway reloads
+    /// when one of them changes).
+    pub inputs: Vec<PathBuf>,
     pub listeners: Vec<Listener>,
     pub routes: Vec<Route>,
     pub policy: PolicySource,

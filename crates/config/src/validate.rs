@@ -34,11 +34,21 @@ pub(crate) fn parse_raw(path: &Path, text: &str) -> Result<RawConfig, ConfigErro
 struct Ctx<'a> {
     file: &'a Path,
     dir: PathBuf,
+    /// Every certificate, key and CRL file read, in order.
+    inputs: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl Ctx<'_> {
     fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ConfigError {
         ConfigError::new(self.file, key, msg)
+    }
+
+    /// Resolves a file this configuration reads as trust or key material
+    /// and remembers it, so the gateway can watch it for changes.
+    fn input(&self, p: &str) -> PathBuf {
+        let path = self.resolve(p);
+        self.inputs.borrow_mut().push(path.clone());
+        path
     }
 
     fn resolve(&self, p: &str) -> PathBuf {
@@ -79,7 +89,11 @@ pub(crate) fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     } else {
         dir
     };
-    let cx = Ctx { file, dir };
+    let cx = Ctx {
+        file,
+        dir,
+        inputs: std::cell::RefCell::new(Vec::new()),
+    };
 
     if raw.listeners.is_empty() {
         return Err(cx.err("listeners", "at least one listener is required"));
@@ -213,8 +227,10 @@ pub(crate) fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         crate::DEFAULT_DRAIN_TIMEOUT,
     )?;
 
+    let inputs = cx.inputs.take();
     Ok(Config {
         source: file.to_owned(),
+        inputs,
         listeners,
         routes,
         policy,
@@ -254,15 +270,15 @@ fn listener(cx: &Ctx<'_>, key: &str, l: &raw::RawListener) -> Result<Listener, C
     let bind = socket_addr(cx, &format!("{key}.bind"), &l.bind)?;
     let tls = &l.tls;
     let tkey = format!("{key}.tls");
-    let chain = portcullis_authn::pem::load_certs(&cx.resolve(&tls.cert))
+    let chain = portcullis_authn::pem::load_certs(&cx.input(&tls.cert))
         .map_err(|e| cx.err(format!("{tkey}.cert"), e.to_string()))?;
-    let key_der = portcullis_authn::pem::load_key(&cx.resolve(&tls.key))
+    let key_der = portcullis_authn::pem::load_key(&cx.input(&tls.key))
         .map_err(|e| cx.err(format!("{tkey}.key"), e.to_string()))?;
-    let roots = portcullis_authn::pem::load_certs(&cx.resolve(&tls.client_ca))
+    let roots = portcullis_authn::pem::load_certs(&cx.input(&tls.client_ca))
         .map_err(|e| cx.err(format!("{tkey}.client_ca"), e.to_string()))?;
     let mut crls = Vec::new();
     for (i, c) in tls.crls.iter().enumerate() {
-        let mut loaded = portcullis_authn::pem::load_crls(&cx.resolve(c))
+        let mut loaded = portcullis_authn::pem::load_crls(&cx.input(c))
             .map_err(|e| cx.err(format!("{tkey}.crls[{i}]"), e.to_string()))?;
         crls.append(&mut loaded);
     }
@@ -464,7 +480,7 @@ fn route(cx: &Ctx<'_>, key: &str, r: &raw::RawRoute) -> Result<Route, ConfigErro
     let ca =
         match (&u.ca, https) {
             (Some(c), true) => Some(
-                portcullis_authn::pem::load_certs(&cx.resolve(c))
+                portcullis_authn::pem::load_certs(&cx.input(c))
                     .map_err(|e| cx.err(format!("{ukey}.ca"), e.to_string()))?,
             ),
             (None, true) => return Err(cx.err(
@@ -526,7 +542,7 @@ fn assertion(cx: &Ctx<'_>, a: Option<&raw::RawAssertion>) -> Result<Assertion, C
     let signing_key_pkcs8 = match a.and_then(|a| a.signing_key.as_ref()) {
         None => None,
         Some(p) => {
-            let path = cx.resolve(p);
+            let path = cx.input(p);
             let key = portcullis_authn::pem::load_key(&path)
                 .map_err(|e| cx.err("identity_assertion.signing_key", e.to_string()))?;
             let rustls_pki_types::PrivateKeyDer::Pkcs8(der) = key else {

@@ -3,17 +3,22 @@
 //! published with one atomic store; a failed load keeps the running
 //! snapshot, logs the reason and counts it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
 use crate::Shared;
 
-/// Hash of the files whose change triggers a reload.
-fn fingerprint(config_path: &PathBuf, policy_path: &PathBuf) -> Option<[u8; 32]> {
+/// Hash of the files whose change triggers a reload: the configuration,
+/// the policy and every certificate, key and CRL the configuration read.
+/// `None` when one cannot be read (e.g. mid-replacement): try again later.
+fn fingerprint(config_path: &Path, snap: &crate::state::Snapshot) -> Option<[u8; 32]> {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for p in [config_path, policy_path] {
+    let files = [config_path, snap.config.policy.path.as_path()]
+        .into_iter()
+        .chain(snap.config.inputs.iter().map(PathBuf::as_path));
+    for p in files {
         let bytes = std::fs::read(p).ok()?;
         ctx.update(&(bytes.len() as u64).to_be_bytes());
         ctx.update(&bytes);
@@ -90,24 +95,22 @@ async fn run_watch_loop(
     };
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = {
-        let snap = shared.state.load();
-        fingerprint(&shared.config_path, &snap.config.policy.path)
-    };
+    let mut last = fingerprint(&shared.config_path, &shared.state.load());
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                 let _ = reload(&shared, "sighup").await;
-                let snap = shared.state.load();
-                last = fingerprint(&shared.config_path, &snap.config.policy.path);
+                last = fingerprint(&shared.config_path, &shared.state.load());
             }
             _ = ticker.tick(), if watch_files => {
-                let policy_path = shared.state.load().config.policy.path.clone();
-                let now = fingerprint(&shared.config_path, &policy_path);
+                let now = fingerprint(&shared.config_path, &shared.state.load());
                 if now.is_some() && now != last {
-                    last = now;
-                    let _ = reload(&shared, "file_change").await;
+                    // After a success the new configuration may name other
+                    // files; after a failure this remembers the bad state
+                    // so it is not retried until a file changes again.
+                    let ok = reload(&shared, "file_change").await.is_ok();
+                    last = if ok { fingerprint(&shared.config_path, &shared.state.load()) } else { now };
                 }
             }
         }
