@@ -440,7 +440,7 @@ async fn a_new_crl_file_is_picked_up_without_a_signal() {
         .pki
         .inter
         .crl(
-            &[env.reader_cert.key.serial.clone()],
+            std::slice::from_ref(&env.reader_cert.key.serial),
             Duration::from_secs(3600),
         )
         .unwrap();
