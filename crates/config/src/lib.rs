@@ -53,6 +53,9 @@ pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time for the upstream to produce response headers.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A body that sends nothing for this long is cut off (both directions), so
+/// a stalled client or upstream cannot hold a connection pair forever.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle upstream connections are closed after this long.
 pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub const DEFAULT_POLICY_POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -145,6 +148,8 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Longest silence inside a request or response body being streamed.
+    pub body_timeout: Duration,
 }
 
 impl std::fmt::Debug for Upstream {

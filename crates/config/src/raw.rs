@@ -101,6 +101,8 @@ pub(crate) struct RawUpstream {
     pub(crate) request_timeout: Option<String>,
     #[serde(default)]
     pub(crate) idle_timeout: Option<String>,
+    #[serde(default)]
+    pub(crate) body_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -516,6 +516,11 @@ fn route(cx: &Ctx<'_>, key: &str, r: &raw::RawRoute) -> Result<Route, ConfigErro
                 u.idle_timeout.as_ref(),
                 crate::DEFAULT_UPSTREAM_IDLE_TIMEOUT,
             )?,
+            body_timeout: cx.duration(
+                &format!("{ukey}.body_timeout"),
+                u.body_timeout.as_ref(),
+                crate::DEFAULT_BODY_TIMEOUT,
+            )?,
         },
     })
 }

@@ -15,6 +15,7 @@
 mod admin;
 mod assertion;
 mod authz;
+mod body;
 mod listener;
 mod reload;
 mod response;

@@ -22,6 +22,7 @@ use portcullis_telemetry::{AuditDecision, AuditRecord};
 
 use crate::assertion::{AssertionClaims, IDENTITY_HEADER, JWKS_PATH};
 use crate::authz::{authorize, AuthzInput, Permit};
+use crate::body::StallTimeout;
 use crate::listener::FramingVerdicts;
 use crate::response::{self, Refusal};
 use crate::state::Snapshot;
@@ -435,28 +436,28 @@ async fn pipeline(
             if let Ok(v) = HeaderValue::from_str(&facts.request_id) {
                 parts.headers.insert(REQUEST_ID_HEADER, v);
             }
-            let body = body
-                .map_err(|e| -> crate::upstream::BoxError { Box::new(e) })
-                .boxed();
+            let body = StallTimeout::new(body, route.upstream.body_timeout).boxed();
             Ok(Response::from_parts(parts, body))
         }
         Err(e) => {
             if let Some(kind) = e.metric_kind() {
                 shared.metrics.upstream_error(&route.name, kind);
             }
-            let status = match e {
-                UpstreamError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-                UpstreamError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                _ => StatusCode::BAD_GATEWAY,
-            };
-            let code = match e {
-                UpstreamError::Timeout(_) => "upstream_timeout",
-                UpstreamError::BodyTooLarge => "body_too_large",
-                UpstreamError::Connect(_) => "upstream_connect",
-                _ => "upstream_error",
+            let (status, code) = match e {
+                UpstreamError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+                UpstreamError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+                UpstreamError::ClientBodyStalled => {
+                    (StatusCode::REQUEST_TIMEOUT, "client_body_stalled")
+                }
+                UpstreamError::Connect(_) => (StatusCode::BAD_GATEWAY, "upstream_connect"),
+                _ => (StatusCode::BAD_GATEWAY, "upstream_error"),
             };
             let mut r = Refusal::error(status, code, e.to_string());
-            if matches!(e, UpstreamError::BodyTooLarge) {
+            // The client's fault, not a gateway or upstream failure.
+            if matches!(
+                e,
+                UpstreamError::BodyTooLarge | UpstreamError::ClientBodyStalled
+            ) {
                 r.is_error = false;
             }
             Err(r)
@@ -545,7 +546,11 @@ fn build_upstream_request(
         .map_err(|e| Refusal::error(StatusCode::SERVICE_UNAVAILABLE, "assertion", e.to_string()))?;
     insert(&mut headers, IDENTITY_HEADER, &token);
 
-    let body = Limited::new(body, usize::try_from(limits).unwrap_or(usize::MAX)).boxed();
+    let body = StallTimeout::new(
+        Limited::new(body, usize::try_from(limits).unwrap_or(usize::MAX)),
+        route.upstream.body_timeout,
+    )
+    .boxed();
     let mut out = Request::new(body);
     *out.method_mut() = parts.method;
     *out.uri_mut() = uri;

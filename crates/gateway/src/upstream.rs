@@ -32,6 +32,8 @@ pub(crate) enum UpstreamError {
     Connect(String),
     #[error("request body exceeds the limit")]
     BodyTooLarge,
+    #[error("the client stopped sending its request body")]
+    ClientBodyStalled,
     #[error("upstream request failed: {0}")]
     Protocol(String),
 }
@@ -45,7 +47,7 @@ impl UpstreamError {
             Self::Tls(_) | Self::Connect(_) => Some(K::Connect),
             Self::Timeout(_) => Some(K::Timeout),
             Self::Protocol(_) => Some(K::Protocol),
-            Self::BodyTooLarge => None,
+            Self::BodyTooLarge | Self::ClientBodyStalled => None,
         }
     }
 }
@@ -155,6 +157,9 @@ fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {
             return UpstreamError::BodyTooLarge;
+        }
+        if s.is::<crate::body::BodyStalled>() {
+            return UpstreamError::ClientBodyStalled;
         }
         source = s.source();
     }

@@ -14,6 +14,7 @@ fn route(name: &str, host: Option<&str>, prefix: &str, methods: &[&str]) -> Rout
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(1),
         },
     }
 }

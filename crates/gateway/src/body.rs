@@ -1,0 +1,73 @@
+//! A body wrapper that ends a stream which stays silent too long.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body::{Body, Frame, SizeHint};
+
+use crate::upstream::BoxError;
+
+/// The error a stalled body ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("body sent nothing for {0:?}")]
+pub(crate) struct BodyStalled(Duration);
+
+/// Yields `inner`'s frames, or an error once `timeout` passes without one.
+pub(crate) struct StallTimeout<B> {
+    inner: B,
+    timeout: Duration,
+    /// Armed on the first `Pending`, re-armed after every frame.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> StallTimeout<B> {
+    pub(crate) fn new(inner: B, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            sleep: None,
+        }
+    }
+}
+
+impl<B> Body for StallTimeout<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.sleep = None;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(timeout))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
