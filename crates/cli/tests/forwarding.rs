@@ -23,7 +23,7 @@ use common::{
     closed_port, raw_status, raw_statuses, with_listener_limits, Client, Recorded, TestEnv,
     TestPki, UpstreamBehaviour, BASIC_POLICY,
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
@@ -635,23 +635,8 @@ async fn tls_upstream(cert: &Path, key: &Path, h2: bool) -> TlsUpstream {
                 let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let recs = recs.clone();
                     async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        recs.lock().unwrap().push(Recorded {
-                            method: parts.method.to_string(),
-                            target: parts
-                                .uri
-                                .path_and_query()
-                                .map(|p| p.as_str().to_owned())
-                                .unwrap_or_default(),
-                            version: parts.version,
-                            headers: parts.headers,
-                            body,
-                        });
+                        let recorded = Recorded::read(req).await;
+                        recs.lock().unwrap().push(recorded);
                         Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
                             Bytes::from_static(b"tls upstream ok"),
                         )))

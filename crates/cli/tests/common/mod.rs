@@ -133,6 +133,30 @@ pub struct Recorded {
     pub body: Bytes,
 }
 
+impl Recorded {
+    /// Reads a request whole, as an upstream received it (a body that
+    /// fails midway is recorded as empty).
+    pub async fn read(req: http::Request<hyper::body::Incoming>) -> Self {
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Self {
+            method: parts.method.to_string(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
+            version: parts.version,
+            headers: parts.headers,
+            body,
+        }
+    }
+}
+
 /// How the recording upstream answers.
 #[derive(Clone, Default)]
 pub struct UpstreamBehaviour {
@@ -172,23 +196,8 @@ impl RecordingUpstream {
                         let recs = recs.clone();
                         let behaviour = behaviour.clone();
                         async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            recs.lock().unwrap().push(Recorded {
-                                method: parts.method.to_string(),
-                                target: parts
-                                    .uri
-                                    .path_and_query()
-                                    .map(|p| p.as_str().to_owned())
-                                    .unwrap_or_default(),
-                                version: parts.version,
-                                headers: parts.headers,
-                                body,
-                            });
+                            let recorded = Recorded::read(req).await;
+                            recs.lock().unwrap().push(recorded);
                             if let Some(d) = behaviour.delay {
                                 tokio::time::sleep(d).await;
                             }
