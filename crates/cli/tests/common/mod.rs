@@ -450,6 +450,27 @@ pub struct Resp {
     pub version: http::Version,
 }
 
+impl Resp {
+    /// Reads a response whole.
+    pub async fn read(resp: http::Response<hyper::body::Incoming>) -> Result<Self, String> {
+        let status = resp.status().as_u16();
+        let version = resp.version();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        Ok(Resp {
+            status,
+            headers,
+            body,
+            version,
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct Client {
     pub config: Arc<rustls::ClientConfig>,
@@ -574,21 +595,7 @@ impl Client {
                 .await
                 .map_err(|e| format!("request: {e}"))?
         };
-        let status = resp.status().as_u16();
-        let version = resp.version();
-        let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
-        Ok(Resp {
-            status,
-            headers,
-            body,
-            version,
-        })
+        Resp::read(resp).await
     }
 
     /// Writes raw bytes over TLS and returns everything the gateway sends
@@ -937,21 +944,7 @@ pub async fn send_on(
             .send_request(req)
             .await
             .map_err(|e| format!("request: {e}"))?;
-        let status = resp.status().as_u16();
-        let version = resp.version();
-        let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
-        Ok(Resp {
-            status,
-            headers,
-            body,
-            version,
-        })
+        Resp::read(resp).await
     };
     tokio::time::timeout(WAIT, fut)
         .await
