@@ -2,12 +2,15 @@
 //!
 //! This crate holds plain data: a strictly parsed [`SpiffeId`], the
 //! [`CertIdentity`] extracted from a verified client certificate and the
-//! [`Principal`] a request is made by. It performs no I/O and no
+//! [`Principal`] a request is made by, and the [`TokenIdentity`] of a
+//! verified bearer token. It performs no I/O and no
 //! cryptography; a [`CertIdentity`] is only *built* by the verifier in
 //! `portcullis-authn`, after the chain was verified.
 
 mod principal;
 mod spiffe;
+mod token;
 
 pub use principal::{AttributeRef, CertIdentity, Principal, Thumbprint};
 pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN};
+pub use token::{ClaimPath, TokenIdentity, MAX_CLAIM_PATH_DEPTH, MAX_CLAIM_PATH_LEN};

@@ -2,8 +2,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
-use crate::SpiffeId;
+use crate::{ClaimPath, SpiffeId, TokenIdentity};
 
 /// SHA-256 of a certificate's DER encoding.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,11 +81,13 @@ pub struct CertIdentity {
     pub thumbprint: Thumbprint,
 }
 
-/// The principal a request is made by. Anonymous when no credential was
-/// presented (a listener with `client_auth: optional`).
+/// The principal a request is made by: a client certificate, a bearer
+/// token, both (a workload acting for a user), or neither (anonymous, on a
+/// listener with `client_auth: optional` and no token).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Principal {
     pub cert: Option<CertIdentity>,
+    pub token: Option<Arc<TokenIdentity>>,
 }
 
 impl Principal {
@@ -93,20 +96,27 @@ impl Principal {
     }
 
     pub fn from_cert(cert: CertIdentity) -> Self {
-        Self { cert: Some(cert) }
+        Self {
+            cert: Some(cert),
+            token: None,
+        }
     }
 
     pub fn is_anonymous(&self) -> bool {
-        self.cert.is_none()
+        self.cert.is_none() && self.token.is_none()
     }
 
     pub fn spiffe_id(&self) -> Option<&SpiffeId> {
         self.cert.as_ref().and_then(|c| c.spiffe_id.as_ref())
     }
 
-    /// A name for logs and audit records: the SPIFFE ID, else the
-    /// certificate subject, else `anonymous`.
+    /// A name for logs and audit records: the token subject (the user a
+    /// request acts for), else the SPIFFE ID, else the certificate subject,
+    /// else `anonymous`.
     pub fn display_name(&self) -> Cow<'_, str> {
+        if let Some(sub) = self.token.as_ref().and_then(|t| t.subject.as_deref()) {
+            return Cow::Borrowed(sub);
+        }
         match &self.cert {
             Some(c) => match &c.spiffe_id {
                 Some(id) => Cow::Borrowed(id.as_str()),
@@ -119,6 +129,20 @@ impl Principal {
     /// Looks up a single-valued attribute; `None` when the principal does
     /// not have it (a condition over a missing attribute never holds).
     pub fn attribute(&self, attr: &AttributeRef) -> Option<&str> {
+        match attr {
+            AttributeRef::TokenIssuer => return self.token.as_ref().map(|t| t.issuer.as_str()),
+            AttributeRef::TokenSubject => {
+                return self.token.as_ref().and_then(|t| t.subject.as_deref())
+            }
+            AttributeRef::TokenClaim(path) => {
+                return self
+                    .token
+                    .as_ref()
+                    .and_then(|t| t.claim(path))
+                    .and_then(serde_json::Value::as_str)
+            }
+            _ => {}
+        }
         let cert = self.cert.as_ref()?;
         match attr {
             AttributeRef::SpiffeId => cert.spiffe_id.as_ref().map(SpiffeId::as_str),
@@ -134,6 +158,9 @@ impl Principal {
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(key))
                 .map(|(_, v)| v.as_str()),
+            AttributeRef::TokenIssuer
+            | AttributeRef::TokenSubject
+            | AttributeRef::TokenClaim(_) => None,
         }
     }
 }
@@ -142,9 +169,14 @@ impl Principal {
 ///
 /// Syntax: `spiffe.id`, `spiffe.trust_domain`, `spiffe.path`,
 /// `spiffe.segment[N]` (0-based), `cert.subject`, `cert.issuer`,
-/// `cert.subject.<ATTR>` (e.g. `cert.subject.CN`, `cert.subject.OU`).
+/// `cert.subject.<ATTR>` (e.g. `cert.subject.CN`, `cert.subject.OU`),
+/// `token.iss`, `token.sub`, `token.claim.<PATH>` (a string claim, e.g.
+/// `token.claim.tenant` or `token.claim.org.id`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AttributeRef {
+    TokenIssuer,
+    TokenSubject,
+    TokenClaim(ClaimPath),
     SpiffeId,
     TrustDomain,
     SpiffePath,
@@ -163,6 +195,8 @@ impl AttributeRef {
             "spiffe.path" => Self::SpiffePath,
             "cert.subject" => Self::CertSubject,
             "cert.issuer" => Self::CertIssuer,
+            "token.iss" => Self::TokenIssuer,
+            "token.sub" => Self::TokenSubject,
             _ => {
                 if let Some(n) = s
                     .strip_prefix("spiffe.segment[")
@@ -177,8 +211,10 @@ impl AttributeRef {
                         return Err("cert.subject.<ATTR> needs an attribute name such as CN or OU");
                     }
                     Self::CertSubjectAttr(k.to_owned())
+                } else if let Some(p) = s.strip_prefix("token.claim.") {
+                    Self::TokenClaim(ClaimPath::parse(p)?)
                 } else {
-                    return Err("unknown attribute: expected spiffe.id, spiffe.trust_domain, spiffe.path, spiffe.segment[N], cert.subject, cert.issuer or cert.subject.<ATTR>");
+                    return Err("unknown attribute: expected spiffe.id, spiffe.trust_domain, spiffe.path, spiffe.segment[N], cert.subject, cert.issuer, cert.subject.<ATTR>, token.iss, token.sub or token.claim.<PATH>");
                 }
             }
         })
@@ -195,6 +231,9 @@ impl fmt::Display for AttributeRef {
             Self::CertSubject => f.write_str("cert.subject"),
             Self::CertIssuer => f.write_str("cert.issuer"),
             Self::CertSubjectAttr(k) => write!(f, "cert.subject.{k}"),
+            Self::TokenIssuer => f.write_str("token.iss"),
+            Self::TokenSubject => f.write_str("token.sub"),
+            Self::TokenClaim(p) => write!(f, "token.claim.{p}"),
         }
     }
 }
