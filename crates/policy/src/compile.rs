@@ -4,16 +4,16 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use jiff::tz::TimeZone;
-use portcullis_identity::{AttributeRef, SpiffeId};
+use portcullis_identity::{AttributeRef, ClaimPath, SpiffeId};
 
-use crate::condition::{self, Conditions, Equal, TimeWindow, ALL_DAYS};
+use crate::condition::{self, Authn, ClaimCond, Conditions, Equal, Mfa, TimeWindow, ALL_DAYS};
 use crate::error::{PolicyError, PolicyErrorKind as K};
 use crate::hash::FastMap;
 use crate::index::{RoleIdx, RouteIndex, RuleIdx};
 use crate::name::Name;
 use crate::pattern::{Pattern, Segment};
 use crate::policy::{Bindings, Policy, Role, Rule};
-use crate::raw::{Effect, RawBinding, RawPolicy, RawRole, RawRule, RawTime, RawWhen};
+use crate::raw::{Effect, RawBinding, RawMfa, RawPolicy, RawRole, RawRule, RawTime, RawWhen};
 use crate::{
     MAX_BINDINGS, MAX_CIDRS_PER_RULE, MAX_NAME_LEN, MAX_POLICY_BYTES, MAX_ROLES, MAX_RULES,
 };
@@ -322,6 +322,23 @@ fn compile_bindings(
             .get(role as usize)
             .map(|r| r.closure.as_slice())
             .unwrap_or_default();
+        if b.issuer.is_some() {
+            compile_token_binding(i, b, closure, &mut out)?;
+            continue;
+        }
+        for (field, present) in [
+            ("subject", b.subject.is_some()),
+            ("claim", b.claim.is_some()),
+            ("value", b.value.is_some()),
+            ("scope", b.scope.is_some()),
+        ] {
+            if present {
+                return err(
+                    format!("bindings[{i}].{field}"),
+                    K::Invalid("token bindings need `issuer`: claims are only meaningful with the issuer that signed them"),
+                );
+            }
+        }
         let selectors = [
             b.spiffe_id.is_some(),
             b.spiffe_id_prefix.is_some(),
@@ -385,7 +402,113 @@ fn compile_bindings(
             v.dedup();
         }
     }
+    for ib in out.token.values_mut() {
+        ib.any.sort_unstable();
+        ib.any.dedup();
+        for map in std::iter::once(&mut ib.subject)
+            .chain(std::iter::once(&mut ib.scope))
+            .chain(ib.claims.iter_mut().map(|(_, m)| m))
+        {
+            for v in map.values_mut() {
+                v.sort_unstable();
+                v.dedup();
+            }
+        }
+    }
     Ok(out)
+}
+
+/// A binding with `issuer`: every token from it, or those with a subject,
+/// a claim value or a scope.
+fn compile_token_binding(
+    i: usize,
+    b: RawBinding,
+    closure: &[RoleIdx],
+    out: &mut Bindings,
+) -> Result<()> {
+    for (field, present) in [
+        ("spiffe_id", b.spiffe_id.is_some()),
+        ("spiffe_id_prefix", b.spiffe_id_prefix.is_some()),
+        ("cert_subject", b.cert_subject.is_some()),
+        ("cert_issuer", b.cert_issuer.is_some()),
+    ] {
+        if present {
+            return err(
+                format!("bindings[{i}].{field}"),
+                K::Invalid(
+                    "a binding matches a certificate or a token, not both; write two bindings",
+                ),
+            );
+        }
+    }
+    let RawBinding {
+        issuer,
+        subject,
+        claim,
+        value,
+        scope,
+        ..
+    } = b;
+    let issuer = issuer.unwrap_or_default();
+    if issuer.is_empty() {
+        return err(format!("bindings[{i}].issuer"), K::EmptyValue);
+    }
+    let count = [subject.is_some(), claim.is_some(), scope.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    if count > 1 {
+        return err(
+            format!("bindings[{i}]"),
+            K::Invalid("a token binding takes at most one of `subject`, `claim` or `scope`"),
+        );
+    }
+    if value.is_some() != claim.is_some() {
+        return err(
+            format!("bindings[{i}]"),
+            K::Invalid("`claim` and `value` go together"),
+        );
+    }
+    let ib = out.token.entry(issuer.into_boxed_str()).or_default();
+    let target = if let Some(sub) = subject {
+        if sub.is_empty() {
+            return err(format!("bindings[{i}].subject"), K::EmptyValue);
+        }
+        ib.subject.entry(sub.into_boxed_str()).or_default()
+    } else if let (Some(claim), Some(value)) = (claim, value) {
+        let path = ClaimPath::parse(&claim).map_err(|reason| {
+            PolicyError::new(
+                format!("bindings[{i}].claim"),
+                K::InvalidAttribute {
+                    value: claim.escape_default().to_string(),
+                    reason,
+                },
+            )
+        })?;
+        let slot = match ib.claims.iter().position(|(p, _)| *p == path) {
+            Some(pos) => pos,
+            None => {
+                ib.claims.push((path, FastMap::default()));
+                ib.claims.len() - 1
+            }
+        };
+        match ib.claims.get_mut(slot) {
+            Some((_, values)) => values.entry(value.0.into_boxed_str()).or_default(),
+            None => return err(format!("bindings[{i}]"), K::Invalid("internal error")),
+        }
+    } else if let Some(scope) = scope {
+        if scope.is_empty() || scope.contains(char::is_whitespace) {
+            return err(
+                format!("bindings[{i}].scope"),
+                K::Invalid("must be one non-empty scope without spaces"),
+            );
+        }
+        ib.scope.entry(scope.into_boxed_str()).or_default()
+    } else {
+        &mut ib.any
+    };
+    target.extend_from_slice(closure);
+    Ok(())
 }
 
 fn compile_rule(i: usize, r: RawRule, ids: &HashMap<String, RoleIdx>) -> Result<Rule> {
@@ -485,7 +608,7 @@ fn compile_rule(i: usize, r: RawRule, ids: &HashMap<String, RoleIdx>) -> Result<
     };
     let when = match r.when {
         None => Conditions::default(),
-        Some(w) => compile_when(&format!("rules[{i}].when"), w, &pattern)?,
+        Some(w) => compile_when(&format!("rules[{i}].when"), w, &pattern, ids)?,
     };
     Ok(Rule {
         id: Name::new(&r.id),
@@ -531,7 +654,12 @@ fn check_method(m: &str) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
-fn compile_when(at: &str, w: RawWhen, pattern: &Pattern) -> Result<Conditions> {
+fn compile_when(
+    at: &str,
+    w: RawWhen,
+    pattern: &Pattern,
+    ids: &HashMap<String, RoleIdx>,
+) -> Result<Conditions> {
     let source_ip = match w.source_ip {
         None => None,
         Some(list) => {
@@ -593,10 +721,113 @@ fn compile_when(at: &str, w: RawWhen, pattern: &Pattern) -> Result<Conditions> {
             attr: attr_ref,
         });
     }
+    let mut claims = Vec::new();
+    for (path_text, values) in w.claims.map(|m| m.0).unwrap_or_default() {
+        let key = format!("{at}.claims.{path_text}");
+        let path = ClaimPath::parse(&path_text).map_err(|reason| {
+            PolicyError::new(
+                key.clone(),
+                K::InvalidAttribute {
+                    value: path_text.escape_default().to_string(),
+                    reason,
+                },
+            )
+        })?;
+        if values.0.is_empty() {
+            return err(key, K::EmptyValue);
+        }
+        claims.push(ClaimCond {
+            path,
+            values: values.0.into_iter().map(|v| v.0.into_boxed_str()).collect(),
+        });
+    }
+    let mut authn = Authn::default();
+    if let Some(list) = w.authn {
+        if list.is_empty() {
+            return err(format!("{at}.authn"), K::EmptyValue);
+        }
+        for (j, name) in list.iter().enumerate() {
+            match Authn::NAMES.iter().find(|(n, _)| n == name) {
+                Some((_, bit)) => authn.0 |= bit,
+                None => {
+                    return err(
+                        format!("{at}.authn[{j}]"),
+                        K::Invalid("expected `mtls`, `token` or `bound_token`"),
+                    )
+                }
+            }
+        }
+    }
+    let mut has_roles = Vec::new();
+    if let Some(list) = w.has_roles {
+        if list.is_empty() {
+            return err(format!("{at}.has_roles"), K::EmptyValue);
+        }
+        for (j, role) in list.into_iter().enumerate() {
+            match ids.get(&role) {
+                Some(&id) => has_roles.push((id, Name::new(&role))),
+                None => return err(format!("{at}.has_roles[{j}]"), K::UnknownRole(role)),
+            }
+        }
+        has_roles.sort_unstable_by_key(|(id, _)| *id);
+        has_roles.dedup_by_key(|(id, _)| *id);
+    }
+    let mfa = match w.mfa {
+        None => None,
+        Some(m) => Some(compile_mfa(&format!("{at}.mfa"), m)?),
+    };
     Ok(Conditions {
         source_ip,
         time,
         equal: equal.into_boxed_slice(),
+        claims: claims.into_boxed_slice(),
+        authn,
+        has_roles: has_roles.into_boxed_slice(),
+        mfa,
+    })
+}
+
+/// Longest `when.mfa.max_age`: a day; longer is not "fresh" any more.
+const MAX_MFA_AGE_SECS: i64 = 86_400;
+
+fn compile_mfa(at: &str, m: RawMfa) -> Result<Mfa> {
+    let list = |field: &str, v: Option<Vec<String>>| -> Result<Box<[Box<str>]>> {
+        match v {
+            None => Ok(Box::default()),
+            Some(l) if l.is_empty() => err(format!("{at}.{field}"), K::EmptyValue),
+            Some(l) => {
+                if let Some((j, _)) = l.iter().enumerate().find(|(_, s)| s.is_empty()) {
+                    return err(format!("{at}.{field}[{j}]"), K::EmptyValue);
+                }
+                Ok(l.into_iter().map(String::into_boxed_str).collect())
+            }
+        }
+    };
+    let methods = list("methods", m.methods)?;
+    let acr = list("acr", m.acr)?;
+    let max_age_secs = match m.max_age {
+        None => None,
+        Some(s) => match condition::parse_duration_secs(&s) {
+            Some(v) if v <= MAX_MFA_AGE_SECS => Some(v),
+            Some(_) => return err(format!("{at}.max_age"), K::Invalid("at most 1d")),
+            None => {
+                return err(
+                    format!("{at}.max_age"),
+                    K::Invalid("expected a duration such as `90s`, `15m` or `12h`"),
+                )
+            }
+        },
+    };
+    if methods.is_empty() && acr.is_empty() && max_age_secs.is_none() {
+        return err(
+            at,
+            K::Invalid("give `methods`, `acr`, `max_age`, or several of them"),
+        );
+    }
+    Ok(Mfa {
+        methods,
+        acr,
+        max_age_secs,
     })
 }
 

@@ -1,5 +1,6 @@
 //! Rule conditions (`when:`): source address, time window, path parameter
-//! equal to a principal attribute.
+//! equal to a principal attribute, token claims, MFA freshness, the kinds
+//! of credential presented, and roles that must be held as well.
 //!
 //! Fail closed: a condition that cannot be evaluated (the principal lacks
 //! the attribute) is *not met* for an allow rule and *met* for a deny rule,
@@ -11,8 +12,9 @@ use ipnet::IpNet;
 use jiff::civil::Weekday;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use portcullis_identity::{AttributeRef, Principal};
+use portcullis_identity::{AttributeRef, ClaimPath, Principal};
 
+use crate::index::RoleIdx;
 use crate::name::{quoted, Name};
 use crate::pattern::PathSegments;
 
@@ -22,6 +24,62 @@ pub(crate) struct Conditions {
     pub(crate) source_ip: Option<Box<[IpNet]>>,
     pub(crate) time: Option<TimeWindow>,
     pub(crate) equal: Box<[Equal]>,
+    pub(crate) claims: Box<[ClaimCond]>,
+    /// Credential kinds that must all be present; see [`Authn`].
+    pub(crate) authn: Authn,
+    /// Roles the principal must hold as well (sorted), with their names.
+    pub(crate) has_roles: Box<[(RoleIdx, Name)]>,
+    pub(crate) mfa: Option<Mfa>,
+}
+
+/// `when.claims.<path>: value | [values]`: the claim has one of the values.
+#[derive(Debug)]
+pub(crate) struct ClaimCond {
+    pub(crate) path: ClaimPath,
+    pub(crate) values: Box<[Box<str>]>,
+}
+
+/// `when.authn: [mtls, token, bound_token]` as bits.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Authn(pub(crate) u8);
+
+impl Authn {
+    pub(crate) const MTLS: u8 = 1;
+    pub(crate) const TOKEN: u8 = 2;
+    pub(crate) const BOUND_TOKEN: u8 = 4;
+    pub(crate) const NAMES: [(&'static str, u8); 3] = [
+        ("mtls", Self::MTLS),
+        ("token", Self::TOKEN),
+        ("bound_token", Self::BOUND_TOKEN),
+    ];
+
+    fn of(p: &Principal) -> u8 {
+        let mut bits = 0;
+        if p.cert.is_some() {
+            bits |= Self::MTLS;
+        }
+        if let Some(t) = &p.token {
+            bits |= Self::TOKEN;
+            // Bound means: the token names a certificate and the request
+            // came over a connection with exactly that certificate.
+            if t.bound_to.is_some() && t.bound_to.as_ref() == p.cert.as_ref().map(|c| &c.thumbprint)
+            {
+                bits |= Self::BOUND_TOKEN;
+            }
+        }
+        bits
+    }
+}
+
+/// `when.mfa`: the token's authentication is fresh and strong enough.
+#[derive(Debug)]
+pub(crate) struct Mfa {
+    /// `amr` must contain one of these (empty: any).
+    pub(crate) methods: Box<[Box<str>]>,
+    /// `acr` must be one of these (empty: any).
+    pub(crate) acr: Box<[Box<str>]>,
+    /// `auth_time` at most this many seconds before the request.
+    pub(crate) max_age_secs: Option<i64>,
 }
 
 /// `when.equal.<param>: <attribute>`.
@@ -54,6 +112,8 @@ pub(crate) struct Context<'a> {
     pub(crate) ip: IpAddr,
     pub(crate) now: Timestamp,
     pub(crate) segments: &'a PathSegments<'a>,
+    /// The principal's effective roles, sorted.
+    pub(crate) roles: &'a [RoleIdx],
 }
 
 /// Which condition did not hold.
@@ -63,6 +123,11 @@ pub(crate) enum Which {
     Time,
     /// Index into [`Conditions::equal`].
     Equal(usize),
+    /// Index into [`Conditions::claims`].
+    Claim(usize),
+    Authn,
+    HasRoles,
+    Mfa,
 }
 
 /// Outcome of one `equal` check.
@@ -83,6 +148,16 @@ impl Conditions {
             out.push(self.name(Which::Time));
         }
         out.extend((0..self.equal.len()).map(|i| self.name(Which::Equal(i))));
+        out.extend((0..self.claims.len()).map(|i| self.name(Which::Claim(i))));
+        if self.authn.0 != 0 {
+            out.push(self.name(Which::Authn));
+        }
+        if !self.has_roles.is_empty() {
+            out.push(self.name(Which::HasRoles));
+        }
+        if self.mfa.is_some() {
+            out.push(self.name(Which::Mfa));
+        }
         out
     }
 
@@ -106,6 +181,32 @@ impl Conditions {
                 Tri::NotMet | Tri::Unknown => return Err(Which::Equal(i)),
             }
         }
+        for (i, c) in self.claims.iter().enumerate() {
+            match c.check(cx.principal) {
+                Tri::Met => {}
+                Tri::Unknown if unknown_is_met => {}
+                Tri::NotMet | Tri::Unknown => return Err(Which::Claim(i)),
+            }
+        }
+        if self.authn.0 != 0 && Authn::of(cx.principal) & self.authn.0 != self.authn.0 {
+            return Err(Which::Authn);
+        }
+        if !self
+            .has_roles
+            .iter()
+            .all(|(r, _)| cx.roles.binary_search(r).is_ok())
+        {
+            return Err(Which::HasRoles);
+        }
+        // Last, so a failed MFA condition is reported only when nothing
+        // else stands in the way (a fresh login would then allow).
+        if let Some(mfa) = &self.mfa {
+            match mfa.check(cx) {
+                Ok(()) => {}
+                Err(MfaMiss::NoToken) if unknown_is_met => {}
+                Err(_) => return Err(Which::Mfa),
+            }
+        }
         Ok(())
     }
 
@@ -118,6 +219,13 @@ impl Conditions {
                 Some(eq) => format!("when.equal.{}", eq.param),
                 None => "when.equal".to_owned(),
             },
+            Which::Claim(i) => match self.claims.get(i) {
+                Some(c) => format!("when.claims.{}", c.path),
+                None => "when.claims".to_owned(),
+            },
+            Which::Authn => "when.authn".to_owned(),
+            Which::HasRoles => "when.has_roles".to_owned(),
+            Which::Mfa => "when.mfa".to_owned(),
         }
     }
 
@@ -157,6 +265,146 @@ impl Conditions {
                 }
                 None => "equal condition not met".to_owned(),
             },
+            Which::Claim(i) => match self.claims.get(i) {
+                Some(c) => match &cx.principal.token {
+                    None => "the request carries no token (a missing claim never satisfies an allow rule)".to_owned(),
+                    Some(t) => {
+                        let have = t.claim_values(&c.path);
+                        if have.is_empty() {
+                            format!("the token has no claim `{}`", c.path)
+                        } else {
+                            format!(
+                                "claim `{}` is [{}], none of [{}]",
+                                c.path,
+                                list(have.iter().map(|v| v.as_ref())),
+                                list(c.values.iter().map(|v| &**v))
+                            )
+                        }
+                    }
+                },
+                None => "claim condition not met".to_owned(),
+            },
+            Which::Authn => {
+                let have = Authn::of(cx.principal);
+                let missing: Vec<&str> = Authn::NAMES
+                    .iter()
+                    .filter(|(_, bit)| self.authn.0 & bit != 0 && have & bit == 0)
+                    .map(|(name, _)| *name)
+                    .collect();
+                format!("the request lacks the credentials [{}]", missing.join(", "))
+            }
+            Which::HasRoles => {
+                let missing: Vec<&str> = self
+                    .has_roles
+                    .iter()
+                    .filter(|(r, _)| cx.roles.binary_search(r).is_err())
+                    .map(|(_, n)| n.as_str())
+                    .collect();
+                format!("the principal lacks the roles [{}]", missing.join(", "))
+            }
+            Which::Mfa => match &self.mfa {
+                Some(m) => match m.check(cx) {
+                    Ok(()) => "mfa condition not met".to_owned(),
+                    Err(miss) => miss.describe(m),
+                },
+                None => "mfa condition not met".to_owned(),
+            },
+        }
+    }
+}
+
+fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    items.map(quoted).collect::<Vec<_>>().join(", ")
+}
+
+impl ClaimCond {
+    fn check(&self, p: &Principal) -> Tri {
+        let Some(token) = &p.token else {
+            return Tri::Unknown;
+        };
+        let have = token.claim_values(&self.path);
+        if have.is_empty() {
+            return Tri::Unknown;
+        }
+        if have.iter().any(|h| self.values.iter().any(|v| **v == **h)) {
+            Tri::Met
+        } else {
+            Tri::NotMet
+        }
+    }
+}
+
+/// Why an MFA condition does not hold.
+enum MfaMiss {
+    NoToken,
+    Methods(Vec<String>),
+    Acr(Option<String>),
+    NoAuthTime,
+    TooOld { age: i64 },
+}
+
+impl Mfa {
+    fn check(&self, cx: &Context<'_>) -> Result<(), MfaMiss> {
+        let Some(token) = &cx.principal.token else {
+            return Err(MfaMiss::NoToken);
+        };
+        if !self.methods.is_empty() {
+            let amr = token.amr();
+            if !amr
+                .iter()
+                .any(|m| self.methods.iter().any(|want| **want == **m))
+            {
+                return Err(MfaMiss::Methods(
+                    amr.iter().map(|s| (*s).to_owned()).collect(),
+                ));
+            }
+        }
+        if !self.acr.is_empty() {
+            let acr = token.acr();
+            if !acr.is_some_and(|a| self.acr.iter().any(|want| **want == *a)) {
+                return Err(MfaMiss::Acr(acr.map(str::to_owned)));
+            }
+        }
+        if let Some(max) = self.max_age_secs {
+            let Some(at) = token.auth_time() else {
+                return Err(MfaMiss::NoAuthTime);
+            };
+            let age = cx.now.as_second().saturating_sub(at);
+            // An auth_time in the future is as suspect as a stale one.
+            if age > max || age < -MAX_AUTH_TIME_SKEW_SECS {
+                return Err(MfaMiss::TooOld { age });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How far `auth_time` may lie in the future (clock skew between the
+/// issuer and the gateway) before the authentication counts as not fresh.
+pub(crate) const MAX_AUTH_TIME_SKEW_SECS: i64 = 60;
+
+impl MfaMiss {
+    fn describe(&self, m: &Mfa) -> String {
+        match self {
+            MfaMiss::NoToken => {
+                "the request carries no token, so no authentication methods".to_owned()
+            }
+            MfaMiss::Methods(have) => format!(
+                "authentication methods (amr) [{}] include none of [{}]",
+                list(have.iter().map(String::as_str)),
+                list(m.methods.iter().map(|v| &**v))
+            ),
+            MfaMiss::Acr(have) => format!(
+                "acr {} is none of [{}]",
+                have.as_deref()
+                    .map_or_else(|| "(absent)".to_owned(), quoted),
+                list(m.acr.iter().map(|v| &**v))
+            ),
+            MfaMiss::NoAuthTime => "the token has no numeric `auth_time`".to_owned(),
+            MfaMiss::TooOld { age } => format!(
+                "authentication is {age}s old, more than the {}s allowed",
+                m.max_age_secs.unwrap_or(0)
+            ),
         }
     }
 }
@@ -236,6 +484,24 @@ fn day_name(day: Weekday) -> &'static str {
         .and_then(|i| DAY_NAMES.get(i))
         .copied()
         .unwrap_or("?")
+}
+
+/// Parses a duration such as `90s`, `15m`, `12h` or `7d` into seconds.
+pub(crate) fn parse_duration_secs(s: &str) -> Option<i64> {
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    if num.is_empty() || num.len() > 9 {
+        return None;
+    }
+    let n: i64 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|v| *v > 0)
 }
 
 /// Parses a CIDR (`10.0.0.0/8`) or a single address (a /32 or /128).

@@ -9,14 +9,29 @@
 //!  "source_ip": "10.1.2.3", "time": "2026-12-04T10:00:00Z"}
 //! ```
 //!
-//! `principal` null or absent means anonymous. `time` may be left out only
-//! when the caller supplies a default.
+//! `principal` null or absent means no client certificate. `token` gives
+//! the verified claims of a bearer token (`iss` is required):
+//!
+//! ```json
+//! {"token": {"claims": {"iss": "https://idp.example", "sub": "alice",
+//!                       "groups": ["admins"], "amr": ["pwd", "otp"],
+//!                       "auth_time": 1796378400},
+//!            "bound": false},
+//!  "route": "api", "method": "GET", "path": "/api/x",
+//!  "source_ip": "10.1.2.3", "time": "2026-12-04T10:00:00Z"}
+//! ```
+//!
+//! `bound: true` says the token is certificate-bound to the request's
+//! client certificate (so it needs a `principal`). `time` may be left out
+//! only when the caller supplies a default.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use jiff::Timestamp;
-use portcullis_identity::{CertIdentity, Principal, SpiffeId, Thumbprint};
+use std::sync::Arc;
+
+use portcullis_identity::{CertIdentity, Principal, SpiffeId, Thumbprint, TokenIdentity};
 
 use crate::error::{PolicyError, PolicyErrorKind};
 use crate::policy::Request;
@@ -31,6 +46,8 @@ pub const MAX_INPUT_BYTES: usize = 64 * 1024;
 pub struct RequestInput {
     #[serde(default)]
     pub principal: Option<PrincipalInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenInput>,
     pub route: String,
     pub method: String,
     pub path: String,
@@ -59,6 +76,16 @@ pub struct PrincipalInput {
     /// SHA-256 of the certificate as 64 hex digits; zeros when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbprint: Option<String>,
+}
+
+/// A verified token as written: its claims and whether it is bound to the
+/// request's client certificate.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenInput {
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub bound: bool,
 }
 
 /// The owned parts of a [`Request`], built from a [`RequestInput`].
@@ -136,10 +163,54 @@ impl RequestInput {
                 PolicyErrorKind::Invalid("missing; give the request a `time`"),
             )
         })?;
-        let principal = match &self.principal {
+        let mut principal = match &self.principal {
             None => Principal::anonymous(),
             Some(p) => Principal::from_cert(p.to_cert()?),
         };
+        if let Some(t) = &self.token {
+            let issuer = match t.claims.get("iss") {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+                _ => {
+                    return Err(PolicyError::new(
+                        "token.claims.iss",
+                        PolicyErrorKind::Invalid(
+                            "missing; a token needs its issuer (a non-empty string)",
+                        ),
+                    ))
+                }
+            };
+            let subject = match t.claims.get("sub") {
+                None => None,
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(_) => {
+                    return Err(PolicyError::new(
+                        "token.claims.sub",
+                        PolicyErrorKind::Invalid("must be a string"),
+                    ))
+                }
+            };
+            let bound_to = if t.bound {
+                match &principal.cert {
+                    Some(c) => Some(c.thumbprint),
+                    None => {
+                        return Err(PolicyError::new(
+                            "token.bound",
+                            PolicyErrorKind::Invalid(
+                                "a bound token needs the client certificate it is bound to (`principal`)",
+                            ),
+                        ))
+                    }
+                }
+            } else {
+                None
+            };
+            principal.token = Some(Arc::new(TokenIdentity {
+                issuer,
+                subject,
+                claims: t.claims.clone(),
+                bound_to,
+            }));
+        }
         Ok(OwnedRequest {
             principal,
             route: self.route.clone(),

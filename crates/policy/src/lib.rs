@@ -76,3 +76,5 @@ const _: () = assert!(MAX_ROLES <= u32::MAX as usize);
 mod test_util;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod token_tests;

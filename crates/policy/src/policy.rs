@@ -4,7 +4,7 @@ use crate::hash::FastMap;
 use std::net::IpAddr;
 
 use jiff::Timestamp;
-use portcullis_identity::Principal;
+use portcullis_identity::{ClaimPath, Principal, TokenIdentity};
 
 use crate::condition::{Conditions, Context, Which};
 use crate::decision::{Decision, FailedCondition, Reason};
@@ -80,6 +80,22 @@ pub(crate) struct Bindings {
     pub(crate) prefix_depth: (usize, usize),
     pub(crate) cert_subject: FastMap<Box<str>, Vec<RoleIdx>>,
     pub(crate) cert_issuer: FastMap<Box<str>, Vec<RoleIdx>>,
+    /// Token bindings by issuer.
+    pub(crate) token: FastMap<Box<str>, IssuerBindings>,
+}
+
+/// Roles by a string key (subject, claim value, scope).
+pub(crate) type RolesByValue = FastMap<Box<str>, Vec<RoleIdx>>;
+
+/// The token bindings of one issuer.
+#[derive(Debug, Default)]
+pub(crate) struct IssuerBindings {
+    /// Every token from the issuer.
+    pub(crate) any: Vec<RoleIdx>,
+    pub(crate) subject: FastMap<Box<str>, Vec<RoleIdx>>,
+    /// By claim path, then claim value.
+    pub(crate) claims: Vec<(ClaimPath, RolesByValue)>,
+    pub(crate) scope: FastMap<Box<str>, Vec<RoleIdx>>,
 }
 
 impl Policy {
@@ -161,6 +177,7 @@ impl Policy {
             ip: req.source_ip.to_canonical(),
             now: req.now,
             segments: &segments,
+            roles: &roles,
         };
 
         // 1. Deny rules win: the first (in file order) that applies.
@@ -259,17 +276,28 @@ impl Policy {
     /// lookups; prefix bindings walk the SPIFFE ID's ancestors at segment
     /// boundaries, one lookup per segment.
     pub(crate) fn role_ids(&self, principal: &Principal) -> Vec<RoleIdx> {
-        let Some(cert) = &principal.cert else {
-            return Vec::new();
-        };
         let b = &self.bindings;
         let mut out: Vec<RoleIdx> = Vec::new();
         let mut sources = 0usize;
         let mut add = |found: Option<&Vec<RoleIdx>>| {
             if let Some(list) = found {
-                out.extend_from_slice(list);
-                sources += 1;
+                if !list.is_empty() {
+                    out.extend_from_slice(list);
+                    sources += 1;
+                }
             }
+        };
+        if let Some(token) = &principal.token {
+            if let Some(ib) = b.token.get(token.issuer.as_str()) {
+                token_roles(ib, token, &mut add);
+            }
+        }
+        let Some(cert) = &principal.cert else {
+            if sources > 1 {
+                out.sort_unstable();
+                out.dedup();
+            }
+            return out;
         };
         if let Some(id) = &cert.spiffe_id {
             if !b.spiffe_id.is_empty() {
@@ -311,6 +339,30 @@ impl Policy {
             out.dedup();
         }
         out
+    }
+}
+
+/// Roles from the token bindings of the token's issuer.
+fn token_roles<'a>(
+    ib: &'a IssuerBindings,
+    token: &TokenIdentity,
+    add: &mut impl FnMut(Option<&'a Vec<RoleIdx>>),
+) {
+    add(Some(&ib.any));
+    if let Some(sub) = &token.subject {
+        if !ib.subject.is_empty() {
+            add(ib.subject.get(sub.as_str()));
+        }
+    }
+    for (path, values) in &ib.claims {
+        for v in token.claim_values(path) {
+            add(values.get(v.as_ref()));
+        }
+    }
+    if !ib.scope.is_empty() {
+        for s in token.scopes() {
+            add(ib.scope.get(s));
+        }
     }
 }
 

@@ -42,6 +42,18 @@ pub(crate) struct RawBinding {
     pub(crate) cert_subject: Option<String>,
     #[serde(default)]
     pub(crate) cert_issuer: Option<String>,
+    /// Token bindings: the issuer, then at most one of `subject`,
+    /// `claim` (with `value`) or `scope`.
+    #[serde(default)]
+    pub(crate) issuer: Option<String>,
+    #[serde(default)]
+    pub(crate) subject: Option<String>,
+    #[serde(default)]
+    pub(crate) claim: Option<String>,
+    #[serde(default)]
+    pub(crate) value: Option<Scalar>,
+    #[serde(default)]
+    pub(crate) scope: Option<String>,
     #[serde(default)]
     #[expect(dead_code, reason = "documentation for readers of the file")]
     pub(crate) description: Option<String>,
@@ -85,6 +97,83 @@ pub(crate) struct RawWhen {
     pub(crate) time: Option<RawTime>,
     #[serde(default)]
     pub(crate) equal: Option<UniqueMap<String>>,
+    #[serde(default)]
+    pub(crate) claims: Option<UniqueMap<OneOrMany>>,
+    #[serde(default)]
+    pub(crate) mfa: Option<RawMfa>,
+    #[serde(default)]
+    pub(crate) authn: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) has_roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMfa {
+    #[serde(default)]
+    pub(crate) methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) acr: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) max_age: Option<String>,
+}
+
+/// A claim value as written: a string, boolean or number, compared as text
+/// (`true`, `42`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scalar(pub(crate) String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, boolean or number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(
+                    serde_json::Number::from_f64(v)
+                        .map_or_else(|| v.to_string(), |n| n.to_string()),
+                ))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One scalar or a list of them.
+#[derive(Debug)]
+pub(crate) struct OneOrMany(pub(crate) Vec<Scalar>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            One(Scalar),
+            Many(Vec<Scalar>),
+        }
+        match Either::deserialize(d) {
+            Ok(Either::One(s)) => Ok(OneOrMany(vec![s])),
+            Ok(Either::Many(v)) => Ok(OneOrMany(v)),
+            Err(_) => Err(de::Error::custom(
+                "expected a string, boolean or number, or a list of them",
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -102,3 +102,23 @@ pub(crate) fn load_err(src: &str) -> String {
         Err(e) => e.to_string(),
     }
 }
+
+/// A principal with only a bearer token whose claims are `claims` (a JSON
+/// object with `iss`).
+pub(crate) fn token(claims: serde_json::Value) -> Principal {
+    let serde_json::Value::Object(claims) = claims else {
+        panic!("claims must be an object")
+    };
+    Principal {
+        cert: None,
+        token: Some(std::sync::Arc::new(portcullis_identity::TokenIdentity {
+            issuer: claims["iss"].as_str().unwrap().to_owned(),
+            subject: claims
+                .get("sub")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned),
+            claims,
+            bound_to: None,
+        })),
+    }
+}

@@ -36,3 +36,25 @@ fn example_policy_passes_its_tests() {
     let admin = summary.roles.iter().find(|r| r.name == "admin").unwrap();
     assert_eq!(admin.effective_roles, ["admin", "api-reader", "api-writer"]);
 }
+
+#[test]
+fn token_example_policy_passes_its_tests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy-tokens");
+    let test_path = root.join("tests/tokens.yaml");
+    let tests = TestFile::from_yaml(&fs::read_to_string(&test_path).unwrap()).unwrap();
+    let policy_path = test_path.parent().unwrap().join(&tests.policy);
+    let policy = Policy::from_yaml(&fs::read_to_string(policy_path).unwrap()).unwrap();
+    let report = testing::run(&policy, &tests);
+    let failures: Vec<String> = report
+        .cases
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.message))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "failing cases:\n{}",
+        failures.join("\n")
+    );
+    assert_eq!(report.passed, 11);
+}

@@ -140,6 +140,7 @@ fn cx<'a>(principal: &'a Principal, ip_s: &str, segments: &'a PathSegments<'a>) 
         ip: ip(ip_s).to_canonical(),
         now: ts("2026-12-04T10:00:00Z"),
         segments,
+        roles: &[],
     }
 }
 
