@@ -72,6 +72,32 @@ pub const DEFAULT_AUDIT_DENY_WAIT: Duration = Duration::from_secs(1);
 pub const MAX_AUDIT_QUEUE_CAPACITY: usize = 1 << 20;
 pub const MAX_AUDIT_DENY_WAIT: Duration = Duration::from_secs(10);
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Verified tokens remembered so repeated requests skip the signature check.
+pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 10_000;
+/// At about 2 KiB per entry this bounds the cache near 2 GiB.
+pub const MAX_TOKEN_CACHE_ENTRIES: usize = 1_000_000;
+/// Clock skew allowed on `exp`, `nbf` and `iat`.
+pub const DEFAULT_TOKEN_LEEWAY: Duration = Duration::from_secs(30);
+/// More skew than this hides broken clocks and stretches token lifetimes.
+pub const MAX_TOKEN_LEEWAY: Duration = Duration::from_secs(300);
+/// Tokens larger than this are refused before any parsing.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub const HARD_MAX_TOKEN_BYTES: usize = 64 * 1024;
+/// JWKS refresh bounds: `Cache-Control: max-age` is clamped into
+/// [min, max]; without it, the default applies.
+pub const DEFAULT_JWKS_MIN_REFRESH: Duration = Duration::from_secs(60);
+pub const DEFAULT_JWKS_MAX_REFRESH: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(300);
+/// An IdP cannot be asked more often than this (no storm from garbage kids).
+pub const MIN_JWKS_REFRESH: Duration = Duration::from_secs(1);
+/// A token with an unknown `kid` refetches the JWKS at most this often.
+pub const DEFAULT_JWKS_UNKNOWN_KID_INTERVAL: Duration = Duration::from_secs(30);
+/// Last good keys are used this long after the last successful fetch.
+pub const DEFAULT_JWKS_MAX_STALENESS: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+pub const MAX_JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_JWKS_MAX_BYTES: usize = 256 * 1024;
+pub const HARD_MAX_JWKS_BYTES: usize = 4 * 1024 * 1024;
 
 /// A validated configuration.
 #[derive(Debug)]
@@ -88,6 +114,48 @@ pub struct Config {
     pub assertion: Assertion,
     pub audit: Audit,
     pub drain_timeout: Duration,
+    /// Bearer token verification; `None` when no issuer is configured
+    /// (then `Authorization: Bearer` is refused with 401).
+    pub bearer: Option<Bearer>,
+}
+
+/// Trusted token issuers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bearer {
+    pub issuers: Vec<Issuer>,
+    pub cache_entries: usize,
+}
+
+/// Where an issuer's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssuerKeys {
+    /// `{issuer}/.well-known/openid-configuration`, then its `jwks_uri`.
+    Discovery,
+    JwksUri(http::Uri),
+    JwksFile(PathBuf),
+}
+
+/// One trusted issuer, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    /// Compared exactly with `iss`.
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub keys: IssuerKeys,
+    /// CA bundle for fetching keys; `None` = the system store.
+    pub ca: Option<Vec<CertificateDer<'static>>>,
+    pub algorithms: Vec<portcullis_token::Alg>,
+    pub leeway: Duration,
+    pub required_claims: Vec<String>,
+    pub typ: Vec<String>,
+    pub max_token_bytes: usize,
+    pub min_refresh: Duration,
+    pub max_refresh: Duration,
+    pub default_refresh: Duration,
+    pub unknown_kid_interval: Duration,
+    pub max_staleness: Duration,
+    pub fetch_timeout: Duration,
+    pub max_jwks_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -137,6 +205,8 @@ pub struct Route {
     /// Empty means any method.
     pub methods: Vec<http::Method>,
     pub upstream: Upstream,
+    /// Forward the client's bearer token upstream (default `false`).
+    pub pass_bearer_token: bool,
 }
 
 #[derive(Clone)]

@@ -18,6 +18,55 @@ pub(crate) struct RawConfig {
     pub(crate) audit: Option<RawAudit>,
     #[serde(default)]
     pub(crate) shutdown: Option<RawShutdown>,
+    #[serde(default)]
+    pub(crate) bearer: Option<RawBearer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBearer {
+    pub(crate) issuers: Vec<RawIssuer>,
+    #[serde(default)]
+    pub(crate) cache_entries: Option<usize>,
+}
+
+/// A trusted token issuer. There is no key that skips signature or claim
+/// checks: `issuer` and `audiences` are required and never empty.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIssuer {
+    pub(crate) issuer: String,
+    pub(crate) audiences: Vec<String>,
+    #[serde(default)]
+    pub(crate) jwks_uri: Option<String>,
+    #[serde(default)]
+    pub(crate) jwks_file: Option<String>,
+    #[serde(default)]
+    pub(crate) ca: Option<String>,
+    #[serde(default)]
+    pub(crate) algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) leeway: Option<String>,
+    #[serde(default)]
+    pub(crate) required_claims: Vec<String>,
+    #[serde(default)]
+    pub(crate) typ: Vec<String>,
+    #[serde(default)]
+    pub(crate) max_token_bytes: Option<usize>,
+    #[serde(default)]
+    pub(crate) jwks: Option<RawJwksTiming>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJwksTiming {
+    pub(crate) min_refresh: Option<String>,
+    pub(crate) max_refresh: Option<String>,
+    pub(crate) default_refresh: Option<String>,
+    pub(crate) unknown_kid_interval: Option<String>,
+    pub(crate) max_staleness: Option<String>,
+    pub(crate) fetch_timeout: Option<String>,
+    pub(crate) max_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +136,10 @@ pub(crate) struct RawRoute {
     #[serde(default)]
     pub(crate) methods: Vec<String>,
     pub(crate) upstream: RawUpstream,
+    /// Forward the client's `Authorization: Bearer` header upstream
+    /// (default: removed once verified; the identity assertion carries who).
+    #[serde(default)]
+    pub(crate) pass_bearer_token: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -302,3 +302,163 @@ fn load_reads_from_disk_with_bounds() {
         .message()
         .contains("larger than"));
 }
+
+mod bearer {
+    use super::*;
+
+    fn with_bearer(issuers: &str) -> String {
+        format!("{VALID}bearer:\n  issuers:\n{issuers}")
+    }
+
+    fn err(f: &Fixture, yaml: &str) -> String {
+        match f.load(yaml) {
+            Ok(_) => panic!("config should not load:\n{yaml}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn issuer_with_discovery_and_defaults() {
+        let f = Fixture::new();
+        let c = f
+            .load(&with_bearer(
+                "    - issuer: https://idp.example\n      audiences: [https://api.example]\n",
+            ))
+            .unwrap();
+        let b = c.bearer.unwrap();
+        assert_eq!(b.cache_entries, DEFAULT_TOKEN_CACHE_ENTRIES);
+        let i = &b.issuers[0];
+        assert_eq!(i.keys, IssuerKeys::Discovery);
+        assert_eq!(i.algorithms, portcullis_token::Alg::ALL.to_vec());
+        assert_eq!(i.leeway, DEFAULT_TOKEN_LEEWAY);
+        assert_eq!(i.min_refresh, DEFAULT_JWKS_MIN_REFRESH);
+        assert!(i.ca.is_none(), "system roots by default");
+    }
+
+    #[test]
+    fn jwks_uri_file_ca_and_timing() {
+        let f = Fixture::new();
+        std::fs::write(f.dir.path().join("jwks.json"), "{\"keys\":[]}").unwrap();
+        let c = f
+            .load(&with_bearer(concat!(
+                "    - issuer: https://a.example\n      audiences: [x]\n      jwks_uri: https://a.example/keys\n      ca: ca.pem\n",
+                "      algorithms: [ES256, EdDSA]\n      leeway: 10s\n      typ: [at+jwt]\n      required_claims: [sub]\n",
+                "      jwks: { min_refresh: 2s, max_refresh: 1h, default_refresh: 10m, unknown_kid_interval: 5s, max_staleness: 2h, fetch_timeout: 3s, max_bytes: 65536 }\n",
+                "    - issuer: local\n      audiences: [y]\n      jwks_file: jwks.json\n",
+            )))
+            .unwrap();
+        let b = c.bearer.unwrap();
+        let a = &b.issuers[0];
+        assert!(matches!(&a.keys, IssuerKeys::JwksUri(u) if u.path() == "/keys"));
+        assert_eq!(a.ca.as_ref().unwrap().len(), 1);
+        assert_eq!(a.algorithms.len(), 2);
+        assert_eq!(a.default_refresh, std::time::Duration::from_secs(600));
+        assert_eq!(a.max_jwks_bytes, 65536);
+        assert!(matches!(&b.issuers[1].keys, IssuerKeys::JwksFile(p) if p.ends_with("jwks.json")));
+    }
+
+    #[test]
+    fn empty_issuer_or_audience_refused() {
+        let f = Fixture::new();
+        let e = err(
+            &f,
+            &with_bearer("    - issuer: \"\"\n      audiences: [x]\n"),
+        );
+        assert!(
+            e.contains("bearer.issuers[0].issuer: must not be empty"),
+            "{e}"
+        );
+        let e = err(
+            &f,
+            &with_bearer("    - issuer: https://a.example\n      audiences: []\n"),
+        );
+        assert!(
+            e.contains("bearer.issuers[0].audiences: must name at least one audience"),
+            "{e}"
+        );
+        let e = err(
+            &f,
+            &with_bearer("    - issuer: https://a.example\n      audiences: [\"\"]\n"),
+        );
+        assert!(e.contains("bearer.issuers[0].audiences[0]"), "{e}");
+        let e = err(&f, &with_bearer("    - issuer: https://a.example\n"));
+        assert!(e.contains("audiences"), "{e}");
+        let e = err(&f, &format!("{VALID}bearer:\n  issuers: []\n"));
+        assert!(e.contains("bearer.issuers: at least one issuer"), "{e}");
+    }
+
+    #[test]
+    fn insecure_choices_cannot_be_expressed() {
+        let f = Fixture::new();
+        for (alg, _) in [("none", 0), ("HS256", 0), ("hs256", 0), ("ES512", 0)] {
+            let e = err(
+                &f,
+                &with_bearer(&format!(
+                    "    - issuer: https://a.example\n      audiences: [x]\n      algorithms: [{alg}]\n"
+                )),
+            );
+            assert!(
+                e.contains("algorithms[0]") && e.contains("never `none` or HMAC"),
+                "{e}"
+            );
+        }
+        let e = err(
+            &f,
+            &with_bearer("    - issuer: https://a.example\n      audiences: [x]\n      jwks_uri: http://a.example/keys\n"),
+        );
+        assert!(e.contains("jwks_uri") && e.contains("https://"), "{e}");
+        let e = err(
+            &f,
+            &with_bearer("    - issuer: http://a.example\n      audiences: [x]\n"),
+        );
+        assert!(e.contains("issuer") && e.contains("https://"), "{e}");
+        let e = err(
+            &f,
+            &with_bearer("    - issuer: https://a.example\n      audiences: [x]\n      verify_signature: false\n"),
+        );
+        assert!(e.contains("unknown field `verify_signature`"), "{e}");
+        let e = err(
+            &f,
+            &with_bearer(
+                "    - issuer: https://a.example\n      audiences: [x]\n      leeway: 1h\n",
+            ),
+        );
+        assert!(e.contains("leeway: must be at most 5m"), "{e}");
+        let e = err(
+            &f,
+            &with_bearer("    - issuer: https://a.example\n      audiences: [x]\n      jwks: { unknown_kid_interval: 10ms }\n"),
+        );
+        assert!(
+            e.contains("unknown_kid_interval: must be at least 1s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn duplicate_issuer_and_missing_file_refused() {
+        let f = Fixture::new();
+        let e = err(
+            &f,
+            &with_bearer("    - issuer: https://a.example\n      audiences: [x]\n    - issuer: https://a.example\n      audiences: [y]\n"),
+        );
+        assert!(
+            e.contains("bearer.issuers[1].issuer: issuer `https://a.example` is configured twice"),
+            "{e}"
+        );
+        let e = err(
+            &f,
+            &with_bearer("    - issuer: local\n      audiences: [x]\n      jwks_file: nope.json\n"),
+        );
+        assert!(
+            e.contains("jwks_file: file") && e.contains("does not exist"),
+            "{e}"
+        );
+        let e = err(
+            &f,
+            &with_bearer(
+                "    - issuer: https://a.example\n      audiences: [x]\n      ca: empty.pem\n",
+            ),
+        );
+        assert!(e.contains("bearer.issuers[0].ca"), "{e}");
+    }
+}

@@ -12,8 +12,8 @@ use portcullis_policy::Policy;
 
 use crate::raw::{self, RawClientAuth, RawConfig};
 use crate::{
-    parse_duration, read_bounded, Admin, Assertion, Audit, AuditDest, Config, ConfigError, Limits,
-    Listener, ListenerTls, PolicySource, Route, Upstream,
+    parse_duration, read_bounded, Admin, Assertion, Audit, AuditDest, Bearer, Config, ConfigError,
+    Issuer, IssuerKeys, Limits, Listener, ListenerTls, PolicySource, Route, Upstream,
 };
 
 /// Largest policy file read, in bytes.
@@ -227,6 +227,11 @@ pub(crate) fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         crate::DEFAULT_DRAIN_TIMEOUT,
     )?;
 
+    let bearer = match &raw.bearer {
+        None => None,
+        Some(b) => Some(bearer(&cx, b)?),
+    };
+
     let inputs = cx.inputs.take();
     Ok(Config {
         source: file.to_owned(),
@@ -238,6 +243,241 @@ pub(crate) fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         assertion,
         audit,
         drain_timeout,
+        bearer,
+    })
+}
+
+fn bearer(cx: &Ctx<'_>, b: &raw::RawBearer) -> Result<Bearer, ConfigError> {
+    if b.issuers.is_empty() {
+        return Err(cx.err(
+            "bearer.issuers",
+            "at least one issuer is required (remove `bearer` to accept no tokens)",
+        ));
+    }
+    let cache_entries = b
+        .cache_entries
+        .unwrap_or(crate::DEFAULT_TOKEN_CACHE_ENTRIES);
+    if cache_entries == 0 || cache_entries > crate::MAX_TOKEN_CACHE_ENTRIES {
+        return Err(cx.err(
+            "bearer.cache_entries",
+            format!("must be between 1 and {}", crate::MAX_TOKEN_CACHE_ENTRIES),
+        ));
+    }
+    let mut issuers: Vec<Issuer> = Vec::with_capacity(b.issuers.len());
+    for (i, raw) in b.issuers.iter().enumerate() {
+        let key = format!("bearer.issuers[{i}]");
+        let iss = issuer(cx, &key, raw)?;
+        if issuers.iter().any(|o| o.issuer == iss.issuer) {
+            return Err(cx.err(
+                format!("{key}.issuer"),
+                format!("issuer `{}` is configured twice", iss.issuer),
+            ));
+        }
+        issuers.push(iss);
+    }
+    Ok(Bearer {
+        issuers,
+        cache_entries,
+    })
+}
+
+fn https_url(cx: &Ctx<'_>, key: &str, s: &str) -> Result<http::Uri, ConfigError> {
+    let uri: http::Uri = s
+        .parse()
+        .map_err(|_| cx.err(key, format!("`{s}` is not a URL")))?;
+    if uri.scheme() != Some(&http::uri::Scheme::HTTPS) || uri.authority().is_none() {
+        return Err(cx.err(
+            key,
+            format!("`{s}` must be an https:// URL: keys are never fetched in the clear"),
+        ));
+    }
+    Ok(uri)
+}
+
+fn issuer(cx: &Ctx<'_>, key: &str, r: &raw::RawIssuer) -> Result<Issuer, ConfigError> {
+    if r.issuer.trim().is_empty() {
+        return Err(cx.err(
+            format!("{key}.issuer"),
+            "must not be empty: tokens are only accepted from a named issuer",
+        ));
+    }
+    if r.audiences.is_empty() {
+        return Err(cx.err(
+            format!("{key}.audiences"),
+            "must name at least one audience: a token for another service must not be accepted here",
+        ));
+    }
+    for (j, a) in r.audiences.iter().enumerate() {
+        if a.trim().is_empty() {
+            return Err(cx.err(format!("{key}.audiences[{j}]"), "must not be empty"));
+        }
+    }
+    let keys = match (&r.jwks_uri, &r.jwks_file) {
+        (Some(_), Some(_)) => {
+            return Err(cx.err(key, "give `jwks_uri` or `jwks_file`, not both"));
+        }
+        (Some(u), None) => IssuerKeys::JwksUri(https_url(cx, &format!("{key}.jwks_uri"), u)?),
+        (None, Some(f)) => {
+            let path = cx.resolve(f);
+            if !path.is_file() {
+                return Err(cx.err(
+                    format!("{key}.jwks_file"),
+                    format!("file `{}` does not exist", path.display()),
+                ));
+            }
+            IssuerKeys::JwksFile(path)
+        }
+        (None, None) => {
+            https_url(cx, &format!("{key}.issuer"), &r.issuer).map_err(|_| {
+                cx.err(
+                    format!("{key}.issuer"),
+                    format!(
+                        "`{}` must be an https:// URL to discover its keys; or give `jwks_uri` or `jwks_file`",
+                        r.issuer
+                    ),
+                )
+            })?;
+            IssuerKeys::Discovery
+        }
+    };
+    let ca = match &r.ca {
+        None => None,
+        Some(p) => {
+            let path = cx.input(p);
+            Some(
+                portcullis_authn::pem::load_certs(&path)
+                    .map_err(|e| cx.err(format!("{key}.ca"), e.to_string()))?,
+            )
+        }
+    };
+    let algorithms = match &r.algorithms {
+        None => portcullis_token::Alg::ALL.to_vec(),
+        Some(list) if list.is_empty() => {
+            return Err(cx.err(format!("{key}.algorithms"), "must not be empty"));
+        }
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for (j, name) in list.iter().enumerate() {
+                let alg = portcullis_token::Alg::from_name(name).ok_or_else(|| {
+                    cx.err(
+                        format!("{key}.algorithms[{j}]"),
+                        format!("`{name}` is not accepted: use ES256, ES384, RS256, RS384, RS512, PS256, PS384, PS512 or EdDSA (never `none` or HMAC)"),
+                    )
+                })?;
+                if !out.contains(&alg) {
+                    out.push(alg);
+                }
+            }
+            out
+        }
+    };
+    let leeway = match &r.leeway {
+        None => crate::DEFAULT_TOKEN_LEEWAY,
+        Some(s) => parse_duration(s).map_err(|m| cx.err(format!("{key}.leeway"), m))?,
+    };
+    if leeway > crate::MAX_TOKEN_LEEWAY {
+        return Err(cx.err(format!("{key}.leeway"), "must be at most 5m"));
+    }
+    for (j, c) in r.required_claims.iter().enumerate() {
+        if c.is_empty() {
+            return Err(cx.err(format!("{key}.required_claims[{j}]"), "must not be empty"));
+        }
+    }
+    for (j, t) in r.typ.iter().enumerate() {
+        if t.is_empty() {
+            return Err(cx.err(format!("{key}.typ[{j}]"), "must not be empty"));
+        }
+    }
+    let max_token_bytes = r.max_token_bytes.unwrap_or(crate::DEFAULT_MAX_TOKEN_BYTES);
+    if !(256..=crate::HARD_MAX_TOKEN_BYTES).contains(&max_token_bytes) {
+        return Err(cx.err(
+            format!("{key}.max_token_bytes"),
+            format!("must be between 256 and {}", crate::HARD_MAX_TOKEN_BYTES),
+        ));
+    }
+    let t = r.jwks.as_ref();
+    let tk = |f: &str| format!("{key}.jwks.{f}");
+    let min_refresh = cx.duration(
+        &tk("min_refresh"),
+        t.and_then(|t| t.min_refresh.as_ref()),
+        crate::DEFAULT_JWKS_MIN_REFRESH,
+    )?;
+    let max_refresh = cx.duration(
+        &tk("max_refresh"),
+        t.and_then(|t| t.max_refresh.as_ref()),
+        crate::DEFAULT_JWKS_MAX_REFRESH,
+    )?;
+    let default_refresh = cx.duration(
+        &tk("default_refresh"),
+        t.and_then(|t| t.default_refresh.as_ref()),
+        crate::DEFAULT_JWKS_REFRESH.clamp(min_refresh.min(max_refresh), max_refresh),
+    )?;
+    let unknown_kid_interval = cx.duration(
+        &tk("unknown_kid_interval"),
+        t.and_then(|t| t.unknown_kid_interval.as_ref()),
+        crate::DEFAULT_JWKS_UNKNOWN_KID_INTERVAL,
+    )?;
+    let max_staleness = cx.duration(
+        &tk("max_staleness"),
+        t.and_then(|t| t.max_staleness.as_ref()),
+        crate::DEFAULT_JWKS_MAX_STALENESS,
+    )?;
+    let fetch_timeout = cx.duration(
+        &tk("fetch_timeout"),
+        t.and_then(|t| t.fetch_timeout.as_ref()),
+        crate::DEFAULT_JWKS_FETCH_TIMEOUT,
+    )?;
+    if min_refresh < crate::MIN_JWKS_REFRESH || unknown_kid_interval < crate::MIN_JWKS_REFRESH {
+        return Err(cx.err(
+            tk(if min_refresh < crate::MIN_JWKS_REFRESH {
+                "min_refresh"
+            } else {
+                "unknown_kid_interval"
+            }),
+            "must be at least 1s: the issuer must not be asked more often",
+        ));
+    }
+    if min_refresh > max_refresh {
+        return Err(cx.err(tk("min_refresh"), "must not be greater than `max_refresh`"));
+    }
+    if default_refresh < min_refresh || default_refresh > max_refresh {
+        return Err(cx.err(
+            tk("default_refresh"),
+            "must lie between `min_refresh` and `max_refresh`",
+        ));
+    }
+    if max_staleness < max_refresh.min(min_refresh) {
+        return Err(cx.err(tk("max_staleness"), "must be at least `min_refresh`"));
+    }
+    if fetch_timeout > crate::MAX_JWKS_FETCH_TIMEOUT {
+        return Err(cx.err(tk("fetch_timeout"), "must be at most 60s"));
+    }
+    let max_jwks_bytes = t
+        .and_then(|t| t.max_bytes)
+        .unwrap_or(crate::DEFAULT_JWKS_MAX_BYTES);
+    if !(1024..=crate::HARD_MAX_JWKS_BYTES).contains(&max_jwks_bytes) {
+        return Err(cx.err(
+            tk("max_bytes"),
+            format!("must be between 1024 and {}", crate::HARD_MAX_JWKS_BYTES),
+        ));
+    }
+    Ok(Issuer {
+        issuer: r.issuer.clone(),
+        audiences: r.audiences.clone(),
+        keys,
+        ca,
+        algorithms,
+        leeway,
+        required_claims: r.required_claims.clone(),
+        typ: r.typ.clone(),
+        max_token_bytes,
+        min_refresh,
+        max_refresh,
+        default_refresh,
+        unknown_kid_interval,
+        max_staleness,
+        fetch_timeout,
+        max_jwks_bytes,
     })
 }
 
@@ -497,6 +737,7 @@ fn route(cx: &Ctx<'_>, key: &str, r: &raw::RawRoute) -> Result<Route, ConfigErro
         host,
         path_prefix,
         methods,
+        pass_bearer_token: r.pass_bearer_token.unwrap_or(false),
         upstream: Upstream {
             scheme,
             authority,
