@@ -27,6 +27,8 @@ fn sample_record() -> AuditRecord {
         principal: "spiffe://example.org/ns/prod/sa/web".to_owned(),
         spiffe_id: Some("spiffe://example.org/ns/prod/sa/web".to_owned()),
         cert_thumbprint: Some("ab".repeat(32)),
+        token_issuer: None,
+        token_subject: None,
         route: Some("orders-api".to_owned()),
         method: "POST".to_owned(),
         path: "/v1/orders/8f3a/items".to_owned(),

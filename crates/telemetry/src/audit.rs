@@ -63,6 +63,10 @@ pub struct AuditRecord {
     pub spiffe_id: Option<String>,
     /// SHA-256 of the client certificate, lowercase hex.
     pub cert_thumbprint: Option<String>,
+    /// `iss` of the verified bearer token, when the request carried one.
+    pub token_issuer: Option<String>,
+    /// `sub` of the verified bearer token.
+    pub token_subject: Option<String>,
     /// Name of the matched route.
     pub route: Option<String>,
     pub method: String,

@@ -132,6 +132,12 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultReasonLabels {
+    result: &'static str,
+    reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct DecisionLabels {
     decision: Decision,
 }
@@ -181,6 +187,7 @@ pub struct Metrics {
     policy_loaded_timestamp: Gauge<f64, AtomicU64>,
     tls_handshake_failures: Family<TlsFailureLabels, Counter>,
     bad_requests: Family<ReasonLabels, Counter>,
+    bearer_tokens: Family<ResultReasonLabels, Counter>,
     audit_records: Family<DecisionLabels, Counter>,
     audit_records_dropped: Family<DecisionLabels, Counter>,
     audit_queue_depth: Gauge,
@@ -245,6 +252,12 @@ impl Metrics {
             "bad_requests",
             "Requests rejected before routing as malformed or hostile, by reason code",
             bad_requests.clone(),
+        );
+        let bearer_tokens = Family::default();
+        registry.register(
+            "bearer_tokens",
+            "Bearer tokens checked, by result (`verified`, `cached`, `refused`) and refusal reason code",
+            bearer_tokens.clone(),
         );
         let audit_records = Family::default();
         registry.register(
@@ -316,6 +329,7 @@ impl Metrics {
             policy_loaded_timestamp,
             tls_handshake_failures,
             bad_requests,
+            bearer_tokens,
             audit_records,
             audit_records_dropped,
             audit_queue_depth,
@@ -406,6 +420,27 @@ impl Metrics {
     pub fn bad_request(&self, reason: &str) {
         self.bad_requests
             .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a bearer token accepted (`cached`: without a signature check).
+    pub fn bearer_token_accepted(&self, cached: bool) {
+        self.bearer_tokens
+            .get_or_create(&ResultReasonLabels {
+                result: if cached { "cached" } else { "verified" },
+                reason: String::new(),
+            })
+            .inc();
+    }
+
+    /// Counts a bearer token refused; `reason` is a fixed reason code such
+    /// as `expired`, `bad_signature` or `unknown_kid`.
+    pub fn bearer_token_refused(&self, reason: &str) {
+        self.bearer_tokens
+            .get_or_create(&ResultReasonLabels {
+                result: "refused",
                 reason: reason.to_owned(),
             })
             .inc();

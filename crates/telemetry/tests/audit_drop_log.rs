@@ -35,6 +35,8 @@ fn record(id: &str, decision: Decision) -> AuditRecord {
         principal: "anonymous".to_owned(),
         spiffe_id: None,
         cert_thumbprint: None,
+        token_issuer: None,
+        token_subject: None,
         route: None,
         method: "GET".to_owned(),
         path: "/".to_owned(),
