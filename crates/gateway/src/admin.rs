@@ -79,6 +79,9 @@ fn readyz(shared: &Shared) -> Response<Body> {
             "client_ca_certificates": l.tls.client_auth.roots.len(),
             "crls": l.tls.client_auth.crls.len(),
         })).collect::<Vec<_>>(),
+        // Token issuers are reported, not required: an IdP outage refuses
+        // that issuer's tokens but must not take mTLS traffic down.
+        "issuers": snap.bearer.as_ref().map(|b| b.status()).unwrap_or_default(),
     });
     let status = if serving {
         StatusCode::OK

@@ -29,6 +29,11 @@ pub(crate) enum AssertionError {
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct AssertionClaims<'a> {
     pub(crate) sub: &'a str,
+    /// The bearer token's issuer and subject, when the request had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) token_iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) token_sub: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) spiffe_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

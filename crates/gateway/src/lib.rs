@@ -1,9 +1,10 @@
 //! The Portcullis gateway.
 //!
 //! Listeners accept mTLS connections; each request goes through one
-//! pipeline — authenticate (the verified client certificate) -> normalise
-//! -> route -> authorize (default-deny policy) -> forward with a signed
-//! identity assertion -> audit. The admin listener serves health,
+//! pipeline — authenticate (the verified client certificate, then a
+//! bearer token if present) -> normalise -> route -> authorize
+//! (default-deny policy) -> forward with a signed identity assertion ->
+//! audit. The admin listener serves health,
 //! readiness, metrics and the gateway's JWKS. Configuration and policy
 //! are loaded completely before any listener accepts, and reloaded
 //! atomically.
@@ -15,6 +16,7 @@
 mod admin;
 mod assertion;
 mod authz;
+mod bearer;
 mod body;
 mod listener;
 mod reload;

@@ -321,6 +321,8 @@ async fn audit_connection_event(
         principal: "anonymous".to_owned(),
         spiffe_id: None,
         cert_thumbprint: None,
+        token_issuer: None,
+        token_subject: None,
         route: None,
         method: "-".to_owned(),
         path: "-".to_owned(),

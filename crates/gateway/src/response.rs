@@ -21,6 +21,8 @@ pub(crate) struct Refusal {
     /// Policy denials and bad requests are `deny`; gateway or upstream
     /// faults are `error`.
     pub(crate) is_error: bool,
+    /// The `WWW-Authenticate` challenge of a 401 (RFC 6750 section 3).
+    pub(crate) challenge: Option<&'static str>,
 }
 
 impl Refusal {
@@ -31,6 +33,19 @@ impl Refusal {
             detail: detail.into(),
             rule: None,
             is_error: false,
+            challenge: None,
+        }
+    }
+
+    /// A 401 with a Bearer challenge; the client learns nothing more.
+    pub(crate) fn unauthorized(
+        code: &'static str,
+        challenge: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            challenge: Some(challenge),
+            ..Self::deny(StatusCode::UNAUTHORIZED, code, detail)
         }
     }
 
@@ -41,6 +56,7 @@ impl Refusal {
             detail: detail.into(),
             rule: None,
             is_error: true,
+            challenge: None,
         }
     }
 }

@@ -22,6 +22,7 @@ use portcullis_telemetry::{AuditDecision, AuditRecord};
 
 use crate::assertion::{AssertionClaims, IDENTITY_HEADER, JWKS_PATH};
 use crate::authz::{authorize, AuthzInput, Permit};
+use crate::bearer::bearer_token;
 use crate::body::StallTimeout;
 use crate::listener::FramingVerdicts;
 use crate::response::{self, Refusal};
@@ -72,9 +73,17 @@ struct Facts {
     path: String,
     route: Option<String>,
     rule: Option<String>,
+    /// The principal of this request when it differs from the
+    /// connection's (a verified bearer token was added).
+    principal: Option<Arc<Principal>>,
     /// The refusal ends the HTTP/1 connection (`Connection: close`).
     close_connection: bool,
 }
+
+/// RFC 6750 challenges: no detail beyond the error code reaches the client.
+const CHALLENGE_INVALID_TOKEN: &str = "Bearer realm=\"portcullis\", error=\"invalid_token\"";
+const CHALLENGE_INVALID_REQUEST: &str = "Bearer realm=\"portcullis\", error=\"invalid_request\"";
+const CHALLENGE: &str = "Bearer realm=\"portcullis\"";
 
 /// The service of one connection. On HTTP/1 it takes the request's
 /// framing verdict when hyper calls it, not when the future first runs.
@@ -110,6 +119,7 @@ async fn serve(
         path: escape_for_log(req.uri().path()),
         route: None,
         rule: None,
+        principal: None,
         close_connection: false,
     };
     let result = pipeline(&conn, &snap, req, framing, &mut facts).await;
@@ -146,9 +156,10 @@ async fn serve(
             conn.shared
                 .metrics
                 .observe_request(&route_label, decision, status, latency);
+            let principal = facts.principal.as_ref().unwrap_or(&conn.principal);
             tracing::info!(
                 request_id = %facts.request_id,
-                principal = %conn.principal.display_name(),
+                principal = %principal.display_name(),
                 source = %conn.peer,
                 method = %facts.method,
                 path = %facts.path,
@@ -177,6 +188,12 @@ async fn serve(
             );
             conn.shared.audit.record_deny(rec).await;
             let mut resp = response::generic(refusal.status, &facts.request_id);
+            if let Some(challenge) = refusal.challenge {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
             if facts.close_connection {
                 resp.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -195,13 +212,19 @@ fn record(
     reason: Option<String>,
     latency: std::time::Duration,
 ) -> AuditRecord {
+    let token = facts.principal.as_ref().and_then(|p| p.token.as_ref());
     AuditRecord {
         time: portcullis_telemetry::audit_time_now(),
         request_id: facts.request_id.clone(),
         trace_id: facts.trace_id.clone(),
-        principal: conn.strings.principal.clone(),
+        principal: match &facts.principal {
+            Some(p) => p.display_name().into_owned(),
+            None => conn.strings.principal.clone(),
+        },
         spiffe_id: conn.principal.spiffe_id().map(|s| s.as_str().to_owned()),
         cert_thumbprint: conn.strings.thumbprint.clone(),
+        token_issuer: token.map(|t| t.issuer.clone()),
+        token_subject: token.and_then(|t| t.subject.clone()),
         route: facts.route.clone(),
         method: facts.method.clone(),
         path: facts.path.clone(),
@@ -351,7 +374,61 @@ async fn pipeline(
         ));
     }
 
-    // 5. Route.
+    // 5. Bearer token, if the request carries one and issuers are
+    //    configured. A bad token is a 401, whatever the route.
+    let mut verified_token = false;
+    if let Some(auth) = &snap.bearer {
+        let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
+        let first = values.next();
+        if first.is_some() && values.next().is_some() {
+            shared
+                .metrics
+                .bearer_token_refused("duplicate_authorization");
+            return Err(Refusal::unauthorized(
+                "duplicate_authorization",
+                CHALLENGE_INVALID_REQUEST,
+                "more than one authorization header",
+            ));
+        }
+        match first.and_then(bearer_token) {
+            None => {}
+            Some(Err(why)) => {
+                shared.metrics.bearer_token_refused("malformed");
+                return Err(Refusal::unauthorized(
+                    "invalid_token",
+                    CHALLENGE_INVALID_TOKEN,
+                    format!("malformed: {why}"),
+                ));
+            }
+            Some(Ok(token)) => {
+                let now = jiff::Timestamp::now().as_second();
+                match auth
+                    .authenticate(token, conn.principal.cert.as_ref(), now)
+                    .await
+                {
+                    Ok((identity, cached)) => {
+                        shared.metrics.bearer_token_accepted(cached);
+                        facts.principal = Some(Arc::new(Principal {
+                            cert: conn.principal.cert.clone(),
+                            token: Some(identity),
+                        }));
+                        verified_token = true;
+                    }
+                    Err(r) => {
+                        shared.metrics.bearer_token_refused(r.code);
+                        return Err(Refusal::unauthorized(
+                            "invalid_token",
+                            CHALLENGE_INVALID_TOKEN,
+                            format!("{}: {}", r.code, r.detail),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let principal = Arc::clone(facts.principal.as_ref().unwrap_or(&conn.principal));
+
+    // 6. Route.
     let route_id = snap
         .routes
         .find(&host, &path, req.method())
@@ -375,11 +452,13 @@ async fn pipeline(
     })?;
     facts.route = Some(route.name.clone());
 
-    // 6. Authorize. Fail closed: anything but an explicit allow is a 403.
+    // 7. Authorize. Fail closed: anything but an explicit allow is a 403;
+    //    a request with no credential at all, where tokens are accepted,
+    //    gets the 401 Bearer challenge instead.
     let permit = authorize(
         &snap.policy.policy,
         &AuthzInput {
-            principal: &conn.principal,
+            principal: &principal,
             route: route_id,
             route_name: &route.name,
             method: req.method().as_str(),
@@ -389,13 +468,17 @@ async fn pipeline(
         },
     )
     .map_err(|d| {
-        let mut r = Refusal::deny(StatusCode::FORBIDDEN, d.reason_code(), d.explain());
+        let mut r = if snap.bearer.is_some() && principal.is_anonymous() {
+            Refusal::unauthorized(d.reason_code(), CHALLENGE, d.explain())
+        } else {
+            Refusal::deny(StatusCode::FORBIDDEN, d.reason_code(), d.explain())
+        };
         r.rule = d.rule().map(str::to_owned);
         r
     })?;
     facts.rule = permit.decision().rule().map(str::to_owned);
 
-    // 7. Body size known up front.
+    // 8. Body size known up front.
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -411,11 +494,13 @@ async fn pipeline(
         }
     }
 
-    // 8. Forward.
+    // 9. Forward.
     let upstream_req = build_upstream_request(
         conn,
         snap,
         &permit,
+        &principal,
+        verified_token,
         req,
         &host,
         &path,
@@ -470,6 +555,8 @@ fn build_upstream_request(
     conn: &ConnCtx,
     snap: &Snapshot,
     permit: &Permit,
+    principal: &Principal,
+    verified_token: bool,
     req: Request<Incoming>,
     host: &str,
     path: &str,
@@ -520,6 +607,11 @@ fn build_upstream_request(
     // Client hop-by-hop and identity headers go first; the gateway's own
     // headers are added after, so no client header can remove them.
     guard::sanitize_request_headers(&mut headers);
+    // A verified bearer token has done its job: upstreams learn who from
+    // the identity assertion, unless the route asks for the token itself.
+    if verified_token && !route.pass_bearer_token {
+        headers.remove(header::AUTHORIZATION);
+    }
     headers.remove(header::HOST);
     if let Some(h) = original_host {
         headers.insert(header::HOST, h);
@@ -529,10 +621,19 @@ fn build_upstream_request(
     insert(&mut headers, "x-forwarded-host", host);
     insert(&mut headers, REQUEST_ID_HEADER, &facts.request_id);
 
-    let principal = &conn.principal;
     let roles: Vec<String> = permit.decision().roles().map(str::to_owned).collect();
+    let display;
+    let sub = if principal.token.is_some() {
+        display = principal.display_name();
+        &*display
+    } else {
+        conn.strings.principal.as_str()
+    };
+    let token = principal.token.as_deref();
     let claims = AssertionClaims {
-        sub: &conn.strings.principal,
+        sub,
+        token_iss: token.map(|t| t.issuer.as_str()),
+        token_sub: token.and_then(|t| t.subject.as_deref()),
         spiffe_id: principal.spiffe_id().map(|s| s.as_str()),
         cert_thumbprint: conn.strings.thumbprint.as_deref(),
         roles: &roles,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use portcullis_config::{load_policy, Config, LoadedPolicy};
 use tokio_rustls::TlsAcceptor;
 
+use crate::bearer::BearerAuth;
 use crate::router::RouteTable;
 use crate::upstream::UpstreamClient;
 
@@ -21,6 +22,8 @@ pub(crate) struct Snapshot {
     pub(crate) upstreams: Vec<Arc<UpstreamClient>>,
     /// TLS acceptor per listener name.
     pub(crate) tls: HashMap<String, TlsAcceptor>,
+    /// Bearer token verification, when issuers are configured.
+    pub(crate) bearer: Option<BearerAuth>,
     pub(crate) loaded_at: jiff::Timestamp,
 }
 
@@ -107,7 +110,19 @@ fn build(
         };
         upstreams.push(client);
     }
+    let bearer = match &config.bearer {
+        None => None,
+        Some(b) => {
+            let rt = tokio::runtime::Handle::try_current()
+                .map_err(|_| "internal: no runtime to fetch issuer keys".to_owned())?;
+            Some(
+                BearerAuth::build(b, previous.and_then(|p| p.bearer.as_ref()), &rt)
+                    .map_err(|e| format!("{}: bearer: {e}", config_path.display()))?,
+            )
+        }
+    };
     Ok(Snapshot {
+        bearer,
         routes: RouteTable::new(&config.routes),
         config,
         policy,

@@ -26,6 +26,8 @@ fn signs_verifiable_short_lived_assertions() {
     let roles = vec!["reader".to_owned()];
     let claims = AssertionClaims {
         sub: "spiffe://example.org/a",
+        token_iss: None,
+        token_sub: None,
         spiffe_id: Some("spiffe://example.org/a"),
         cert_thumbprint: None,
         roles: &roles,
@@ -47,6 +49,8 @@ fn tampered_assertion_fails_verification() {
     let s = AssertionSigner::new(None, "p", Duration::from_secs(30)).unwrap();
     let claims = AssertionClaims {
         sub: "a",
+        token_iss: None,
+        token_sub: None,
         spiffe_id: None,
         cert_thumbprint: None,
         roles: &[],

@@ -1,0 +1,556 @@
+//! Bearer tokens at the gateway, end to end: tokens minted by the test
+//! with keys it controls, the issuer's JWKS in a file the gateway watches,
+//! the real binary, real TLS clients and a recording upstream.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test: a failed step must abort the test"
+)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use serde_json::{json, Value};
+
+const ISS: &str = "https://idp.test";
+const AUD: &str = "https://api.test";
+
+/// An ES256 signing key with its `kid`.
+struct Key {
+    kid: String,
+    pair: EcdsaKeyPair,
+}
+
+impl Key {
+    fn new(kid: &str) -> Self {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        Self {
+            kid: kid.to_owned(),
+            pair,
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        let point = self.pair.public_key().as_ref();
+        assert_eq!(point.len(), 65);
+        json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
+               "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65])})
+    }
+
+    fn sign_raw(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let sig = self
+            .pair
+            .sign(&SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        format!("{input}.{}", B64.encode(sig.as_ref()))
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        self.sign_raw(
+            &json!({"alg": "ES256", "typ": "at+jwt", "kid": self.kid}),
+            claims,
+        )
+    }
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn claims(sub: &str, extra: Value) -> Value {
+    let mut c = json!({"iss": ISS, "aud": AUD, "sub": sub, "iat": now(), "exp": now() + 300,
+                       "scope": "api:read"});
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+fn write_jwks(dir: &Path, keys: &[&Key]) {
+    let doc = json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()});
+    write_atomic(dir, "jwks.json", &doc.to_string());
+}
+
+const POLICY: &str = r#"revision: "bearer-1"
+roles:
+  user: {}
+  admin: {}
+  web: {}
+bindings:
+  - { role: user, issuer: "https://idp.test", scope: "api:read" }
+  - { role: admin, issuer: "https://idp.test", claim: realm_access.roles, value: admin }
+  - { role: web, spiffe_id: "spiffe://example.org/ns/test/sa/web" }
+rules:
+  - { id: read, effect: allow, roles: [user], route: api, methods: [GET], path: "/api/x" }
+  - { id: admin, effect: allow, roles: [admin], route: api, path: "/api/admin/**",
+      when: { mfa: { methods: [otp], max_age: 15m } } }
+  - { id: bound, effect: allow, roles: [user], route: api, path: "/api/bound/**",
+      when: { authn: [bound_token] } }
+  - { id: web-for-user, effect: allow, roles: [user], route: api, path: "/api/both/**",
+      when: { authn: [mtls, token], has_roles: [web] } }
+"#;
+
+struct Env {
+    gw: GatewayProc,
+    up: RecordingUpstream,
+    pki: TestPki,
+    key: Key,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start() -> Self {
+        Self::start_with("client_auth: optional").await
+    }
+
+    async fn start_with(client_auth: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::new(&dir.path().join("pki"));
+        let up = RecordingUpstream::start().await;
+        let key = Key::new("k1");
+        write_jwks(dir.path(), &[&key]);
+        let mut config = config_yaml(
+            &pki,
+            &[("api", "/api", up.addr)],
+            &format!("      {client_auth}\n"),
+        );
+        config.push_str(&format!(
+            "bearer:\n  issuers:\n    - issuer: {ISS}\n      audiences: [{AUD}]\n      jwks_file: jwks.json\n      typ: [at+jwt]\n      leeway: 5s\n      max_token_bytes: 4096\n      jwks: {{ min_refresh: 1s, default_refresh: 1s, unknown_kid_interval: 1s }}\n"
+        ));
+        let gw = GatewayProc::start(dir.path(), &config, POLICY);
+        Self {
+            gw,
+            up,
+            pki,
+            key,
+            _dir: dir,
+        }
+    }
+
+    /// GET `path` with `Authorization: Bearer token` as `client`.
+    async fn get(&self, client: &Client, path: &str, token: Option<&str>) -> Resp {
+        let mut req = http::Request::get(path).header("host", "localhost");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        client
+            .send(self.gw.addr, req.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn anon(&self) -> Client {
+        Client::new(&self.pki, None)
+    }
+
+    fn last_audit(&self) -> Value {
+        wait_for(|| self.gw.audit().last().cloned())
+    }
+}
+
+fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn assert_invalid_token(r: &Resp) {
+    assert_eq!(r.status, 401, "{:?}", r);
+    let challenge = r.headers["www-authenticate"].to_str().unwrap();
+    assert_eq!(
+        challenge,
+        "Bearer realm=\"portcullis\", error=\"invalid_token\""
+    );
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(
+        !body.contains("expired") && !body.contains("signature") && !body.contains("kid"),
+        "no detail for the client: {body}"
+    );
+}
+
+/// The audit reason of the last record, waiting until `n` records exist.
+fn audit_reason(env: &Env, n: usize) -> String {
+    let recs = wait_for(|| {
+        let a = env.gw.audit();
+        (a.len() >= n).then_some(a)
+    });
+    recs[n - 1]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn valid_token_is_forwarded_as_identity_without_the_token() {
+    let env = Env::start().await;
+    let token = env.key.sign(&claims("alice", json!({})));
+    let r = env.get(&env.anon(), "/api/x", Some(&token)).await;
+    assert_eq!(r.status, 200, "{}", env.gw.stderr());
+    let rec = env.up.records().pop().unwrap();
+    assert!(
+        rec.headers.get("authorization").is_none(),
+        "the verified token is not forwarded"
+    );
+    let assertion = jwt_payload(rec.headers["x-portcullis-identity"].to_str().unwrap());
+    assert_eq!(assertion["sub"], "alice");
+    assert_eq!(assertion["token_iss"], ISS);
+    assert_eq!(assertion["roles"], json!(["user"]));
+    let audit = env.last_audit();
+    assert_eq!(audit["token_issuer"], ISS);
+    assert_eq!(audit["token_subject"], "alice");
+    assert_eq!(audit["principal"], "alice");
+    assert_eq!(audit["decision"], "allow");
+    // The same token again: served from the verified-token cache.
+    let r = env.get(&env.anon(), "/api/x", Some(&token)).await;
+    assert_eq!(r.status, 200);
+    let m = env.gw.metrics().await;
+    assert_eq!(
+        metric_value(&m, "portcullis_bearer_tokens_total{result=\"cached\""),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(&m, "portcullis_bearer_tokens_total{result=\"verified\""),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn expired_token_is_401_with_the_reason_only_in_audit_and_metrics() {
+    let env = Env::start().await;
+    let token = env.key.sign(&claims(
+        "alice",
+        json!({"exp": now() - 60, "iat": now() - 600}),
+    ));
+    let r = env.get(&env.anon(), "/api/x", Some(&token)).await;
+    assert_invalid_token(&r);
+    assert_eq!(env.up.count(), 0);
+    let reason = audit_reason(&env, 1);
+    assert!(reason.starts_with("invalid_token: expired"), "{reason}");
+    let m = env.gw.metrics().await;
+    assert_eq!(
+        metric_value(
+            &m,
+            "portcullis_bearer_tokens_total{result=\"refused\",reason=\"expired\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn forged_tokens_are_refused() {
+    let env = Env::start().await;
+    let anon = env.anon();
+    let good = env.key.sign(&claims("alice", json!({})));
+    let mut n = 0;
+    let mut check = |reason_prefix: &'static str| {
+        n += 1;
+        let n = n;
+        move |env: &Env| {
+            let reason = audit_reason(env, n);
+            assert!(
+                reason.starts_with(&format!("invalid_token: {reason_prefix}")),
+                "{reason}"
+            );
+        }
+    };
+
+    // Signature of another key with the same kid.
+    let other = Key::new("k1");
+    let r = env
+        .get(
+            &anon,
+            "/api/x",
+            Some(&other.sign(&claims("alice", json!({})))),
+        )
+        .await;
+    assert_invalid_token(&r);
+    check("bad_signature")(&env);
+
+    // Payload changed after signing.
+    let parts: Vec<&str> = good.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        B64.encode(claims("mallory", json!({})).to_string()),
+        parts[2]
+    );
+    assert_invalid_token(&env.get(&anon, "/api/x", Some(&tampered)).await);
+    check("bad_signature")(&env);
+
+    // alg none.
+    let none = format!(
+        "{}.{}.",
+        B64.encode(r#"{"alg":"none","typ":"at+jwt"}"#),
+        B64.encode(claims("alice", json!({})).to_string())
+    );
+    assert_invalid_token(&env.get(&anon, "/api/x", Some(&none)).await);
+    check("")(&env);
+
+    // Wrong audience, wrong issuer.
+    assert_invalid_token(
+        &env.get(
+            &anon,
+            "/api/x",
+            Some(
+                &env.key
+                    .sign(&claims("alice", json!({"aud": "https://other.test"}))),
+            ),
+        )
+        .await,
+    );
+    check("wrong_audience")(&env);
+    assert_invalid_token(
+        &env.get(
+            &anon,
+            "/api/x",
+            Some(
+                &env.key
+                    .sign(&claims("alice", json!({"iss": "https://evil.test"}))),
+            ),
+        )
+        .await,
+    );
+    check("unknown_issuer")(&env);
+
+    // Embedded key: a jwk header naming the attacker's own key.
+    let evil = Key::new("k1");
+    let jwk_token = evil.sign_raw(
+        &json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1", "jwk": evil.jwk()}),
+        &claims("alice", json!({})),
+    );
+    assert_invalid_token(&env.get(&anon, "/api/x", Some(&jwk_token)).await);
+    check("embedded_key")(&env);
+
+    // Wrong typ (an ID token is not an access token).
+    let id_token = env.key.sign_raw(
+        &json!({"alg": "ES256", "typ": "JWT", "kid": "k1"}),
+        &claims("alice", json!({})),
+    );
+    assert_invalid_token(&env.get(&anon, "/api/x", Some(&id_token)).await);
+    check("bad_typ")(&env);
+
+    // Garbage and malformed credentials.
+    assert_invalid_token(&env.get(&anon, "/api/x", Some("not-a-jwt")).await);
+    check("")(&env);
+    assert_eq!(env.up.count(), 0, "nothing forwarded");
+}
+
+#[tokio::test]
+async fn unknown_kid_refetches_once_and_rotation_is_picked_up() {
+    let env = Env::start().await;
+    let anon = env.anon();
+    // A key the issuer has not published yet.
+    let k2 = Key::new("k2");
+    let early = k2.sign(&claims("alice", json!({})));
+    assert_invalid_token(&env.get(&anon, "/api/x", Some(&early)).await);
+    assert!(audit_reason(&env, 1).starts_with("invalid_token: unknown_kid"));
+
+    // Rotation: the issuer publishes k2 next to k1, then drops k1.
+    write_jwks(&env.gw.dir, &[&env.key, &k2]);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let r = env.get(&anon, "/api/x", Some(&early)).await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new key never accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    write_jwks(&env.gw.dir, &[&k2]);
+    let old = env.key.sign(&claims("alice", json!({})));
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let r = env.get(&anon, "/api/x", Some(&old)).await;
+        if r.status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "removed key still verifies"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn certificate_bound_tokens() {
+    let env = Env::start().await;
+    let web = env.pki.workload("web", "/ns/test/sa/web");
+    let other = env.pki.workload("other", "/ns/test/sa/other");
+    let web_client = Client::new(&env.pki, Some(&web));
+    let other_client = Client::new(&env.pki, Some(&other));
+    let thumb = B64.encode(sha256(&cert_der(&web)));
+    let bound = env
+        .key
+        .sign(&claims("alice", json!({"cnf": {"x5t#S256": thumb}})));
+
+    // Over the certificate it is bound to: accepted, and the policy sees it as bound.
+    assert_eq!(
+        env.get(&web_client, "/api/bound/x", Some(&bound))
+            .await
+            .status,
+        200
+    );
+    // Over another certificate, or without one: refused outright.
+    assert_invalid_token(&env.get(&other_client, "/api/bound/x", Some(&bound)).await);
+    assert!(audit_reason(&env, 2).contains("cnf_mismatch"));
+    assert_invalid_token(&env.get(&env.anon(), "/api/bound/x", Some(&bound)).await);
+    assert!(audit_reason(&env, 3).contains("cnf_without_certificate"));
+    // An unbound token where the route's rule needs a bound one: 403.
+    let unbound = env.key.sign(&claims("alice", json!({})));
+    let r = env.get(&web_client, "/api/bound/x", Some(&unbound)).await;
+    assert_eq!(r.status, 403);
+    assert!(audit_reason(&env, 4).contains("when.authn"));
+}
+
+#[tokio::test]
+async fn workload_and_user_together() {
+    let env = Env::start().await;
+    let web = Client::new(&env.pki, Some(&env.pki.workload("web", "/ns/test/sa/web")));
+    let db = Client::new(&env.pki, Some(&env.pki.workload("db", "/ns/test/sa/db")));
+    let token = env.key.sign(&claims("alice", json!({})));
+    assert_eq!(env.get(&web, "/api/both/x", Some(&token)).await.status, 200);
+    assert_eq!(
+        env.get(&db, "/api/both/x", Some(&token)).await.status,
+        403,
+        "wrong workload"
+    );
+    assert_eq!(
+        env.get(&env.anon(), "/api/both/x", Some(&token))
+            .await
+            .status,
+        403,
+        "no workload"
+    );
+    assert_eq!(
+        env.get(&web, "/api/both/x", None).await.status,
+        403,
+        "no user"
+    );
+}
+
+#[tokio::test]
+async fn claims_and_mfa_freshness_in_policy() {
+    let env = Env::start().await;
+    let anon = env.anon();
+    let admin = |amr: &[&str], age: i64| {
+        env.key.sign(&claims(
+            "root",
+            json!({"realm_access": {"roles": ["admin"]}, "amr": amr, "auth_time": now() - age}),
+        ))
+    };
+    assert_eq!(
+        env.get(&anon, "/api/admin/x", Some(&admin(&["pwd", "otp"], 60)))
+            .await
+            .status,
+        200
+    );
+    let r = env
+        .get(&anon, "/api/admin/x", Some(&admin(&["pwd"], 60)))
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(audit_reason(&env, 2).contains("when.mfa"));
+    let r = env
+        .get(&anon, "/api/admin/x", Some(&admin(&["pwd", "otp"], 3600)))
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(audit_reason(&env, 3).contains("3600s old") || audit_reason(&env, 3).contains("s old"));
+    // Not an admin at all.
+    let user = env
+        .key
+        .sign(&claims("bob", json!({"amr": ["otp"], "auth_time": now()})));
+    assert_eq!(
+        env.get(&anon, "/api/admin/x", Some(&user)).await.status,
+        403
+    );
+}
+
+#[tokio::test]
+async fn no_credential_gets_a_bearer_challenge_and_certificates_still_get_403() {
+    let env = Env::start().await;
+    let r = env.get(&env.anon(), "/api/x", None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"portcullis\"");
+    let stranger = Client::new(&env.pki, Some(&env.pki.workload("x", "/ns/test/sa/x")));
+    assert_eq!(env.get(&stranger, "/api/x", None).await.status, 403);
+}
+
+#[tokio::test]
+async fn duplicate_authorization_headers_are_refused() {
+    let env = Env::start().await;
+    let token = env.key.sign(&claims("alice", json!({})));
+    let req = http::Request::get("/api/x")
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {token}"))
+        .header("authorization", "Bearer other")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = env.anon().send(env.gw.addr, req).await.unwrap();
+    assert_eq!(r.status, 401);
+    assert!(r.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("invalid_request"));
+    assert_eq!(env.up.count(), 0);
+}
+
+#[tokio::test]
+async fn garbage_tokens_do_not_make_the_gateway_fetch_or_fail() {
+    let env = Env::start().await;
+    let anon = env.anon();
+    // 200 tokens with random kids: at most one refetch per second, and the
+    // gateway keeps serving valid tokens meanwhile.
+    for i in 0..200 {
+        let k = Key::new(&format!("garbage-{i}"));
+        let t = k.sign(&claims("alice", json!({})));
+        assert_eq!(env.get(&anon, "/api/x", Some(&t)).await.status, 401);
+    }
+    let good = env.key.sign(&claims("alice", json!({})));
+    assert_eq!(env.get(&anon, "/api/x", Some(&good)).await.status, 200);
+    // Oversized token: refused before parsing.
+    let huge = format!("{}.{}.{}", "a".repeat(5000), "b", "c");
+    assert_invalid_token(&env.get(&anon, "/api/x", Some(&huge)).await);
+}
+
+fn cert_der(c: &ClientCert) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_slice(c.key.cert_pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+fn sha256(b: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b)
+        .as_ref()
+        .to_vec()
+}
