@@ -1,8 +1,10 @@
 pub(crate) mod config;
+pub(crate) mod login;
 pub(crate) mod pki;
 pub(crate) mod policy;
 pub(crate) mod quickstart;
 pub(crate) mod run;
+pub(crate) mod token_store;
 
 /// A multi-threaded runtime for commands that serve traffic.
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -36,6 +36,12 @@ enum Command {
     Pki(command::pki::Cmd),
     /// Create a working demo (CA, certificates, config, policy) and run it.
     Quickstart(command::quickstart::Args),
+    /// Log in at an OpenID provider (authorization code + PKCE, or device grant) and store the tokens.
+    Login(command::login::LoginArgs),
+    /// Print a fresh access token of the stored login (refreshing it if needed).
+    Token(command::login::TokenArgs),
+    /// Forget a stored login.
+    Logout(command::login::LogoutArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +56,9 @@ fn main() -> ExitCode {
         Command::Policy(c) => command::policy::run(c),
         Command::Pki(c) => command::pki::run(c),
         Command::Quickstart(a) => command::quickstart::run(a),
+        Command::Login(a) => command::login::run_login(a),
+        Command::Token(a) => command::login::run_token(a),
+        Command::Logout(a) => command::login::run_logout(a),
     };
     match result {
         Ok(code) => code,

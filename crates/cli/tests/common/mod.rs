@@ -9,6 +9,7 @@
     clippy::indexing_slicing,
     reason = "test harness: a failed setup step must abort the test"
 )]
+pub mod oidc;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,237 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+    move |name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| OsString::from(v))
+    }
+}
+
+fn login(issuer: &str, client: &str, token: &str, updated_at: u64) -> StoredLogin {
+    StoredLogin {
+        issuer: issuer.to_owned(),
+        client_id: client.to_owned(),
+        token_endpoint: format!("{issuer}/token"),
+        access_token: Secret::new(token.to_owned()),
+        refresh_token: Some(Secret::new(format!("refresh-{token}"))),
+        id_token: None,
+        expires_at: Some(2_000_000_000),
+        scope: Some("openid".to_owned()),
+        resource: None,
+        ca: None,
+        updated_at,
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn config_dir_prefers_portcullis_then_xdg_then_home() {
+    let all = [
+        ("PORTCULLIS_CONFIG_DIR", "/p"),
+        ("XDG_CONFIG_HOME", "/x"),
+        ("HOME", "/h"),
+    ];
+    assert_eq!(config_dir(env(&all)).unwrap(), PathBuf::from("/p"));
+    assert_eq!(
+        config_dir(env(&all[1..])).unwrap(),
+        PathBuf::from("/x/portcullis")
+    );
+    assert_eq!(
+        config_dir(env(&all[2..])).unwrap(),
+        PathBuf::from("/h/.config/portcullis")
+    );
+}
+
+#[test]
+fn config_dir_ignores_empty_and_relative_xdg() {
+    let vars = [
+        ("PORTCULLIS_CONFIG_DIR", ""),
+        ("XDG_CONFIG_HOME", "relative"),
+        ("HOME", "/h"),
+    ];
+    assert_eq!(
+        config_dir(env(&vars)).unwrap(),
+        PathBuf::from("/h/.config/portcullis")
+    );
+    assert!(matches!(config_dir(env(&[])), Err(StoreError::NoConfigDir)));
+}
+
+#[test]
+fn save_creates_private_dir_and_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a/portcullis");
+    let store = TokenStore::at(dir.clone());
+    store.upsert(login("https://i", "c", "t1", 1)).unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&store.path()), 0o600);
+    // No temporary file or lock left behind.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![OsString::from(STORE_FILE)]);
+    let loaded = store.load().unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].access_token.expose(), "t1");
+}
+
+#[test]
+fn load_without_file_is_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(TokenStore::at(tmp.path().join("none"))
+        .load()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn upsert_replaces_same_issuer_and_client_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    store.upsert(login("https://i", "c", "t1", 1)).unwrap();
+    store.upsert(login("https://i", "d", "t2", 2)).unwrap();
+    store.upsert(login("https://i", "c", "t3", 3)).unwrap();
+    let mut tokens: Vec<_> = store
+        .load()
+        .unwrap()
+        .iter()
+        .map(|l| l.access_token.expose().to_owned())
+        .collect();
+    tokens.sort();
+    assert_eq!(tokens, ["t2", "t3"]);
+}
+
+#[test]
+fn upsert_keeps_at_most_max_logins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    let many: Vec<_> = (0..MAX_LOGINS as u64)
+        .map(|i| login("https://i", &format!("c{i}"), "t", i + 10))
+        .collect();
+    store.save(&many).unwrap();
+    store.upsert(login("https://i", "new", "t", 1000)).unwrap();
+    let loaded = store.load().unwrap();
+    assert_eq!(loaded.len(), MAX_LOGINS);
+    assert!(loaded.iter().any(|l| l.client_id == "new"));
+    assert!(
+        !loaded.iter().any(|l| l.client_id == "c0"),
+        "oldest dropped"
+    );
+}
+
+#[test]
+fn select_picks_matching_then_most_recent() {
+    let logins = vec![
+        login("https://a", "c", "t1", 5),
+        login("https://b", "c", "t2", 9),
+        login("https://a", "d", "t3", 7),
+    ];
+    let pick = |i, c| select(&logins, i, c).map(|l| l.access_token.expose().to_owned());
+    assert_eq!(pick(None, None).as_deref(), Some("t2"));
+    assert_eq!(pick(Some("https://a"), None).as_deref(), Some("t3"));
+    assert_eq!(pick(Some("https://a"), Some("c")).as_deref(), Some("t1"));
+    assert_eq!(pick(Some("https://z"), None), None);
+}
+
+#[test]
+fn remove_deletes_selected_logins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    store
+        .save(&[
+            login("https://a", "c", "t1", 1),
+            login("https://b", "c", "t2", 2),
+        ])
+        .unwrap();
+    assert_eq!(store.remove(|l| l.issuer == "https://a").unwrap(), 1);
+    let left = store.load().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].issuer, "https://b");
+    assert_eq!(store.remove(|_| false).unwrap(), 0);
+}
+
+#[test]
+fn load_refuses_a_file_other_users_can_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    store.save(&[login("https://a", "c", "t1", 1)]).unwrap();
+    std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = store.load().unwrap_err();
+    assert!(matches!(e, StoreError::Permissions { .. }), "{e}");
+    assert!(e.to_string().contains("chmod 600"), "{e}");
+}
+
+#[test]
+fn save_refuses_a_directory_others_can_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = TokenStore::at(dir.clone())
+        .save(&[login("https://a", "c", "t1", 1)])
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Permissions { .. }), "{e}");
+    assert!(!dir.join(STORE_FILE).exists());
+}
+
+#[test]
+fn corrupt_file_error_does_not_quote_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    store.save(&[login("https://a", "c", "t1", 1)]).unwrap();
+    let bad = r#"{"version":1,"logins":[{"issuer":"https://a","client_id":"c","token_endpoint":"x","access_token":"SECRET-AT","updated_at":"SECRET-2"}]}"#;
+    std::fs::write(store.path(), bad).unwrap();
+    let e = store.load().unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+    assert!(!e.to_string().contains("SECRET"), "{e}");
+}
+
+#[test]
+fn too_large_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    store.save(&[]).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(store.path())
+        .unwrap();
+    f.set_len(MAX_STORE_BYTES + 1).unwrap();
+    assert!(matches!(store.load(), Err(StoreError::TooLarge { .. })));
+}
+
+#[test]
+fn unknown_version_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    store.save(&[]).unwrap();
+    std::fs::write(store.path(), r#"{"version":99,"logins":[]}"#).unwrap();
+    assert!(matches!(
+        store.load(),
+        Err(StoreError::Version { found: 99, .. })
+    ));
+}
+
+#[test]
+fn lock_is_exclusive_and_released_on_drop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    let held = store.lock().unwrap();
+    let e = store.lock_within(Duration::from_millis(100)).unwrap_err();
+    assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+    drop(held);
+    assert!(store.lock_within(Duration::from_millis(100)).is_ok());
+}
+
+#[test]
+fn secrets_are_redacted_in_debug() {
+    let l = login("https://a", "c", "SECRET-AT", 1);
+    let debug = format!("{l:?}");
+    assert!(!debug.contains("SECRET"), "{debug}");
+    assert!(debug.contains("redacted"), "{debug}");
+}
