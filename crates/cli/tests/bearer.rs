@@ -124,6 +124,11 @@ impl Env {
     }
 
     async fn start_with(client_auth: &str) -> Self {
+        Self::start_full(client_auth, "").await
+    }
+
+    /// `extra_issuers` is appended to `bearer.issuers`.
+    async fn start_full(client_auth: &str, extra_issuers: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::new(&dir.path().join("pki"));
         let up = RecordingUpstream::start().await;
@@ -135,7 +140,7 @@ impl Env {
             &format!("      {client_auth}\n"),
         );
         config.push_str(&format!(
-            "bearer:\n  issuers:\n    - issuer: {ISS}\n      audiences: [{AUD}]\n      jwks_file: jwks.json\n      typ: [at+jwt]\n      leeway: 5s\n      max_token_bytes: 4096\n      jwks: {{ min_refresh: 1s, default_refresh: 1s, unknown_kid_interval: 1s }}\n"
+            "bearer:\n  issuers:\n    - issuer: {ISS}\n      audiences: [{AUD}]\n      jwks_file: jwks.json\n      typ: [at+jwt]\n      leeway: 5s\n      max_token_bytes: 4096\n      jwks: {{ min_refresh: 1s, default_refresh: 1s, unknown_kid_interval: 1s }}\n{extra_issuers}"
         ));
         let gw = GatewayProc::start(dir.path(), &config, POLICY);
         Self {
@@ -530,16 +535,106 @@ async fn garbage_tokens_do_not_make_the_gateway_fetch_or_fail() {
     let anon = env.anon();
     // 200 tokens with random kids: at most one refetch per second, and the
     // gateway keeps serving valid tokens meanwhile.
+    let start = std::time::Instant::now();
     for i in 0..200 {
         let k = Key::new(&format!("garbage-{i}"));
         let t = k.sign(&claims("alice", json!({})));
         assert_eq!(env.get(&anon, "/api/x", Some(&t)).await.status, 401);
     }
+    let elapsed = start.elapsed().as_secs();
+    let (_, body) = env.gw.admin_get("/readyz").await;
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    let refetches = ready["issuers"][0]["refetches_unknown_kid"].as_u64().unwrap();
+    assert!(refetches >= 1, "an unknown kid does ask again: {ready}");
+    assert!(refetches <= elapsed + 1, "{refetches} refetches in {elapsed}s: {ready}");
+    assert!(ready["issuers"][0]["refetches_rate_limited"].as_u64().unwrap() >= 200 - refetches);
     let good = env.key.sign(&claims("alice", json!({})));
     assert_eq!(env.get(&anon, "/api/x", Some(&good)).await.status, 200);
     // Oversized token: refused before parsing.
     let huge = format!("{}.{}.{}", "a".repeat(5000), "b", "c");
     assert_invalid_token(&env.get(&anon, "/api/x", Some(&huge)).await);
+}
+
+#[tokio::test]
+async fn several_issuers_each_verify_with_their_own_keys_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let partner = Key::new("k1"); // same kid as the first issuer's key
+    let doc = json!({"keys": [partner.jwk()]});
+    std::fs::write(dir.path().join("partner.json"), doc.to_string()).unwrap();
+    let env = Env::start_full(
+        "client_auth: optional",
+        &format!(
+            "    - issuer: https://partner.test\n      audiences: [{AUD}]\n      jwks_file: {}\n",
+            dir.path().join("partner.json").display()
+        ),
+    )
+    .await;
+    let anon = env.anon();
+    let partner_claims = |sub: &str| {
+        let mut c = claims(sub, json!({}));
+        c["iss"] = json!("https://partner.test");
+        c
+    };
+    // The partner's token, with the partner's key: verified (no role, so 403).
+    let r = env
+        .get(&anon, "/api/x", Some(&partner.sign(&partner_claims("p"))))
+        .await;
+    assert_eq!(r.status, 403, "verified, then denied by policy");
+    assert_eq!(env.gw.audit()[0]["token_issuer"], "https://partner.test");
+    // A token claiming the partner but signed with the first issuer's key
+    // (same kid): the partner's key set is the only one consulted.
+    assert_invalid_token(
+        &env.get(&anon, "/api/x", Some(&env.key.sign(&partner_claims("p"))))
+            .await,
+    );
+    assert!(audit_reason(&env, 2).contains("bad_signature"));
+    // And the other way round.
+    assert_invalid_token(
+        &env.get(
+            &anon,
+            "/api/x",
+            Some(&partner.sign(&claims("alice", json!({})))),
+        )
+        .await,
+    );
+    assert!(audit_reason(&env, 3).contains("bad_signature"));
+    // An issuer nobody configured.
+    let mut c = claims("alice", json!({}));
+    c["iss"] = json!("https://evil.test");
+    assert_invalid_token(&env.get(&anon, "/api/x", Some(&env.key.sign(&c))).await);
+    assert!(audit_reason(&env, 4).contains("unknown_issuer"));
+    // The first issuer still works.
+    let r = env
+        .get(
+            &anon,
+            "/api/x",
+            Some(&env.key.sign(&claims("alice", json!({})))),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn a_foreign_token_with_an_unknown_kid_causes_no_fetch() {
+    // With one issuer the gateway skips parsing `iss` up front; a token of
+    // another issuer must still never make it refetch keys.
+    let env = Env::start().await;
+    let stranger = Key::new("stranger-kid");
+    let mut c = claims("alice", json!({}));
+    c["iss"] = json!("https://evil.test");
+    for _ in 0..3 {
+        assert_invalid_token(
+            &env.get(&env.anon(), "/api/x", Some(&stranger.sign(&c)))
+                .await,
+        );
+    }
+    assert!(audit_reason(&env, 3).contains("unknown_issuer"));
+    let (_, body) = env.gw.admin_get("/readyz").await;
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        ready["issuers"][0]["fetches_ok"], 1,
+        "only the initial load: {ready}"
+    );
 }
 
 fn cert_der(c: &ClientCert) -> Vec<u8> {

@@ -77,6 +77,10 @@ pub(crate) struct IssuerStatus {
     pub(crate) last_error: Option<String>,
     pub(crate) fetches_ok: u64,
     pub(crate) fetches_failed: u64,
+    /// Refetches caused by tokens with an unknown `kid`, and those the
+    /// rate limit turned away.
+    pub(crate) refetches_unknown_kid: u64,
+    pub(crate) refetches_rate_limited: u64,
 }
 
 impl BearerAuth {
@@ -166,25 +170,38 @@ impl BearerAuth {
                 ),
             ));
         }
-        let iss = portcullis_token::peek_issuer(token)?;
-        let Some(issuer) = self.issuers.get(&iss) else {
-            return Err(TokenRefusal::new(
-                "unknown_issuer",
-                format!("issuer {} is not configured", portcullis_token_echo(&iss)),
-            ));
+        // With one issuer the unverified `iss` need not be parsed first:
+        // `verify` checks it against that issuer (and a foreign token is
+        // still never allowed to trigger a key fetch, see below).
+        let single = self.issuers.len() == 1;
+        let issuer = match self.issuers.values().next() {
+            Some(only) if single => only,
+            _ => {
+                let iss = portcullis_token::peek_issuer(token)?;
+                self.issuers.get(&iss).ok_or_else(|| unknown_issuer(&iss))?
+            }
         };
+        let iss = issuer.config.issuer.as_str();
         let keys = issuer
             .keys
             .current()
             .map_err(|e| TokenRefusal::new("keys_unavailable", e.to_string()))?;
         let mut cached = true;
-        let verified = match self.cache.get(token, &iss, keys.version(), now) {
+        let verified = match self.cache.get(token, iss, keys.version(), now) {
             Some(v) => v,
             None => {
                 cached = false;
                 let v = match portcullis_token::verify(token, &issuer.rules, &keys, now) {
                     Ok(v) => v,
                     Err(TokenError::UnknownKid(_)) => {
+                        // Only a token that claims to be from this issuer
+                        // may ask for its keys again.
+                        if single {
+                            let claimed = portcullis_token::peek_issuer(token)?;
+                            if claimed != iss {
+                                return Err(unknown_issuer(&claimed));
+                            }
+                        }
                         // A key the issuer may have just published: one
                         // refetch per interval, shared by all callers.
                         match issuer.keys.refresh_for_unknown_kid(keys.version()).await {
@@ -198,6 +215,10 @@ impl BearerAuth {
                                 ))
                             }
                         }
+                    }
+                    Err(TokenError::WrongIssuer(_)) if single => {
+                        let claimed = portcullis_token::peek_issuer(token)?;
+                        return Err(unknown_issuer(&claimed));
                     }
                     Err(e) => return Err(e.into()),
                 };
@@ -226,12 +247,21 @@ impl BearerAuth {
                     last_error: st.last_error,
                     fetches_ok: st.fetches_ok,
                     fetches_failed: st.fetches_failed,
+                    refetches_unknown_kid: st.refetches_unknown_kid,
+                    refetches_rate_limited: st.refetches_rate_limited,
                 }
             })
             .collect();
         out.sort_by(|a, b| a.issuer.cmp(&b.issuer));
         out
     }
+}
+
+fn unknown_issuer(iss: &str) -> TokenRefusal {
+    TokenRefusal::new(
+        "unknown_issuer",
+        format!("issuer {} is not configured", portcullis_token_echo(iss)),
+    )
 }
 
 /// A value from an unverified token, safe for a log line.
