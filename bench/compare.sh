@@ -17,6 +17,20 @@
 #
 # Usage: bench/compare.sh        (as root on Debian; installs nginx and
 #                                 haproxy with apt when missing)
+#        bench/compare.sh jwt    (or SCENARIO=jwt): bearer tokens instead;
+#                                 see "Scenario jwt" below
+# Scenario jwt: haproxy (jwt_verify, ES256) and Portcullis (bearer section)
+# both require a valid ES256 JWT in `Authorization: Bearer` on top of
+# mTLS, with one worker each, in front of the same nginx upstream. The
+# script makes a P-256 key, its JWKS and the tokens (openssl + python3),
+# checks that both refuse tampered, foreign-key, expired, wrong-audience
+# and wrong-issuer tokens and accept the valid one, then measures
+# keep-alive throughput, latency and CPU per request for haproxy,
+# Portcullis with one token (answered from its verified-token cache after
+# the first request) and Portcullis with a cache of one entry and
+# JWT_TOKENS distinct tokens rotated per request (a signature check on
+# every request, as haproxy does). Handshake and idle-memory measurements
+# are skipped.
 # Tunables (environment, defaults in brackets):
 #   CONNECTIONS [32]      keep-alive connections
 #   ROUNDS [3]            interleaved rounds per measurement (medians are reported)
@@ -29,7 +43,11 @@
 #   LOADGEN_THREADS [1]   load generator threads
 #   KX [x25519]           key exchange the client offers (x25519, p256, default)
 #   BASE_PORT [18400]     first of five consecutive ports on 127.0.0.1
+#                         (seven in scenario jwt)
 #   KEEP_TMP [0]          1 keeps the temporary directory (configs, logs)
+#   SCENARIO [mtls]       mtls (the default run) or jwt; the first argument
+#                         overrides it
+#   JWT_TOKENS [256]      distinct tokens rotated in the uncached jwt variant
 # Every server listens on 127.0.0.1 only; nothing leaves the machine.
 set -euo pipefail
 
@@ -45,12 +63,16 @@ LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 KX=${KX:-x25519}
 BASE_PORT=${BASE_PORT:-18400}
 KEEP_TMP=${KEEP_TMP:-0}
+SCENARIO=${1:-${SCENARIO:-mtls}}
+JWT_TOKENS=${JWT_TOKENS:-256}
 
 UPSTREAM_PORT=$BASE_PORT
 NGINX_PORT=$((BASE_PORT + 1))
 HAPROXY_PORT=$((BASE_PORT + 2))
 PORTCULLIS_PORT=$((BASE_PORT + 3))
 PORTCULLIS_ADMIN_PORT=$((BASE_PORT + 4))
+NOCACHE_PORT=$((BASE_PORT + 5))
+NOCACHE_ADMIN_PORT=$((BASE_PORT + 6))
 PROXIES=(nginx haproxy portcullis)
 TRUST_DOMAIN=bench.portcullis.test
 CLIENT_ID="spiffe://$TRUST_DOMAIN/ns/bench/sa/loadgen"
@@ -59,6 +81,10 @@ REQ_PATH=/bench/hello
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
+case $SCENARIO in
+    mtls | jwt) ;;
+    *) die "unknown scenario \`$SCENARIO\` (mtls or jwt)" ;;
+esac
 
 # --- tools -----------------------------------------------------------------
 install_missing() {
@@ -66,6 +92,11 @@ install_missing() {
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
     command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
     command -v pgrep >/dev/null 2>&1 || need+=(procps)
+    if [ "$SCENARIO" = jwt ]; then
+        command -v curl >/dev/null 2>&1 || need+=(curl)
+        command -v python3 >/dev/null 2>&1 || need+=(python3)
+        command -v openssl >/dev/null 2>&1 || need+=(openssl)
+    fi
     [ ${#need[@]} -eq 0 ] && return 0
     [ "$(id -u)" -eq 0 ] || die "need root to install ${need[*]}"
     log "installing ${need[*]}"
@@ -95,7 +126,9 @@ if [ "$FD_LIMIT" != unlimited ] && [ "$FD_LIMIT" -lt $((IDLE_CONNECTIONS + 512))
     die "open file limit $FD_LIMIT is too low for IDLE_CONNECTIONS=$IDLE_CONNECTIONS"
 fi
 
-for p in $UPSTREAM_PORT $NGINX_PORT $HAPROXY_PORT $PORTCULLIS_PORT $PORTCULLIS_ADMIN_PORT; do
+USED_PORTS=("$UPSTREAM_PORT" "$NGINX_PORT" "$HAPROXY_PORT" "$PORTCULLIS_PORT" "$PORTCULLIS_ADMIN_PORT")
+if [ "$SCENARIO" = jwt ]; then USED_PORTS+=("$NOCACHE_PORT" "$NOCACHE_ADMIN_PORT"); fi
+for p in "${USED_PORTS[@]}"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
         die "port $p on 127.0.0.1 is in use; set BASE_PORT"
     fi
@@ -198,6 +231,464 @@ EOF
 } >"$TMP/upstream.conf"
 start_nginx upstream
 wait_port "$UPSTREAM_PORT" "upstream nginx"
+
+# --- measurement helpers ---------------------------------------------------------
+# A scenario may set LOADGEN_ARGS_FN to a function that prints extra load
+# generator arguments for a proxy, one per line.
+LOADGEN_ARGS_FN=""
+loadgen() { # proxy args...
+    local proxy=$1 extra=()
+    shift
+    if [ -n "$LOADGEN_ARGS_FN" ]; then
+        mapfile -t extra < <("$LOADGEN_ARGS_FN" "$proxy")
+    fi
+    "$LOADGEN" --url "https://127.0.0.1:${PORT[$proxy]}$REQ_PATH" --sni localhost \
+        --ca "$PKI/ca-bundle.pem" --cert "$PKI/loadgen.pem" --key "$PKI/loadgen.key" \
+        --threads "$LOADGEN_THREADS" --kx "$KX" "${extra[@]}" "$@"
+}
+
+# A run that saw errors or non-2xx answers measured the wrong thing.
+check_clean() { # proxy json
+    local errors non2xx
+    errors=$(field "$2" errors)
+    non2xx=$(field "$2" non_2xx)
+    if [ "${errors:-1}" != 0 ] || [ "${non2xx:-1}" != 0 ]; then
+        die "$1: errors=$errors non_2xx=$non2xx: $2"
+    fi
+}
+
+declare -A RPS=() P50=() P99=() P999=() CPU_REQ=() HS=() HS_P99=() CPU_HS=() KIB=() TLS=() STILL=()
+
+# CPU time (µs) used so far by a process and its direct children, from
+# /proc/PID/stat (utime + stime, in clock ticks).
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+cpu_us() {
+    local total=0 p t
+    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+        total=$((total + ${t:-0}))
+    done
+    echo $((total * TICK_US))
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# The machine is shared: rounds interleave the proxies (in a rotating
+# order) so a burst of outside load does not land on one proxy only, and
+# each figure is the median over the rounds. Server CPU time per request
+# does not depend on how much CPU the server got.
+rotated() { # round
+    local i n=${#PROXIES[@]}
+    for ((i = 0; i < n; i++)); do echo "${PROXIES[$(((i + $1) % n))]}"; done
+}
+
+# measure MODE DURATION ARGS...: ROUNDS interleaved runs; sets R_<field>[proxy]
+# to space-separated per-round values.
+declare -A R_RATE=() R_P50=() R_P99=() R_P999=() R_CPU=()
+measure() {
+    local mode=$1 secs=$2 round p out c0 c1 n rate cpu
+    shift 2
+    R_RATE=() R_P50=() R_P99=() R_P999=() R_CPU=()
+    for ((round = 0; round < ROUNDS; round++)); do
+        for p in $(rotated "$round"); do
+            c0=$(cpu_us "${PID[$p]}")
+            out=$(loadgen "$p" "$@" --duration "$secs")
+            c1=$(cpu_us "${PID[$p]}")
+            check_clean "$p" "$out"
+            n=$(field "$out" requests)
+            cpu=$(awk -v c=$((c1 - c0)) -v n="$n" 'BEGIN { printf "%.1f", (n > 0 ? c / n : 0) }')
+            echo "   round $((round + 1)) $p: $out cpu_us_per_iteration=$cpu" >&2
+            if [ "$mode" = handshakes ]; then rate=$(field "$out" handshakes_per_s); else rate=$(field "$out" rps); fi
+            R_RATE[$p]+="$rate "
+            R_P50[$p]+="$(field "$out" p50_us) "
+            R_P99[$p]+="$(field "$out" p99_us) "
+            R_P999[$p]+="$(field "$out" p999_us) "
+            R_CPU[$p]+="$cpu "
+            TLS[$p]=$(sfield "$out" tls)
+        done
+    done
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+verdict() { if "$@"; then echo "met"; else echo "NOT met"; fi; }
+
+# --- scenario jwt: bearer tokens, haproxy jwt_verify vs Portcullis ----------------
+JWT_ISS=https://idp.bench
+JWT_AUD=https://api.bench
+JWT_KID=k1
+# Tokens both proxies must refuse (besides a request without a token).
+JWT_MUST_REFUSE=(tampered_payload other_key expired wrong_aud wrong_iss alg_hs256 no_exp)
+# Tokens on which the two verifiers differ by design; printed, not enforced.
+JWT_INFO=(not_yet_valid unknown_kid duplicate_aud aud_array)
+
+# Writes the key pair, the JWKS and the tokens to DIR with the openssl
+# command line; python3 (standard library only) does the JSON, base64url
+# and the DER -> r||s conversion of openssl's ECDSA signatures.
+make_jwt_material() { # dir
+    local d=$1
+    mkdir -p "$d"
+    openssl ecparam -genkey -name prime256v1 -noout -out "$d/ec.key"
+    openssl pkey -in "$d/ec.key" -out "$d/key.pem"            # PKCS#8
+    openssl pkey -in "$d/key.pem" -pubout -out "$d/pub.pem"    # for haproxy
+    openssl pkey -pubin -in "$d/pub.pem" -outform DER -out "$d/pub.der"
+    openssl ecparam -genkey -name prime256v1 -noout -out "$d/other-ec.key"
+    openssl pkey -in "$d/other-ec.key" -out "$d/other.pem"     # a key nobody trusts
+    cat >"$d/jwt.py" <<'PY'
+import base64, json, subprocess, sys
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+def der_len(d, i):
+    n = d[i]
+    if n < 0x80:
+        return n, i + 1
+    k = n & 0x7F
+    return int.from_bytes(d[i + 1:i + 1 + k], "big"), i + 1 + k
+
+def jose_sig(der):
+    # ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } -> r||s, 32 bytes each
+    if der[0] != 0x30:
+        raise ValueError("signature is not a DER sequence")
+    _, i = der_len(der, 1)
+    out = b""
+    for _ in range(2):
+        if der[i] != 0x02:
+            raise ValueError("signature part is not a DER integer")
+        n, i = der_len(der, i + 1)
+        v = der[i:i + n].lstrip(b"\0")
+        if len(v) > 32:
+            raise ValueError("signature integer over 32 bytes")
+        out += v.rjust(32, b"\0")
+        i += n
+    return out
+
+def compact(obj, dup=None):
+    text = json.dumps(obj, separators=(",", ":"))
+    if dup:  # a second member of the same name after the first
+        text = text[:-1] + "," + json.dumps(dup[0]) + ":" + json.dumps(dup[1]) + "}"
+    return b64u(text.encode())
+
+def token(key, header, claims, dup=None):
+    signing_input = compact(header) + "." + compact(claims, dup)
+    der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key],
+                         input=signing_input.encode(), capture_output=True, check=True).stdout
+    return signing_input + "." + b64u(jose_sig(der))
+
+cmd = sys.argv[1]
+if cmd == "jwks":  # jwks PUB_DER KID
+    der = open(sys.argv[2], "rb").read()
+    point = der[-65:]  # SubjectPublicKeyInfo ends with the uncompressed point 04||x||y
+    if len(point) != 65 or point[0] != 4:
+        raise ValueError("not an uncompressed P-256 point")
+    print(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "x": b64u(point[1:33]),
+                                "y": b64u(point[33:]), "kid": sys.argv[3], "use": "sig",
+                                "alg": "ES256"}]}))
+elif cmd == "tokens":  # tokens KEY OTHER_KEY ISS AUD KID OUTDIR N
+    key, other, iss, aud, kid, out, n = sys.argv[2:9]
+    hdr = {"alg": "ES256", "typ": "JWT", "kid": kid}
+    far = 4102444800  # 2100-01-01
+    claims = {"iss": iss, "aud": aud, "sub": "bench-user", "iat": 1700000000, "exp": far}
+    valid = token(key, hdr, claims)
+    h, _, sig = valid.split(".")
+    cases = {
+        "valid": valid,
+        # the signature of `valid` on a payload naming another subject
+        "tampered_payload": h + "." + compact(dict(claims, sub="admin")) + "." + sig,
+        "other_key": token(other, hdr, claims),
+        "expired": token(key, hdr, dict(claims, exp=1700000600)),
+        "wrong_aud": token(key, hdr, dict(claims, aud="https://other.bench")),
+        "wrong_iss": token(key, hdr, dict(claims, iss="https://evil.bench")),
+        "alg_hs256": token(key, dict(hdr, alg="HS256"), claims),
+        "no_exp": token(key, hdr, {k: v for k, v in claims.items() if k != "exp"}),
+        "not_yet_valid": token(key, hdr, dict(claims, nbf=far - 3600)),
+        "unknown_kid": token(key, dict(hdr, kid=kid + "-unknown"), claims),
+        "duplicate_aud": token(key, hdr, claims, dup=("aud", "https://other.bench")),
+        "aud_array": token(key, hdr, dict(claims, aud=["https://other.bench", aud])),
+    }
+    for name, t in cases.items():
+        with open(f"{out}/{name}.hdr", "w") as f:
+            f.write(f"authorization: Bearer {t}\n")
+    # distinct valid tokens (by jti) for the uncached variant
+    with open(f"{out}/rotating.txt", "w") as f:
+        for i in range(int(n)):
+            f.write("Bearer " + token(key, hdr, dict(claims, jti=f"bench-{i}")) + "\n")
+else:
+    sys.exit(f"unknown command {cmd}")
+PY
+    python3 "$d/jwt.py" jwks "$d/pub.der" "$JWT_KID" >"$d/jwks.json"
+    python3 "$d/jwt.py" tokens "$d/key.pem" "$d/other.pem" "$JWT_ISS" "$JWT_AUD" "$JWT_KID" \
+        "$d" "$JWT_TOKENS"
+}
+
+# Portcullis with mTLS, the bearer section, a policy that grants the bench
+# route to token holders only, and audit to a file.
+write_portcullis_jwt() { # name port admin_port cache_entries(empty: default)
+    local cache=""
+    [ -n "$4" ] && cache="  cache_entries: $4"
+    cat >"$TMP/$1.yaml" <<EOF
+listeners:
+  - name: public
+    bind: 127.0.0.1:$2
+    tls:
+      cert: $PKI/server.pem
+      key: $PKI/server.key
+      client_ca: $PKI/ca-bundle.pem
+      client_auth: required
+      spiffe_trust_domains: [$TRUST_DOMAIN]
+    limits: { max_connections: 20000 }
+    timeouts: { header_read: 120s }
+routes:
+  - name: bench
+    path_prefix: /bench
+    upstream:
+      url: http://127.0.0.1:$UPSTREAM_PORT
+policy:
+  file: $TMP/policy-jwt.yaml
+admin:
+  bind: 127.0.0.1:$3
+audit:
+  dest: $TMP/$1-audit.log
+bearer:
+$cache
+  issuers:
+    - issuer: $JWT_ISS
+      audiences: [$JWT_AUD]
+      jwks_file: $JWT/jwks.json
+      algorithms: [ES256]
+EOF
+    "$PORTCULLIS" config check "$TMP/$1.yaml" >"$TMP/$1.check" 2>&1 \
+        || die "$1 rejects its configuration: $(cat "$TMP/$1.check")"
+}
+
+# Status code of one request carrying the token of CASE (none: no token).
+jwt_status() { # port case
+    local hdr=()
+    [ "$2" != none ] && hdr=(-H "@$JWT/$2.hdr")
+    curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$PKI/ca-bundle.pem" \
+        --cert "$PKI/loadgen.pem" --key "$PKI/loadgen.key" "${hdr[@]}" \
+        "https://127.0.0.1:$1$REQ_PATH" || true
+}
+
+# Sum of portcullis_bearer_tokens_total samples with result=RESULT.
+bearer_count() { # admin_port result
+    curl -s --max-time 5 "http://127.0.0.1:$1/metrics" \
+        | awk -v r="result=\"$2\"" 'index($0, "portcullis_bearer_tokens_total{") == 1 && index($0, r) { s += $NF } END { printf "%d\n", s }'
+}
+
+jwt_loadgen_args() { # proxy
+    case $1 in
+        haproxy | portcullis) printf '%s\n' --header "$(cat "$JWT/valid.hdr")" ;;
+        portcullis-nocache) printf '%s\n' --rotate-header "authorization:$JWT/rotating.txt" ;;
+    esac
+}
+
+run_jwt() {
+    JWT="$TMP/jwt"
+    LOADGEN_ARGS_FN=jwt_loadgen_args
+    log "making an ES256 key, its JWKS and $JWT_TOKENS + 12 tokens in $JWT"
+    make_jwt_material "$JWT" 2>"$TMP/jwt.err" || die "token material: $(cat "$TMP/jwt.err")"
+
+    # haproxy: the mTLS setup of the default run, plus the token checks
+    # haproxy 2.6 can express: JOSE `alg`, signature with the one public
+    # key, `iss`, `aud` (a single string) and `exp` (no leeway).
+    cat >"$TMP/haproxy-jwt.cfg" <<EOF
+global
+    nbthread 1
+    # No idle-connection test here: the keep-alive load needs few.
+    maxconn 4096
+    pidfile $TMP/haproxy-jwt.pid
+    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 300s
+    timeout server 30s
+    timeout http-request 30s
+    timeout http-keep-alive 300s
+    option http-keep-alive
+frontend fe
+    bind 127.0.0.1:$HAPROXY_PORT ssl crt $TMP/haproxy-server.pem ca-file $PKI/ca-bundle.pem verify required alpn http/1.1
+    http-request set-var(txn.bearer) req.hdr(authorization),word(2," ")
+    http-request deny deny_status 401 unless { var(txn.bearer),jwt_header_query('\$.alg') -m str ES256 }
+    http-request deny deny_status 401 unless { var(txn.bearer),jwt_verify("ES256","$JWT/pub.pem") -m int 1 }
+    http-request deny deny_status 401 unless { var(txn.bearer),jwt_payload_query('\$.iss') -m str $JWT_ISS }
+    http-request deny deny_status 401 unless { var(txn.bearer),jwt_payload_query('\$.aud') -m str $JWT_AUD }
+    http-request set-var(txn.now) date
+    http-request deny deny_status 401 unless { var(txn.bearer),jwt_payload_query('\$.exp','int'),sub(txn.now) -m int gt 0 }
+    http-request del-header authorization
+    http-request set-header X-Client-DN %{+Q}[ssl_c_s_dn]
+    default_backend be
+backend be
+    http-reuse always
+    server up 127.0.0.1:$UPSTREAM_PORT
+EOF
+    "$HAPROXY" -c -q -f "$TMP/haproxy-jwt.cfg" >"$TMP/haproxy-jwt.check" 2>&1 \
+        || die "haproxy rejects its configuration: $(cat "$TMP/haproxy-jwt.check")"
+    "$HAPROXY" -db -f "$TMP/haproxy-jwt.cfg" >"$TMP/haproxy-jwt.out" 2>&1 &
+    PID[haproxy]=$!
+
+    cat >"$TMP/policy-jwt.yaml" <<EOF
+revision: "bench-jwt-1"
+roles:
+  user: {}
+bindings:
+  - { role: user, issuer: "$JWT_ISS" }
+rules:
+  - id: bench-allow
+    effect: allow
+    roles: [user]
+    route: bench
+    methods: [GET]
+    path: /bench/**
+EOF
+    write_portcullis_jwt portcullis "$PORTCULLIS_PORT" "$PORTCULLIS_ADMIN_PORT" ""
+    write_portcullis_jwt portcullis-nocache "$NOCACHE_PORT" "$NOCACHE_ADMIN_PORT" 1
+    local p
+    for p in portcullis portcullis-nocache; do
+        RUST_LOG=${RUST_LOG:-warn} "$PORTCULLIS" run --config "$TMP/$p.yaml" --workers 1 \
+            --ready-file "$TMP/$p.ready" >"$TMP/$p.out" 2>&1 &
+        PID[$p]=$!
+    done
+    PROXIES=(haproxy portcullis portcullis-nocache)
+    declare -gA PORT=([haproxy]=$HAPROXY_PORT [portcullis]=$PORTCULLIS_PORT [portcullis-nocache]=$NOCACHE_PORT)
+    declare -gA ADMIN=([portcullis]=$PORTCULLIS_ADMIN_PORT [portcullis-nocache]=$NOCACHE_ADMIN_PORT)
+    for p in "${PROXIES[@]}"; do wait_port "${PORT[$p]}" "$p"; done
+    for p in portcullis portcullis-nocache; do wait_port "${ADMIN[$p]}" "$p admin"; done
+
+    # --- sanity: both verify for real ---------------------------------------------
+    log "checking that every proxy accepts the valid token and refuses bad ones"
+    declare -gA STATUS=()
+    local c code
+    for c in valid none "${JWT_MUST_REFUSE[@]}" "${JWT_INFO[@]}"; do
+        for p in "${PROXIES[@]}"; do
+            STATUS[$c,$p]=$(jwt_status "${PORT[$p]}" "$c")
+        done
+        printf '   %-17s haproxy %s  portcullis %s  portcullis-nocache %s\n' "$c" \
+            "${STATUS[$c,haproxy]}" "${STATUS[$c,portcullis]}" "${STATUS[$c,portcullis-nocache]}" >&2
+    done
+    for p in "${PROXIES[@]}"; do
+        [ "${STATUS[valid,$p]}" = 200 ] || die "$p answers ${STATUS[valid,$p]} to the valid token"
+        for c in none "${JWT_MUST_REFUSE[@]}"; do
+            code=${STATUS[$c,$p]}
+            [ "$code" = 401 ] || [ "$code" = 403 ] \
+                || die "$p answers $code to the token case \`$c\`; it must refuse it"
+        done
+    done
+
+    # --- keep-alive load ------------------------------------------------------------
+    for p in "${PROXIES[@]}"; do
+        log "$p: warm-up ${WARMUP}s"
+        out=$(loadgen "$p" --connections "$CONNECTIONS" --duration "$WARMUP")
+        check_clean "$p" "$out"
+    done
+    declare -A V0=() C0=()
+    for p in portcullis portcullis-nocache; do
+        V0[$p]=$(bearer_count "${ADMIN[$p]}" verified)
+        C0[$p]=$(bearer_count "${ADMIN[$p]}" cached)
+    done
+    log "keep-alive with a bearer token: $CONNECTIONS connections, $ROUNDS rounds of ${DURATION}s per proxy"
+    measure keepalive "$DURATION" --connections "$CONNECTIONS"
+    # Signature checks per accepted token during the measurement, from
+    # Portcullis's own counters; haproxy has no cache and checks every one.
+    declare -A SIG=([haproxy]="1 (no cache)")
+    local v c2
+    for p in portcullis portcullis-nocache; do
+        v=$(($(bearer_count "${ADMIN[$p]}" verified) - ${V0[$p]}))
+        c2=$(($(bearer_count "${ADMIN[$p]}" cached) - ${C0[$p]}))
+        SIG[$p]=$(awk -v v="$v" -v c="$c2" 'BEGIN { if (v + c > 0) printf "%.4f", v / (v + c); else print "n/a" }')
+        echo "   $p: $v tokens verified, $c2 answered from the cache" >&2
+    done
+    for p in "${PROXIES[@]}"; do
+        # shellcheck disable=SC2086 # word splitting of the round lists is wanted
+        {
+            RPS[$p]=$(median ${R_RATE[$p]})
+            P50[$p]=$(median ${R_P50[$p]})
+            P99[$p]=$(median ${R_P99[$p]})
+            P999[$p]=$(median ${R_P999[$p]})
+            CPU_REQ[$p]=$(median ${R_CPU[$p]})
+        }
+    done
+
+    # --- summary ----------------------------------------------------------------------
+    local tp_cached tp_nocache
+    tp_cached=$(ratio "${RPS[portcullis]}" "${RPS[haproxy]}")
+    tp_nocache=$(ratio "${RPS[portcullis-nocache]}" "${RPS[haproxy]}")
+    local target_cached target_nocache
+    target_cached=$(verdict le 3.0 "$tp_cached")
+    target_nocache=$(verdict le 3.0 "$tp_nocache")
+    local cpu haproxy_v openssl_v rustc_v load_end
+    cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+    haproxy_v=$("$HAPROXY" -v | head -1 | awk '{ print $3 }')
+    openssl_v=$(openssl version 2>/dev/null || echo unknown)
+    rustc_v=$(rustc --version)
+    load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+    echo
+    echo "Bearer JWT (ES256) over mTLS keep-alive (127.0.0.1, one worker per proxy; medians of $ROUNDS rounds)"
+    local fmt='%-19s %9s %7s %7s %8s %10s %16s\n'
+    # shellcheck disable=SC2059 # the format is a variable on purpose
+    printf "$fmt" proxy rps p50_us p99_us p999_us cpu_us/req sig_checks/token
+    for p in "${PROXIES[@]}"; do
+        # shellcheck disable=SC2059
+        printf "$fmt" "$p" "${RPS[$p]}" "${P50[$p]}" "${P99[$p]}" "${P999[$p]}" "${CPU_REQ[$p]}" "${SIG[$p]}"
+    done
+    echo
+    for p in portcullis portcullis-nocache; do
+        echo "$p / haproxy: throughput $(ratio "${RPS[$p]}" "${RPS[haproxy]}")x," \
+            "p99 $(ratio "${P99[$p]}" "${P99[haproxy]}")x," \
+            "CPU per request $(ratio "${CPU_REQ[$p]}" "${CPU_REQ[haproxy]}")x"
+    done
+    echo "portcullis: one token on every request, answered from the verified-token cache;"
+    echo "portcullis-nocache: cache_entries 1 and $JWT_TOKENS tokens rotated per request, a signature check per request;"
+    echo "haproxy: jwt_verify checks the signature on every request."
+    echo "target: throughput >= 3.0x haproxy: cached $target_cached (${tp_cached}x);" \
+        "without the cache $target_nocache (${tp_nocache}x)"
+
+    echo
+    echo "---- markdown ----"
+    echo "Command: \`bench/compare.sh jwt\` (CONNECTIONS=$CONNECTIONS ROUNDS=$ROUNDS DURATION=$DURATION" \
+        "WARMUP=$WARMUP LOADGEN_THREADS=$LOADGEN_THREADS KX=$KX JWT_TOKENS=$JWT_TOKENS)"
+    echo
+    echo "| machine | |"
+    echo "|---|---|"
+    echo "| \`nproc\` | $(nproc) |"
+    echo "| CPU | $cpu |"
+    echo "| load average before / after | $LOAD_START / $load_end |"
+    echo "| haproxy | $haproxy_v |"
+    echo "| OpenSSL (haproxy) | $openssl_v |"
+    echo "| rustc (Portcullis: rustls + aws-lc-rs) | $rustc_v |"
+    echo "| TLS negotiated | haproxy: ${TLS[haproxy]}; portcullis: ${TLS[portcullis]} |"
+    echo
+    echo "| proxy | requests/s | p50 (µs) | p99 (µs) | p99.9 (µs) | proxy CPU per request (µs) | signature checks per token |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for p in "${PROXIES[@]}"; do
+        echo "| $p | ${RPS[$p]} | ${P50[$p]} | ${P99[$p]} | ${P999[$p]} | ${CPU_REQ[$p]} | ${SIG[$p]} |"
+    done
+    echo
+    echo "| ÷ haproxy | throughput | p99 latency | CPU per request |"
+    echo "|---|---:|---:|---:|"
+    for p in portcullis portcullis-nocache; do
+        echo "| $p | $(ratio "${RPS[$p]}" "${RPS[haproxy]}")× | $(ratio "${P99[$p]}" "${P99[haproxy]}")× | $(ratio "${CPU_REQ[$p]}" "${CPU_REQ[haproxy]}")× |"
+    done
+    echo
+    echo "| token | haproxy | portcullis | portcullis-nocache |"
+    echo "|---|---:|---:|---:|"
+    for c in valid none "${JWT_MUST_REFUSE[@]}" "${JWT_INFO[@]}"; do
+        echo "| \`$c\` | ${STATUS[$c,haproxy]} | ${STATUS[$c,portcullis]} | ${STATUS[$c,portcullis-nocache]} |"
+    done
+    echo
+    echo "| target | result |"
+    echo "|---|---|"
+    echo "| throughput ≥ 3× haproxy (one token, cached) | $target_cached (${tp_cached}×) |"
+    echo "| throughput ≥ 3× haproxy (signature checked on every request) | $target_nocache (${tp_nocache}×) |"
+}
+
+if [ "$SCENARIO" = jwt ]; then
+    run_jwt
+    exit 0
+fi
 
 # --- (a) nginx: TLS, ssl_verify_client on, keep-alive to the upstream ------------
 {
@@ -316,76 +807,6 @@ PID[portcullis]=$!
 declare -A PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [portcullis]=$PORTCULLIS_PORT)
 for p in "${PROXIES[@]}"; do wait_port "${PORT[$p]}" "$p"; done
 
-loadgen() { # proxy args...
-    local proxy=$1
-    shift
-    "$LOADGEN" --url "https://127.0.0.1:${PORT[$proxy]}$REQ_PATH" --sni localhost \
-        --ca "$PKI/ca-bundle.pem" --cert "$PKI/loadgen.pem" --key "$PKI/loadgen.key" \
-        --threads "$LOADGEN_THREADS" --kx "$KX" "$@"
-}
-
-# A run that saw errors or non-2xx answers measured the wrong thing.
-check_clean() { # proxy json
-    local errors non2xx
-    errors=$(field "$2" errors)
-    non2xx=$(field "$2" non_2xx)
-    if [ "${errors:-1}" != 0 ] || [ "${non2xx:-1}" != 0 ]; then
-        die "$1: errors=$errors non_2xx=$non2xx: $2"
-    fi
-}
-
-declare -A RPS=() P50=() P99=() P999=() CPU_REQ=() HS=() HS_P99=() CPU_HS=() KIB=() TLS=() STILL=()
-
-# CPU time (µs) used so far by a process and its direct children, from
-# /proc/PID/stat (utime + stime, in clock ticks).
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
-cpu_us() {
-    local total=0 p t
-    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
-        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
-        total=$((total + ${t:-0}))
-    done
-    echo $((total * TICK_US))
-}
-
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
-# The machine is shared: rounds interleave the proxies (in a rotating
-# order) so a burst of outside load does not land on one proxy only, and
-# each figure is the median over the rounds. Server CPU time per request
-# does not depend on how much CPU the server got.
-rotated() { # round
-    local i n=${#PROXIES[@]}
-    for ((i = 0; i < n; i++)); do echo "${PROXIES[$(((i + $1) % n))]}"; done
-}
-
-# measure MODE DURATION ARGS...: ROUNDS interleaved runs; sets R_<field>[proxy]
-# to space-separated per-round values.
-declare -A R_RATE=() R_P50=() R_P99=() R_P999=() R_CPU=()
-measure() {
-    local mode=$1 secs=$2 round p out c0 c1 n rate cpu
-    shift 2
-    R_RATE=() R_P50=() R_P99=() R_P999=() R_CPU=()
-    for ((round = 0; round < ROUNDS; round++)); do
-        for p in $(rotated "$round"); do
-            c0=$(cpu_us "${PID[$p]}")
-            out=$(loadgen "$p" "$@" --duration "$secs")
-            c1=$(cpu_us "${PID[$p]}")
-            check_clean "$p" "$out"
-            n=$(field "$out" requests)
-            cpu=$(awk -v c=$((c1 - c0)) -v n="$n" 'BEGIN { printf "%.1f", (n > 0 ? c / n : 0) }')
-            echo "   round $((round + 1)) $p: $out cpu_us_per_iteration=$cpu" >&2
-            if [ "$mode" = handshakes ]; then rate=$(field "$out" handshakes_per_s); else rate=$(field "$out" rps); fi
-            R_RATE[$p]+="$rate "
-            R_P50[$p]+="$(field "$out" p50_us) "
-            R_P99[$p]+="$(field "$out" p99_us) "
-            R_P999[$p]+="$(field "$out" p999_us) "
-            R_CPU[$p]+="$cpu "
-            TLS[$p]=$(sfield "$out" tls)
-        done
-    done
-}
-
 # --- keep-alive throughput and latency ----------------------------------------------
 for p in "${PROXIES[@]}"; do
     log "$p: warm-up ${WARMUP}s"
@@ -458,9 +879,6 @@ for p in "${PROXIES[@]}"; do
 done
 
 # --- summary -------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
-verdict() { if "$@"; then echo "met"; else echo "NOT met"; fi; }
 
 TP_HAPROXY=$(ratio "${RPS[portcullis]}" "${RPS[haproxy]}")
 TARGET_TP=$(verdict le 1.0 "$TP_HAPROXY")

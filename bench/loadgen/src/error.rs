@@ -18,6 +18,12 @@ pub enum LoadgenError {
     },
     #[error("cannot read `{path}`: {detail}")]
     Pem { path: String, detail: String },
+    #[error("header argument: {0}")]
+    HeaderArg(&'static str),
+    #[error("header `{name}`: {reason}")]
+    Header { name: String, reason: &'static str },
+    #[error("cannot read header values from `{path}`: {detail}")]
+    HeaderFile { path: String, detail: String },
     #[error("tls client configuration: {0}")]
     Tls(String),
     #[error("histogram: {0}")]

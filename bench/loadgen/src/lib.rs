@@ -12,10 +12,13 @@
 //!
 //! It only connects to `127.0.0.1` ([`target::parse_target`] refuses any
 //! other host), every run is bounded in time and connection count (the
-//! `MAX_*` constants), and it sends `GET` requests without a body. It
-//! does not speak HTTP/2, follow redirects or verify response bodies.
+//! `MAX_*` constants), and it sends `GET` requests without a body, with
+//! optional extra headers ([`headers`]: e.g. a bearer token, fixed or
+//! rotating through a list). It does not speak HTTP/2, follow redirects
+//! or verify response bodies.
 
 pub mod error;
+pub mod headers;
 pub mod report;
 pub mod run;
 pub mod target;

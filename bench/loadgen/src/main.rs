@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use portcullis_loadgen::headers::ExtraHeaders;
 use portcullis_loadgen::tls::{KeyExchange, TlsFiles};
 use portcullis_loadgen::{check_bound, run, target, MAX_THREADS};
 
@@ -52,6 +54,14 @@ struct Args {
     /// Key exchange groups to offer.
     #[arg(long, value_enum, default_value_t = KeyExchange::Default)]
     kx: KeyExchange,
+    /// Extra header on every request, `NAME:VALUE` (repeatable), e.g.
+    /// `authorization: Bearer <token>`.
+    #[arg(long = "header", value_name = "NAME:VALUE")]
+    headers: Vec<String>,
+    /// Header whose value is the next non-empty line of FILE on each
+    /// request (round robin), e.g. many distinct tokens.
+    #[arg(long, value_name = "NAME:FILE")]
+    rotate_header: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -68,6 +78,7 @@ fn real_main() -> anyhow::Result<()> {
     let a = Args::parse();
     let threads = check_bound("threads", a.threads, 1, MAX_THREADS)?;
     let target = target::parse_target(&a.url, &a.sni)?;
+    let headers = ExtraHeaders::from_args(&a.headers, a.rotate_header.as_deref())?;
     let tls = portcullis_loadgen::tls::client_config(
         TlsFiles {
             ca: &a.ca,
@@ -85,6 +96,7 @@ fn real_main() -> anyhow::Result<()> {
         tls,
         connections,
         duration,
+        headers: Arc::new(headers),
     };
     let rt = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
+use crate::headers::ExtraHeaders;
 use crate::report::{new_histogram, record, Report};
 use crate::target::Target;
 use crate::{
@@ -32,6 +33,8 @@ pub struct Spec {
     /// How long loops run (keep-alive, handshakes) or connections are
     /// held (idle).
     pub duration: Duration,
+    /// Headers added to every request besides `Host`.
+    pub headers: Arc<ExtraHeaders>,
 }
 
 /// The request every loop sends, built once.
@@ -40,6 +43,7 @@ struct Prepared {
     connector: TlsConnector,
     uri: Uri,
     host: HeaderValue,
+    headers: Arc<ExtraHeaders>,
 }
 
 impl Prepared {
@@ -58,6 +62,7 @@ impl Prepared {
                 .map_err(|_| bad("invalid request target"))?,
             host: HeaderValue::from_str(&spec.target.host_header)
                 .map_err(|_| bad("invalid host header"))?,
+            headers: spec.headers.clone(),
         }))
     }
 }
@@ -102,6 +107,7 @@ async fn request(conn: &mut Conn, p: &Prepared) -> Result<StatusCode, String> {
         let mut req = Request::new(Empty::new());
         *req.uri_mut() = p.uri.clone();
         req.headers_mut().insert(header::HOST, p.host.clone());
+        p.headers.apply(req.headers_mut());
         let resp = conn
             .sender
             .send_request(req)

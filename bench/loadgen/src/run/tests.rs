@@ -11,6 +11,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::*;
+use crate::headers::{parse_header, Rotating};
 use crate::tls::{client_config, KeyExchange, TlsFiles};
 
 /// What the test server saw.
@@ -19,6 +20,8 @@ struct Seen {
     accepted: AtomicUsize,
     open: AtomicUsize,
     resumed: AtomicUsize,
+    /// Every `authorization` value received on `/auth`.
+    authorization: std::sync::Mutex<Vec<String>>,
 }
 
 fn pki(dir: &Path) {
@@ -35,8 +38,10 @@ fn pki(dir: &Path) {
 }
 
 /// An mTLS server that requires a client certificate from `dir`'s CA,
-/// offers session tickets, answers 200 (`/ok`) or 418 (anything else),
-/// and closes after each response when `keep_alive` is false.
+/// offers session tickets, answers 200 (`/ok`; `/auth` with exactly one
+/// `authorization` header starting `Bearer good`) or 418 (anything else,
+/// 401 on `/auth`), and closes after each response when `keep_alive` is
+/// false.
 async fn server(dir: &Path, keep_alive: bool) -> (std::net::SocketAddr, Arc<Seen>) {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
@@ -79,15 +84,34 @@ async fn server(dir: &Path, keep_alive: bool) -> (std::net::SocketAddr, Arc<Seen
                     seen.resumed.fetch_add(1, Ordering::SeqCst);
                 }
                 seen.open.fetch_add(1, Ordering::SeqCst);
-                let svc = service_fn(|req: Request<hyper::body::Incoming>| async move {
-                    let status = if req.uri().path() == "/ok" {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::IM_A_TEAPOT
-                    };
-                    let mut resp = http::Response::new(Full::new(Bytes::from_static(b"hi")));
-                    *resp.status_mut() = status;
-                    Ok::<_, std::convert::Infallible>(resp)
+                let seen_req = seen.clone();
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let seen = seen_req.clone();
+                    async move {
+                        let status = match req.uri().path() {
+                            "/ok" => StatusCode::OK,
+                            "/auth" => {
+                                let values: Vec<String> = req
+                                    .headers()
+                                    .get_all(header::AUTHORIZATION)
+                                    .iter()
+                                    .map(|v| v.to_str().unwrap_or("?").to_owned())
+                                    .collect();
+                                let good = values.len() == 1
+                                    && values.iter().all(|v| v.starts_with("Bearer good"));
+                                seen.authorization.lock().unwrap().extend(values);
+                                if good {
+                                    StatusCode::OK
+                                } else {
+                                    StatusCode::UNAUTHORIZED
+                                }
+                            }
+                            _ => StatusCode::IM_A_TEAPOT,
+                        };
+                        let mut resp = http::Response::new(Full::new(Bytes::from_static(b"hi")));
+                        *resp.status_mut() = status;
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .keep_alive(keep_alive)
@@ -115,6 +139,7 @@ fn spec(dir: &Path, client: &str, addr: std::net::SocketAddr, path: &str, n: usi
         .unwrap(),
         connections: n,
         duration: Duration::from_millis(300),
+        headers: Arc::new(ExtraHeaders::default()),
     }
 }
 
@@ -257,4 +282,65 @@ async fn refuses_unbounded_runs() {
         idle(&s, |_| {}).await,
         Err(LoadgenError::OutOfBounds { .. })
     ));
+}
+
+#[tokio::test]
+async fn every_request_carries_the_extra_header() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    let (addr, seen) = server(dir.path(), true).await;
+    let mut s = spec(dir.path(), "client", addr, "/auth", 2);
+    s.headers = Arc::new(
+        ExtraHeaders::new(
+            vec![parse_header("Authorization: Bearer good").unwrap()],
+            None,
+        )
+        .unwrap(),
+    );
+    let r = keepalive(&s).await.unwrap();
+    assert_eq!(r.errors, 0, "{:?}", r.first_error);
+    assert!(r.requests > 0);
+    assert_eq!(r.non_2xx, 0);
+    let got = seen.authorization.lock().unwrap();
+    assert_eq!(got.len() as u64, r.requests);
+    assert!(got.iter().all(|v| v == "Bearer good"));
+}
+
+#[tokio::test]
+async fn without_the_header_the_server_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    let (addr, _) = server(dir.path(), true).await;
+    let r = handshakes(&spec(dir.path(), "client", addr, "/auth", 1))
+        .await
+        .unwrap();
+    assert!(r.requests > 0);
+    assert_eq!(r.non_2xx, r.requests);
+}
+
+#[tokio::test]
+async fn rotating_header_changes_on_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    let (addr, seen) = server(dir.path(), true).await;
+    let values = ["Bearer good-1", "Bearer good-2", "Bearer good-3"]
+        .map(http::HeaderValue::from_static)
+        .to_vec();
+    let mut s = spec(dir.path(), "client", addr, "/auth", 1);
+    s.headers = Arc::new(
+        ExtraHeaders::new(
+            Vec::new(),
+            Some(Rotating::new(header::AUTHORIZATION, values).unwrap()),
+        )
+        .unwrap(),
+    );
+    let r = keepalive(&s).await.unwrap();
+    assert_eq!(r.errors, 0, "{:?}", r.first_error);
+    assert_eq!(r.non_2xx, 0);
+    assert!(r.requests >= 3, "only {} requests", r.requests);
+    let got = seen.authorization.lock().unwrap();
+    // One loop: the values arrive in order, cycling.
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(v, &format!("Bearer good-{}", i % 3 + 1));
+    }
 }
