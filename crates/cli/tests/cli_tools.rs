@@ -575,3 +575,49 @@ fn policy_test_runs_the_shipped_examples() {
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stdout.contains(" passed, 0 failed"), "{r:?}");
 }
+
+#[test]
+fn policy_eval_and_test_take_token_identities() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy-tokens");
+    let policy = root.join("policy.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("admin.json");
+    let request = |auth_time: i64| {
+        serde_json::json!({
+            "token": {"claims": {"iss": "https://idp.example.com", "sub": "root", "employment": "staff",
+                                  "realm_access": {"roles": ["admin"]}, "amr": ["pwd", "otp"],
+                                  "auth_time": auth_time}},
+            "route": "api", "method": "POST", "path": "/v1/keys/rotate",
+            "source_ip": "10.1.2.3", "time": "2026-12-04T10:00:00Z",
+        })
+    };
+    // 1796378400 is the request time: fresh, then 20 minutes old.
+    std::fs::write(&input, request(1_796_378_400 - 60).to_string()).unwrap();
+    let r = portcullis(&["policy", "eval", "--policy", s(&policy), "--input", s(&input)]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["rule"], "admin-writes-keys");
+    assert_eq!(v["roles"], serde_json::json!(["admin", "support", "user"]));
+
+    std::fs::write(&input, request(1_796_378_400 - 1200).to_string()).unwrap();
+    let r = portcullis(&["policy", "eval", "--policy", s(&policy), "--input", s(&input)]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["reason"], "condition_failed");
+    assert_eq!(v["failed"]["condition"], "when.mfa");
+    assert!(v["failed"]["detail"].as_str().unwrap().contains("1200s old"), "{v}");
+
+    // A token without its issuer is an input error, not a deny.
+    std::fs::write(
+        &input,
+        r#"{"token": {"claims": {"sub": "root"}}, "route": "api", "method": "GET", "path": "/", "source_ip": "10.1.2.3"}"#,
+    )
+    .unwrap();
+    let r = portcullis(&["policy", "eval", "--policy", s(&policy), "--input", s(&input)]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("token.claims.iss"), "{r:?}");
+
+    let r = portcullis(&["policy", "test", s(&root.join("tests"))]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("11 passed, 0 failed"), "{r:?}");
+}
