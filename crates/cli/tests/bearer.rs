@@ -544,10 +544,20 @@ async fn garbage_tokens_do_not_make_the_gateway_fetch_or_fail() {
     let elapsed = start.elapsed().as_secs();
     let (_, body) = env.gw.admin_get("/readyz").await;
     let ready: Value = serde_json::from_str(&body).unwrap();
-    let refetches = ready["issuers"][0]["refetches_unknown_kid"].as_u64().unwrap();
+    let refetches = ready["issuers"][0]["refetches_unknown_kid"]
+        .as_u64()
+        .unwrap();
     assert!(refetches >= 1, "an unknown kid does ask again: {ready}");
-    assert!(refetches <= elapsed + 1, "{refetches} refetches in {elapsed}s: {ready}");
-    assert!(ready["issuers"][0]["refetches_rate_limited"].as_u64().unwrap() >= 200 - refetches);
+    assert!(
+        refetches <= elapsed + 1,
+        "{refetches} refetches in {elapsed}s: {ready}"
+    );
+    assert!(
+        ready["issuers"][0]["refetches_rate_limited"]
+            .as_u64()
+            .unwrap()
+            >= 200 - refetches
+    );
     let good = env.key.sign(&claims("alice", json!({})));
     assert_eq!(env.get(&anon, "/api/x", Some(&good)).await.status, 200);
     // Oversized token: refused before parsing.

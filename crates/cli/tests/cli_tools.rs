@@ -593,19 +593,39 @@ fn policy_eval_and_test_take_token_identities() {
     };
     // 1796378400 is the request time: fresh, then 20 minutes old.
     std::fs::write(&input, request(1_796_378_400 - 60).to_string()).unwrap();
-    let r = portcullis(&["policy", "eval", "--policy", s(&policy), "--input", s(&input)]);
+    let r = portcullis(&[
+        "policy",
+        "eval",
+        "--policy",
+        s(&policy),
+        "--input",
+        s(&input),
+    ]);
     assert_eq!(r.code, Some(0), "{r:?}");
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["rule"], "admin-writes-keys");
     assert_eq!(v["roles"], serde_json::json!(["admin", "support", "user"]));
 
     std::fs::write(&input, request(1_796_378_400 - 1200).to_string()).unwrap();
-    let r = portcullis(&["policy", "eval", "--policy", s(&policy), "--input", s(&input)]);
+    let r = portcullis(&[
+        "policy",
+        "eval",
+        "--policy",
+        s(&policy),
+        "--input",
+        s(&input),
+    ]);
     assert_eq!(r.code, Some(2), "{r:?}");
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["reason"], "condition_failed");
     assert_eq!(v["failed"]["condition"], "when.mfa");
-    assert!(v["failed"]["detail"].as_str().unwrap().contains("1200s old"), "{v}");
+    assert!(
+        v["failed"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1200s old"),
+        "{v}"
+    );
 
     // A token without its issuer is an input error, not a deny.
     std::fs::write(
@@ -613,7 +633,14 @@ fn policy_eval_and_test_take_token_identities() {
         r#"{"token": {"claims": {"sub": "root"}}, "route": "api", "method": "GET", "path": "/", "source_ip": "10.1.2.3"}"#,
     )
     .unwrap();
-    let r = portcullis(&["policy", "eval", "--policy", s(&policy), "--input", s(&input)]);
+    let r = portcullis(&[
+        "policy",
+        "eval",
+        "--policy",
+        s(&policy),
+        "--input",
+        s(&input),
+    ]);
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stderr.contains("token.claims.iss"), "{r:?}");
 
