@@ -98,6 +98,19 @@ pub const DEFAULT_JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_JWKS_MAX_BYTES: usize = 256 * 1024;
 pub const HARD_MAX_JWKS_BYTES: usize = 4 * 1024 * 1024;
+pub const DEFAULT_SESSION_COOKIE: &str = "__Host-portcullis-session";
+pub const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub const DEFAULT_SESSION_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+/// A session longer than this is a standing credential, not a session.
+/// Sessions are checked this often for provider tokens about to expire.
+pub const DEFAULT_PROVIDER_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+pub const MAX_SESSION_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Redis answers on loopback in well under a millisecond; a slow store
+/// makes requests wait this long before failing closed with 503.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+pub const MAX_REDIS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Secret files (client secret, passwords, keys) are small.
+pub const MAX_SECRET_FILE_BYTES: usize = 64 * 1024;
 
 /// A validated configuration.
 #[derive(Debug)]
@@ -117,6 +130,9 @@ pub struct Config {
     /// Bearer token verification; `None` when no issuer is configured
     /// (then `Authorization: Bearer` is refused with 401).
     pub bearer: Option<Bearer>,
+    /// Browser login (OpenID Connect) and sessions: both or neither.
+    pub oidc: Option<Oidc>,
+    pub sessions: Option<Sessions>,
 }
 
 /// Trusted token issuers.
@@ -207,6 +223,8 @@ pub struct Route {
     pub upstream: Upstream,
     /// Forward the client's bearer token upstream (default `false`).
     pub pass_bearer_token: bool,
+    /// Browsers without a session are sent to the OpenID provider.
+    pub browser_login: bool,
 }
 
 #[derive(Clone)]
@@ -242,6 +260,74 @@ pub struct PolicySource {
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub bind: SocketAddr,
+    /// Bearer token required by the session admin API (`/admin/sessions`);
+    /// without it that API is disabled.
+    pub token: Option<Secret>,
+}
+
+/// A secret read from a file or the environment: redacted in `Debug`,
+/// zeroized on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// How the gateway authenticates to the provider's token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+/// The OpenID provider browsers log in at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oidc {
+    /// Exact issuer; discovery at `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub auth_method: ClientAuth,
+    /// The gateway's callback, e.g. `https://gw.example.com/.portcullis/callback`.
+    pub redirect_uri: http::Uri,
+    pub post_logout_redirect_uri: Option<http::Uri>,
+    pub scopes: Vec<String>,
+    pub ca: Option<Vec<CertificateDer<'static>>>,
+    pub algorithms: Vec<portcullis_token::Alg>,
+    pub leeway: Duration,
+}
+
+/// Where sessions live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionStoreConfig {
+    /// A redb file (the default): one gateway instance.
+    Embedded { path: PathBuf },
+    /// Redis: several gateway instances.
+    Redis {
+        url: String,
+        username: Option<String>,
+        password: Option<Secret>,
+        ca: Option<Vec<CertificateDer<'static>>>,
+        timeout: Duration,
+        key_prefix: String,
+    },
+}
+
+/// Browser sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sessions {
+    pub store: SessionStoreConfig,
+    /// Starts with `__Host-`.
+    pub cookie_name: String,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    /// How often sessions are checked for provider tokens to refresh.
+    pub provider_refresh_interval: Duration,
+    /// (id, 32-byte key); the first seals new refresh tokens.
+    pub refresh_token_keys: Vec<(String, Secret)>,
 }
 
 pub struct Assertion {

@@ -20,6 +20,91 @@ pub(crate) struct RawConfig {
     pub(crate) shutdown: Option<RawShutdown>,
     #[serde(default)]
     pub(crate) bearer: Option<RawBearer>,
+    #[serde(default)]
+    pub(crate) oidc: Option<RawOidc>,
+    #[serde(default)]
+    pub(crate) sessions: Option<RawSessions>,
+}
+
+/// The OpenID provider browsers log in at.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOidc {
+    pub(crate) issuer: String,
+    pub(crate) client_id: String,
+    #[serde(default)]
+    pub(crate) client_secret_file: Option<String>,
+    #[serde(default)]
+    pub(crate) client_secret_env: Option<String>,
+    #[serde(default)]
+    pub(crate) auth_method: Option<String>,
+    pub(crate) redirect_uri: String,
+    #[serde(default)]
+    pub(crate) post_logout_redirect_uri: Option<String>,
+    #[serde(default)]
+    pub(crate) scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) ca: Option<String>,
+    #[serde(default)]
+    pub(crate) algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) leeway: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSessions {
+    #[serde(default)]
+    pub(crate) store: Option<RawSessionStore>,
+    #[serde(default)]
+    pub(crate) cookie_name: Option<String>,
+    #[serde(default)]
+    pub(crate) idle_timeout: Option<String>,
+    #[serde(default)]
+    pub(crate) absolute_timeout: Option<String>,
+    #[serde(default)]
+    pub(crate) provider_refresh_interval: Option<String>,
+    pub(crate) refresh_token_keys: Vec<RawSealKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSessionStore {
+    #[serde(default)]
+    pub(crate) embedded: Option<RawEmbeddedStore>,
+    #[serde(default)]
+    pub(crate) redis: Option<RawRedisStore>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEmbeddedStore {
+    pub(crate) path: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedisStore {
+    pub(crate) url: String,
+    #[serde(default)]
+    pub(crate) username: Option<String>,
+    #[serde(default)]
+    pub(crate) password_file: Option<String>,
+    #[serde(default)]
+    pub(crate) password_env: Option<String>,
+    #[serde(default)]
+    pub(crate) ca: Option<String>,
+    #[serde(default)]
+    pub(crate) timeout: Option<String>,
+    #[serde(default)]
+    pub(crate) key_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSealKey {
+    pub(crate) id: String,
+    pub(crate) file: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +225,9 @@ pub(crate) struct RawRoute {
     /// (default: removed once verified; the identity assertion carries who).
     #[serde(default)]
     pub(crate) pass_bearer_token: Option<bool>,
+    /// Browsers without a session are sent to the OpenID provider.
+    #[serde(default)]
+    pub(crate) browser_login: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +260,9 @@ pub(crate) struct RawPolicy {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
     pub(crate) bind: String,
+    /// File holding the bearer token the session admin API requires.
+    #[serde(default)]
+    pub(crate) token_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,8 +12,9 @@ use portcullis_policy::Policy;
 
 use crate::raw::{self, RawClientAuth, RawConfig};
 use crate::{
-    parse_duration, read_bounded, Admin, Assertion, Audit, AuditDest, Bearer, Config, ConfigError,
-    Issuer, IssuerKeys, Limits, Listener, ListenerTls, PolicySource, Route, Upstream,
+    parse_duration, read_bounded, Admin, Assertion, Audit, AuditDest, Bearer, ClientAuth, Config,
+    ConfigError, Issuer, IssuerKeys, Limits, Listener, ListenerTls, Oidc, PolicySource, Route,
+    Secret, SessionStoreConfig, Sessions, Upstream,
 };
 
 /// Largest policy file read, in bytes.
@@ -167,9 +168,23 @@ pub(crate) fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     let admin = match &raw.admin {
         Some(a) => Some(Admin {
             bind: socket_addr(&cx, "admin.bind", &a.bind)?,
+            token: match &a.token_file {
+                None => None,
+                Some(f) => {
+                    let t = secret_file(&cx, "admin.token_file", f)?;
+                    if t.0.len() < 32 {
+                        return Err(cx.err(
+                            "admin.token_file",
+                            "the admin token must be at least 32 characters",
+                        ));
+                    }
+                    Some(t)
+                }
+            },
         }),
         None => Some(Admin {
             bind: socket_addr(&cx, "admin.bind", crate::DEFAULT_ADMIN_BIND)?,
+            token: None,
         }),
     };
     if let Some(a) = &admin {
@@ -231,6 +246,30 @@ pub(crate) fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         None => None,
         Some(b) => Some(bearer(&cx, b)?),
     };
+    let (oidc, sessions) = match (&raw.oidc, &raw.sessions) {
+        (None, None) => (None, None),
+        (Some(o), Some(s)) => (Some(oidc(&cx, o)?), Some(sessions(&cx, s)?)),
+        (Some(_), None) => {
+            return Err(cx.err(
+                "sessions",
+                "`oidc` needs `sessions` (where logins are kept and how long)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(cx.err("oidc", "`sessions` needs `oidc` (where browsers log in)"))
+        }
+    };
+    if oidc.is_none() {
+        if let Some(r) = routes.iter().find(|r| r.browser_login) {
+            return Err(cx.err(
+                "routes",
+                format!(
+                    "route `{}` has `browser_login: true` but no `oidc` is configured",
+                    r.name
+                ),
+            ));
+        }
+    }
 
     let inputs = cx.inputs.take();
     Ok(Config {
@@ -244,7 +283,298 @@ pub(crate) fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         audit,
         drain_timeout,
         bearer,
+        oidc,
+        sessions,
     })
+}
+
+/// Reads a secret from a file (trailing newline removed); never echoes it.
+fn secret_file(cx: &Ctx<'_>, key: &str, f: &str) -> Result<Secret, ConfigError> {
+    let path = cx.input(f);
+    let text = zeroize::Zeroizing::new(
+        read_bounded(&path, crate::MAX_SECRET_FILE_BYTES).map_err(|e| cx.err(key, e))?,
+    );
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() {
+        return Err(cx.err(key, format!("file `{}` is empty", path.display())));
+    }
+    Ok(Secret(zeroize::Zeroizing::new(trimmed.to_owned())))
+}
+
+fn secret_env(cx: &Ctx<'_>, key: &str, var: &str) -> Result<Secret, ConfigError> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(Secret(zeroize::Zeroizing::new(v))),
+        _ => Err(cx.err(
+            key,
+            format!("environment variable `{var}` is not set or empty"),
+        )),
+    }
+}
+
+fn oidc(cx: &Ctx<'_>, o: &raw::RawOidc) -> Result<Oidc, ConfigError> {
+    if o.issuer.trim().is_empty() {
+        return Err(cx.err("oidc.issuer", "must not be empty"));
+    }
+    https_url(cx, "oidc.issuer", &o.issuer)?;
+    if o.client_id.trim().is_empty() {
+        return Err(cx.err("oidc.client_id", "must not be empty"));
+    }
+    let client_secret = match (&o.client_secret_file, &o.client_secret_env) {
+        (Some(f), None) => secret_file(cx, "oidc.client_secret_file", f)?,
+        (None, Some(v)) => secret_env(cx, "oidc.client_secret_env", v)?,
+        _ => {
+            return Err(cx.err(
+                "oidc",
+                "give exactly one of `client_secret_file` or `client_secret_env`",
+            ))
+        }
+    };
+    let auth_method = match o.auth_method.as_deref() {
+        None | Some("client_secret_basic") => ClientAuth::ClientSecretBasic,
+        Some("client_secret_post") => ClientAuth::ClientSecretPost,
+        Some(other) => {
+            return Err(cx.err(
+                "oidc.auth_method",
+                format!(
+                    "`{other}` is not supported: use client_secret_basic or client_secret_post"
+                ),
+            ))
+        }
+    };
+    let redirect_uri = https_url(cx, "oidc.redirect_uri", &o.redirect_uri).map_err(|_| {
+        cx.err(
+            "oidc.redirect_uri",
+            format!(
+                "`{}` must be an https:// URL on this gateway",
+                o.redirect_uri
+            ),
+        )
+    })?;
+    let post_logout_redirect_uri = match &o.post_logout_redirect_uri {
+        None => None,
+        Some(u) => Some(https_url(cx, "oidc.post_logout_redirect_uri", u)?),
+    };
+    let scopes = o.scopes.clone().unwrap_or_else(|| {
+        vec![
+            "openid".to_owned(),
+            "email".to_owned(),
+            "profile".to_owned(),
+        ]
+    });
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(cx.err("oidc.scopes", "must include `openid`"));
+    }
+    let ca = match &o.ca {
+        None => None,
+        Some(p) => {
+            let path = cx.input(p);
+            Some(
+                portcullis_authn::pem::load_certs(&path)
+                    .map_err(|e| cx.err("oidc.ca", e.to_string()))?,
+            )
+        }
+    };
+    let algorithms = match &o.algorithms {
+        None => portcullis_token::Alg::ALL.to_vec(),
+        Some(list) if list.is_empty() => return Err(cx.err("oidc.algorithms", "must not be empty")),
+        Some(list) => {
+            let mut out = Vec::new();
+            for (j, name) in list.iter().enumerate() {
+                out.push(portcullis_token::Alg::from_name(name).ok_or_else(|| {
+                    cx.err(
+                        format!("oidc.algorithms[{j}]"),
+                        format!("`{name}` is not accepted (never `none` or HMAC)"),
+                    )
+                })?);
+            }
+            out
+        }
+    };
+    let leeway = match &o.leeway {
+        None => crate::DEFAULT_TOKEN_LEEWAY,
+        Some(s) => parse_duration(s).map_err(|m| cx.err("oidc.leeway", m))?,
+    };
+    if leeway > crate::MAX_TOKEN_LEEWAY {
+        return Err(cx.err("oidc.leeway", "must be at most 5m"));
+    }
+    Ok(Oidc {
+        issuer: o.issuer.clone(),
+        client_id: o.client_id.clone(),
+        client_secret,
+        auth_method,
+        redirect_uri,
+        post_logout_redirect_uri,
+        scopes,
+        ca,
+        algorithms,
+        leeway,
+    })
+}
+
+fn sessions(cx: &Ctx<'_>, s: &raw::RawSessions) -> Result<Sessions, ConfigError> {
+    let store = match &s.store {
+        None => SessionStoreConfig::Embedded {
+            path: cx.resolve("sessions.redb"),
+        },
+        Some(st) => match (&st.embedded, &st.redis) {
+            (Some(e), None) => SessionStoreConfig::Embedded {
+                path: cx.resolve(&e.path),
+            },
+            (None, Some(r)) => {
+                if !(r.url.starts_with("redis://") || r.url.starts_with("rediss://")) {
+                    return Err(cx.err(
+                        "sessions.store.redis.url",
+                        "must start with redis:// or rediss://",
+                    ));
+                }
+                let password = match (&r.password_file, &r.password_env) {
+                    (None, None) => None,
+                    (Some(f), None) => {
+                        Some(secret_file(cx, "sessions.store.redis.password_file", f)?)
+                    }
+                    (None, Some(v)) => {
+                        Some(secret_env(cx, "sessions.store.redis.password_env", v)?)
+                    }
+                    _ => {
+                        return Err(cx.err(
+                            "sessions.store.redis",
+                            "give at most one of `password_file` or `password_env`",
+                        ))
+                    }
+                };
+                let ca = match &r.ca {
+                    None => None,
+                    Some(p) => {
+                        let path = cx.input(p);
+                        Some(
+                            portcullis_authn::pem::load_certs(&path)
+                                .map_err(|e| cx.err("sessions.store.redis.ca", e.to_string()))?,
+                        )
+                    }
+                };
+                let timeout = cx.duration(
+                    "sessions.store.redis.timeout",
+                    r.timeout.as_ref(),
+                    crate::DEFAULT_REDIS_TIMEOUT,
+                )?;
+                if timeout > crate::MAX_REDIS_TIMEOUT {
+                    return Err(cx.err("sessions.store.redis.timeout", "must be at most 10s"));
+                }
+                SessionStoreConfig::Redis {
+                    url: r.url.clone(),
+                    username: r.username.clone(),
+                    password,
+                    ca,
+                    timeout,
+                    key_prefix: r
+                        .key_prefix
+                        .clone()
+                        .unwrap_or_else(|| "portcullis:".to_owned()),
+                }
+            }
+            _ => {
+                return Err(cx.err(
+                    "sessions.store",
+                    "give exactly one of `embedded` or `redis`",
+                ))
+            }
+        },
+    };
+    let cookie_name = s
+        .cookie_name
+        .clone()
+        .unwrap_or_else(|| crate::DEFAULT_SESSION_COOKIE.to_owned());
+    if !cookie_name.starts_with("__Host-")
+        || cookie_name.len() <= "__Host-".len()
+        || !cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(cx.err(
+            "sessions.cookie_name",
+            "must start with `__Host-` (bound to this host, Secure, path /) and hold only letters, digits, `-` and `_`",
+        ));
+    }
+    let idle_timeout = cx.duration(
+        "sessions.idle_timeout",
+        s.idle_timeout.as_ref(),
+        crate::DEFAULT_SESSION_IDLE_TIMEOUT,
+    )?;
+    let absolute_timeout = cx.duration(
+        "sessions.absolute_timeout",
+        s.absolute_timeout.as_ref(),
+        crate::DEFAULT_SESSION_ABSOLUTE_TIMEOUT,
+    )?;
+    if absolute_timeout > crate::MAX_SESSION_ABSOLUTE_TIMEOUT {
+        return Err(cx.err("sessions.absolute_timeout", "must be at most 30d"));
+    }
+    if idle_timeout > absolute_timeout {
+        return Err(cx.err(
+            "sessions.idle_timeout",
+            "must not be longer than `absolute_timeout`",
+        ));
+    }
+    let provider_refresh_interval = cx.duration(
+        "sessions.provider_refresh_interval",
+        s.provider_refresh_interval.as_ref(),
+        crate::DEFAULT_PROVIDER_REFRESH_INTERVAL,
+    )?;
+    if provider_refresh_interval < std::time::Duration::from_secs(1) {
+        return Err(cx.err("sessions.provider_refresh_interval", "must be at least 1s"));
+    }
+    if s.refresh_token_keys.is_empty() {
+        return Err(cx.err(
+            "sessions.refresh_token_keys",
+            "at least one key is required: refresh tokens are stored encrypted",
+        ));
+    }
+    let mut keys: Vec<(String, Secret)> = Vec::new();
+    for (i, k) in s.refresh_token_keys.iter().enumerate() {
+        let key = format!("sessions.refresh_token_keys[{i}]");
+        if k.id.is_empty() || keys.iter().any(|(id, _)| *id == k.id) {
+            return Err(cx.err(format!("{key}.id"), "must be non-empty and unique"));
+        }
+        let text = secret_file(cx, &format!("{key}.file"), &k.file)?;
+        // 32 random bytes, as 64 hex digits or base64.
+        let bytes = decode_key(&text.0).ok_or_else(|| {
+            cx.err(
+                format!("{key}.file"),
+                "must hold a 32-byte key as 64 hex digits or base64 (e.g. `openssl rand -hex 32`)",
+            )
+        })?;
+        keys.push((k.id.clone(), bytes));
+    }
+    Ok(Sessions {
+        store,
+        cookie_name,
+        idle_timeout,
+        absolute_timeout,
+        provider_refresh_interval,
+        refresh_token_keys: keys,
+    })
+}
+
+/// A 32-byte key from hex or base64 text, returned as raw bytes held in
+/// a [`Secret`] (as a byte string of `char`s is not used: the bytes are
+/// kept hex-encoded for transport and decoded by the gateway).
+fn decode_key(text: &str) -> Option<Secret> {
+    let t = text.trim();
+    let hex_ok = t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit());
+    if hex_ok {
+        return Some(Secret(zeroize::Zeroizing::new(t.to_ascii_lowercase())));
+    }
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(t).ok()?;
+    let raw = zeroize::Zeroizing::new(raw);
+    if raw.len() != 32 {
+        return None;
+    }
+    let mut hex = String::with_capacity(64);
+    for b in raw.iter() {
+        hex.push(char::from_digit(u32::from(b >> 4), 16)?);
+        hex.push(char::from_digit(u32::from(b & 0xf), 16)?);
+    }
+    Some(Secret(zeroize::Zeroizing::new(hex)))
 }
 
 fn bearer(cx: &Ctx<'_>, b: &raw::RawBearer) -> Result<Bearer, ConfigError> {
@@ -738,6 +1068,7 @@ fn route(cx: &Ctx<'_>, key: &str, r: &raw::RawRoute) -> Result<Route, ConfigErro
         path_prefix,
         methods,
         pass_bearer_token: r.pass_bearer_token.unwrap_or(false),
+        browser_login: r.browser_login.unwrap_or(false),
         upstream: Upstream {
             scheme,
             authority,
