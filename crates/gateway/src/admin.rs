@@ -31,7 +31,14 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(&shared, &req)) }
+                async move {
+                    let resp = if req.uri().path().starts_with("/admin/sessions") {
+                        sessions_api(&shared, req).await
+                    } else {
+                        route(&shared, &req).await
+                    };
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
             });
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(TokioTimer::new())
@@ -41,13 +48,13 @@ pub(crate) async fn serve(
     }
 }
 
-fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
+async fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" => readyz(shared),
+        "/readyz" => readyz(shared).await,
         "/metrics" => {
             let mut r = Response::new(full(shared.metrics.encode()));
             r.headers_mut().insert(
@@ -63,9 +70,28 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
     }
 }
 
-fn readyz(shared: &Shared) -> Response<Body> {
-    let snap = shared.state.load();
+/// Bound on the store check of `/readyz`.
+const STORE_HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn readyz(shared: &Shared) -> Response<Body> {
+    let snap = shared.state.load_full();
     let serving = shared.serving.load(Ordering::Acquire);
+    // The session store is part of readiness: without it no browser
+    // request can be served (they would all be 503).
+    let store = match &snap.browser {
+        None => serde_json::Value::Null,
+        Some(b) => {
+            let health = tokio::time::timeout(STORE_HEALTH_TIMEOUT, b.store().health()).await;
+            let (healthy, error) = match health {
+                Ok(Ok(())) => (true, None),
+                Ok(Err(e)) => (false, Some(format!("{}: {e}", e.reason()))),
+                Err(_) => (false, Some("timeout: no answer within 2s".to_owned())),
+            };
+            serde_json::json!({"kind": b.store().kind(), "healthy": healthy, "error": error})
+        }
+    };
+    let store_ok = store.get("healthy").and_then(serde_json::Value::as_bool) != Some(false);
+    let serving = serving && store_ok;
     let body = serde_json::json!({
         "ready": serving,
         "policy": {
@@ -82,6 +108,7 @@ fn readyz(shared: &Shared) -> Response<Body> {
         // Token issuers are reported, not required: an IdP outage refuses
         // that issuer's tokens but must not take mTLS traffic down.
         "issuers": snap.bearer.as_ref().map(|b| b.status()).unwrap_or_default(),
+        "session_store": store,
     });
     let status = if serving {
         StatusCode::OK
@@ -89,6 +116,145 @@ fn readyz(shared: &Shared) -> Response<Body> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     json(status, body.to_string())
+}
+
+/// Largest admin API request body.
+const MAX_ADMIN_BODY: usize = 16 * 1024;
+/// Most sessions one listing returns.
+const MAX_SESSION_LIST: usize = 10_000;
+
+/// `/admin/sessions` (GET: list, `?user=SUB&limit=N`) and
+/// `/admin/sessions/revoke` (POST `{"session": KEY}`, `{"user": SUB}` or
+/// `{"thumbprint": HEX}`). Requires `Authorization: Bearer <admin token>`
+/// (`admin.token_file`); without a configured token the API is off.
+async fn sessions_api(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let snap = shared.state.load_full();
+    let Some(expected) = snap.config.admin.as_ref().and_then(|a| a.token.as_ref()) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "session admin api is off: set admin.token_file\n",
+        );
+    };
+    let presented = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !ct_eq(presented.as_bytes(), expected.0.as_bytes()) {
+        tracing::warn!(path = %req.uri().path(), "session admin api: bad or missing admin token");
+        let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+        r.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"portcullis-admin\""),
+        );
+        return r;
+    }
+    let Some(browser) = &snap.browser else {
+        return text(StatusCode::NOT_FOUND, "no sessions are configured\n");
+    };
+    let store = browser.store();
+    let unavailable = |e: portcullis_session::StoreError| {
+        shared
+            .metrics
+            .session_store_error(&format!("{}: {e}", e.reason()));
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"error": e.reason(), "detail": e.to_string()}).to_string(),
+        )
+    };
+    match (req.method().clone(), req.uri().path()) {
+        (Method::GET, "/admin/sessions") => {
+            let q = req.uri().query().unwrap_or("");
+            let filter = portcullis_session::SessionFilter {
+                subject: crate::browser::query_param(q, "user"),
+                thumbprint: None,
+            };
+            let limit = crate::browser::query_param(q, "limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(1000)
+                .min(MAX_SESSION_LIST);
+            match store.list(&filter, limit).await {
+                Ok(list) => json(
+                    StatusCode::OK,
+                    serde_json::json!({"sessions": list}).to_string(),
+                ),
+                Err(e) => unavailable(e),
+            }
+        }
+        (Method::POST, "/admin/sessions/revoke") => {
+            let body = match http_body_util::Limited::new(req.into_body(), MAX_ADMIN_BODY)
+                .collect()
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return text(StatusCode::BAD_REQUEST, "body too large or unreadable\n"),
+            };
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Revoke {
+                session: Option<String>,
+                user: Option<String>,
+                thumbprint: Option<String>,
+            }
+            let Ok(r) = serde_json::from_slice::<Revoke>(&body) else {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "expected {\"session\": KEY} or {\"user\": SUB} or {\"thumbprint\": HEX}\n",
+                );
+            };
+            let result = match (r.session, r.user, r.thumbprint) {
+                (Some(k), None, None) => match portcullis_session::SessionKey::from_hex(&k) {
+                    Some(key) => store.revoke(&key).await.map(usize::from),
+                    None => {
+                        return text(StatusCode::BAD_REQUEST, "session: expected 64 hex digits\n")
+                    }
+                },
+                (None, user, tp) if user.is_some() || tp.is_some() => {
+                    let thumbprint = match tp {
+                        None => None,
+                        Some(t) => match portcullis_identity::Thumbprint::from_hex(&t) {
+                            Some(t) => Some(t.0),
+                            None => {
+                                return text(
+                                    StatusCode::BAD_REQUEST,
+                                    "thumbprint: expected 64 hex digits\n",
+                                )
+                            }
+                        },
+                    };
+                    let filter = portcullis_session::SessionFilter {
+                        subject: user,
+                        thumbprint,
+                    };
+                    store.revoke_matching(&filter).await
+                }
+                _ => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        "give `session`, or `user` and/or `thumbprint`\n",
+                    )
+                }
+            };
+            match result {
+                Ok(n) => {
+                    tracing::info!(revoked = n, "sessions revoked through the admin api");
+                    json(
+                        StatusCode::OK,
+                        serde_json::json!({"revoked": n}).to_string(),
+                    )
+                }
+                Err(e) => unavailable(e),
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 fn text(status: StatusCode, s: &'static str) -> Response<Body> {

@@ -18,11 +18,13 @@ mod assertion;
 mod authz;
 mod bearer;
 mod body;
+mod browser;
 mod listener;
 mod reload;
 mod response;
 mod router;
 mod service;
+mod sessions;
 mod state;
 mod upstream;
 
@@ -40,6 +42,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use assertion::{IDENTITY_HEADER, JWKS_PATH};
+pub use browser::{CALLBACK_PATH, LOGIN_COOKIE, LOGOUT_PATH, MFA_METHODS};
 pub use listener::{H2_KEEPALIVE_INTERVAL, H2_KEEPALIVE_TIMEOUT, MAX_CONCURRENT_STREAMS};
 pub use upstream::MAX_IDLE_PER_UPSTREAM;
 

@@ -23,6 +23,9 @@ pub(crate) struct Refusal {
     pub(crate) is_error: bool,
     /// The `WWW-Authenticate` challenge of a 401 (RFC 6750 section 3).
     pub(crate) challenge: Option<&'static str>,
+    /// Headers the answer carries (a login redirect's `Location` and
+    /// cookies).
+    pub(crate) headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl Refusal {
@@ -34,6 +37,7 @@ impl Refusal {
             rule: None,
             is_error: false,
             challenge: None,
+            headers: Vec::new(),
         }
     }
 
@@ -57,6 +61,7 @@ impl Refusal {
             rule: None,
             is_error: true,
             challenge: None,
+            headers: Vec::new(),
         }
     }
 }

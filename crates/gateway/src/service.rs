@@ -74,8 +74,12 @@ struct Facts {
     route: Option<String>,
     rule: Option<String>,
     /// The principal of this request when it differs from the
-    /// connection's (a verified bearer token was added).
+    /// connection's (a verified bearer token or a session was added).
     principal: Option<Arc<Principal>>,
+    /// The live session the request came with.
+    session: Option<portcullis_session::SessionKey>,
+    /// Why a session cookie was not accepted, for the audit record.
+    session_note: Option<&'static str>,
     /// The refusal ends the HTTP/1 connection (`Connection: close`).
     close_connection: bool,
 }
@@ -120,6 +124,8 @@ async fn serve(
         route: None,
         rule: None,
         principal: None,
+        session: None,
+        session_note: None,
         close_connection: false,
     };
     let result = pipeline(&conn, &snap, req, framing, &mut facts).await;
@@ -176,7 +182,16 @@ async fn serve(
             } else {
                 AuditDecision::Deny
             };
-            let reason = format!("{}: {}", refusal.code, refusal.detail);
+            if refusal.code == "session_store" {
+                conn.shared.metrics.session_store_error(&refusal.detail);
+            }
+            let reason = match facts.session_note {
+                Some(note) => format!(
+                    "{}: {} (session cookie: {note})",
+                    refusal.code, refusal.detail
+                ),
+                None => format!("{}: {}", refusal.code, refusal.detail),
+            };
             let rec = record(
                 &conn,
                 &snap,
@@ -193,6 +208,9 @@ async fn serve(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(challenge),
                 );
+            }
+            for (name, value) in refusal.headers {
+                resp.headers_mut().append(name, value);
             }
             if facts.close_connection {
                 resp.headers_mut()
@@ -374,6 +392,28 @@ async fn pipeline(
         ));
     }
 
+    // Gateway-owned endpoints of the browser login.
+    if let Some(browser) = &snap.browser {
+        if req.method() == http::Method::GET && path == crate::browser::CALLBACK_PATH {
+            let (resp, note) = browser
+                .callback(
+                    query.as_deref().unwrap_or(""),
+                    req.headers(),
+                    conn.principal.cert.as_ref(),
+                )
+                .await?;
+            facts.rule = Some(format!("gateway:login ({note})"));
+            return Ok(resp);
+        }
+        if path == crate::browser::LOGOUT_PATH
+            && (req.method() == http::Method::GET || req.method() == http::Method::POST)
+        {
+            let (resp, note) = browser.logout(req.headers()).await?;
+            facts.rule = Some(format!("gateway:logout ({note})"));
+            return Ok(resp);
+        }
+    }
+
     // 5. Bearer token, if the request carries one and issuers are
     //    configured. A bad token is a 401, whatever the route.
     let mut verified_token = false;
@@ -426,6 +466,26 @@ async fn pipeline(
             }
         }
     }
+    // 5b. Browser session: read from the authoritative store on every
+    //     request; a store failure is a 503.
+    if !verified_token {
+        if let Some(browser) = &snap.browser {
+            match browser
+                .lookup(req.headers(), conn.principal.cert.as_ref())
+                .await?
+            {
+                crate::browser::SessionLookup::None => {}
+                crate::browser::SessionLookup::Rejected(why) => facts.session_note = Some(why),
+                crate::browser::SessionLookup::Live(live) => {
+                    facts.session = Some(live.session.key);
+                    facts.principal = Some(Arc::new(Principal {
+                        cert: conn.principal.cert.clone(),
+                        token: Some(live.identity),
+                    }));
+                }
+            }
+        }
+    }
     let principal = Arc::clone(facts.principal.as_ref().unwrap_or(&conn.principal));
 
     // 6. Route.
@@ -455,7 +515,7 @@ async fn pipeline(
     // 7. Authorize. Fail closed: anything but an explicit allow is a 403;
     //    a request with no credential at all, where tokens are accepted,
     //    gets the 401 Bearer challenge instead.
-    let permit = authorize(
+    let decision = authorize(
         &snap.policy.policy,
         &AuthzInput {
             principal: &principal,
@@ -466,16 +526,45 @@ async fn pipeline(
             source_ip: conn.peer.ip(),
             now: jiff::Timestamp::now(),
         },
-    )
-    .map_err(|d| {
-        let mut r = if snap.bearer.is_some() && principal.is_anonymous() {
-            Refusal::unauthorized(d.reason_code(), CHALLENGE, d.explain())
-        } else {
-            Refusal::deny(StatusCode::FORBIDDEN, d.reason_code(), d.explain())
-        };
-        r.rule = d.rule().map(str::to_owned);
-        r
-    })?;
+    );
+    let permit = match decision {
+        Ok(p) => p,
+        Err(d) => {
+            let detail = d.explain();
+            // Browsers on a login route: no user yet -> log in; a session
+            // that lacks a fresh second factor -> log in again (step-up).
+            if let (Some(browser), true) = (&snap.browser, route.browser_login) {
+                let html = crate::browser::wants_html(req.headers());
+                let mfa = d
+                    .failed_condition()
+                    .is_some_and(|f| f.condition == "when.mfa");
+                let return_to = match &query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.clone(),
+                };
+                if principal.token.is_none() {
+                    if html {
+                        return Err(browser
+                            .login_redirect(&return_to, None, "login_required", detail)
+                            .await?);
+                    }
+                    return Err(Refusal::unauthorized("login_required", CHALLENGE, detail));
+                }
+                if let (Some(key), true, true) = (facts.session, mfa, html) {
+                    return Err(browser
+                        .login_redirect(&return_to, Some(&key), "step_up_required", detail)
+                        .await?);
+                }
+            }
+            let mut r = if snap.bearer.is_some() && principal.is_anonymous() {
+                Refusal::unauthorized(d.reason_code(), CHALLENGE, detail)
+            } else {
+                Refusal::deny(StatusCode::FORBIDDEN, d.reason_code(), detail)
+            };
+            r.rule = d.rule().map(str::to_owned);
+            return Err(r);
+        }
+    };
     facts.rule = permit.decision().rule().map(str::to_owned);
 
     // 8. Body size known up front.
@@ -611,6 +700,9 @@ fn build_upstream_request(
     // the identity assertion, unless the route asks for the token itself.
     if verified_token && !route.pass_bearer_token {
         headers.remove(header::AUTHORIZATION);
+    }
+    if let Some(browser) = &snap.browser {
+        browser.strip_cookies(&mut headers);
     }
     headers.remove(header::HOST);
     if let Some(h) = original_host {

@@ -24,6 +24,8 @@ pub(crate) struct Snapshot {
     pub(crate) tls: HashMap<String, TlsAcceptor>,
     /// Bearer token verification, when issuers are configured.
     pub(crate) bearer: Option<BearerAuth>,
+    /// Browser login and sessions, when `oidc` is configured.
+    pub(crate) browser: Option<crate::browser::BrowserAuth>,
     pub(crate) loaded_at: jiff::Timestamp,
 }
 
@@ -121,7 +123,24 @@ fn build(
             )
         }
     };
+    let browser = match (&config.oidc, &config.sessions) {
+        (Some(o), Some(sess)) => {
+            let rt = tokio::runtime::Handle::try_current()
+                .map_err(|_| "internal: no runtime for the session store".to_owned())?;
+            Some(
+                crate::browser::BrowserAuth::build(
+                    o,
+                    sess,
+                    previous.and_then(|p| p.browser.as_ref()),
+                    &rt,
+                )
+                .map_err(|e| format!("{}: {e}", config_path.display()))?,
+            )
+        }
+        _ => None,
+    };
     Ok(Snapshot {
+        browser,
         bearer,
         routes: RouteTable::new(&config.routes),
         config,

@@ -188,6 +188,7 @@ pub struct Metrics {
     tls_handshake_failures: Family<TlsFailureLabels, Counter>,
     bad_requests: Family<ReasonLabels, Counter>,
     bearer_tokens: Family<ResultReasonLabels, Counter>,
+    session_store_errors: Family<ReasonLabels, Counter>,
     audit_records: Family<DecisionLabels, Counter>,
     audit_records_dropped: Family<DecisionLabels, Counter>,
     audit_queue_depth: Gauge,
@@ -258,6 +259,12 @@ impl Metrics {
             "bearer_tokens",
             "Bearer tokens checked, by result (`verified`, `cached`, `refused`) and refusal reason code",
             bearer_tokens.clone(),
+        );
+        let session_store_errors = Family::default();
+        registry.register(
+            "session_store_errors",
+            "Requests refused with 503 because the session store failed, by reason code",
+            session_store_errors.clone(),
         );
         let audit_records = Family::default();
         registry.register(
@@ -330,6 +337,7 @@ impl Metrics {
             tls_handshake_failures,
             bad_requests,
             bearer_tokens,
+            session_store_errors,
             audit_records,
             audit_records_dropped,
             audit_queue_depth,
@@ -431,6 +439,24 @@ impl Metrics {
             .get_or_create(&ResultReasonLabels {
                 result: if cached { "cached" } else { "verified" },
                 reason: String::new(),
+            })
+            .inc();
+    }
+
+    /// Counts a request refused because the session store failed; the
+    /// label is the store's reason code (`timeout`, `unavailable`, ...),
+    /// the text before the first `:` of `detail`.
+    pub fn session_store_error(&self, detail: &str) {
+        let reason = detail.split(':').next().unwrap_or("unknown");
+        let reason =
+            if reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') && reason.len() <= 32 {
+                reason
+            } else {
+                "unknown"
+            };
+        self.session_store_errors
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
             })
             .inc();
     }

@@ -8,6 +8,7 @@ fn route(name: &str, host: Option<&str>, prefix: &str, methods: &[&str]) -> Rout
         path_prefix: prefix.into(),
         methods: methods.iter().map(|m| m.parse().unwrap()).collect(),
         pass_bearer_token: false,
+        browser_login: false,
         upstream: portcullis_config::Upstream {
             scheme: http::uri::Scheme::HTTP,
             authority: "127.0.0.1:1".parse().unwrap(),

@@ -1,0 +1,254 @@
+//! The OpenID provider as the gateway's relying party sees it: discovery
+//! (once, lazily, retried after failures), the token endpoint, and the
+//! provider's keys for ID tokens.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use portcullis_config::{ClientAuth, Oidc};
+use rustls_pki_types::CertificateDer;
+use serde_json::Value;
+
+/// Bound on every call to the provider.
+pub(crate) const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Discovery documents and token responses are small.
+pub(crate) const MAX_PROVIDER_RESPONSE_BYTES: usize = 256 * 1024;
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// What discovery told us.
+#[derive(Debug)]
+pub(crate) struct ProviderMeta {
+    pub(crate) authorization_endpoint: String,
+    pub(crate) token_endpoint: http::Uri,
+    pub(crate) end_session_endpoint: Option<String>,
+    pub(crate) iss_parameter_supported: bool,
+}
+
+pub(crate) struct ProviderClient {
+    http: HttpsClient,
+}
+
+impl ProviderClient {
+    pub(crate) fn new(ca: Option<&[CertificateDer<'static>]>) -> Result<Self, String> {
+        let roots = match ca {
+            Some(c) => c.to_vec(),
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                if found.certs.is_empty() {
+                    return Err("no system CA certificates found; set `oidc.ca`".to_owned());
+                }
+                found.certs
+            }
+        };
+        let mut tls =
+            (*portcullis_authn::upstream_client_config(roots).map_err(|e| e.to_string())?).clone();
+        // hyper-rustls sets ALPN itself (HTTP/1.1 here).
+        tls.alpn_protocols.clear();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(PROVIDER_TIMEOUT));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Self {
+            http: Client::builder(TokioExecutor::new()).build(connector),
+        })
+    }
+
+    async fn call(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Value), String> {
+        let fut = async {
+            let resp = self.http.request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), MAX_PROVIDER_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| format!("reading the response: {e}"))?
+                .to_bytes();
+            let v: Value = serde_json::from_slice(&body)
+                .map_err(|_| format!("answer with status {status} is not JSON"))?;
+            Ok((status, v))
+        };
+        tokio::time::timeout(PROVIDER_TIMEOUT, fut)
+            .await
+            .map_err(|_| format!("no answer within {PROVIDER_TIMEOUT:?}"))?
+    }
+
+    /// OIDC discovery; the document's `issuer` must equal ours exactly and
+    /// every endpoint must be https.
+    pub(crate) async fn discover(&self, issuer: &str) -> Result<ProviderMeta, String> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let req = Request::get(&url)
+            .header(header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let (status, doc) = self
+            .call(req)
+            .await
+            .map_err(|e| format!("discovery: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("discovery: status {status}"));
+        }
+        if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
+            return Err("discovery: the document names another issuer".to_owned());
+        }
+        let https = |name: &str| -> Result<String, String> {
+            match doc.get(name).and_then(Value::as_str) {
+                Some(u) if u.starts_with("https://") => Ok(u.to_owned()),
+                Some(_) => Err(format!("discovery: `{name}` is not https")),
+                None => Err(format!("discovery: no `{name}`")),
+            }
+        };
+        let parse = |s: String| -> Result<http::Uri, String> {
+            s.parse()
+                .map_err(|_| "discovery: bad endpoint URL".to_owned())
+        };
+        // The keys are fetched by the key source; it must be https too.
+        https("jwks_uri")?;
+        Ok(ProviderMeta {
+            authorization_endpoint: https("authorization_endpoint")?,
+            token_endpoint: parse(https("token_endpoint")?)?,
+            end_session_endpoint: https("end_session_endpoint").ok(),
+            iss_parameter_supported: doc
+                .get("authorization_response_iss_parameter_supported")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+
+    /// A token endpoint request (code exchange or refresh) with the
+    /// configured client authentication. Returns the status and JSON body.
+    pub(crate) async fn token(
+        &self,
+        meta: &ProviderMeta,
+        oidc: &Oidc,
+        form: &[(&str, &str)],
+    ) -> Result<(StatusCode, Value), String> {
+        let mut pairs: Vec<(&str, &str)> = form.to_vec();
+        let secret = oidc.client_secret.0.as_str();
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(meta.token_endpoint.clone())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json");
+        match oidc.auth_method {
+            ClientAuth::ClientSecretBasic => {
+                use base64::Engine as _;
+                // RFC 6749 2.3.1: form-encode id and secret, then base64.
+                let creds = zeroize::Zeroizing::new(format!(
+                    "{}:{}",
+                    form_component(&oidc.client_id),
+                    form_component(secret)
+                ));
+                let b64 = zeroize::Zeroizing::new(
+                    base64::engine::general_purpose::STANDARD.encode(creds.as_bytes()),
+                );
+                req = req.header(header::AUTHORIZATION, format!("Basic {}", b64.as_str()));
+            }
+            ClientAuth::ClientSecretPost => {
+                pairs.push(("client_id", &oidc.client_id));
+                pairs.push(("client_secret", secret));
+            }
+        }
+        let body = zeroize::Zeroizing::new(form_encode(&pairs));
+        let req = req
+            .body(Full::new(Bytes::from(body.as_bytes().to_vec())))
+            .map_err(|e| e.to_string())?;
+        self.call(req)
+            .await
+            .map_err(|e| format!("token endpoint: {e}"))
+    }
+}
+
+/// Shared, lazily discovered provider state.
+pub(crate) struct Provider {
+    pub(crate) client: ProviderClient,
+    meta: tokio::sync::Mutex<Option<Arc<ProviderMeta>>>,
+}
+
+impl Provider {
+    pub(crate) fn new(client: ProviderClient) -> Self {
+        Self {
+            client,
+            meta: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The discovery result; discovered on first use and again after a
+    /// failure (never cached as failed).
+    pub(crate) async fn meta(&self, issuer: &str) -> Result<Arc<ProviderMeta>, String> {
+        let mut slot = self.meta.lock().await;
+        if let Some(m) = slot.as_ref() {
+            return Ok(Arc::clone(m));
+        }
+        let m = Arc::new(self.client.discover(issuer).await?);
+        *slot = Some(Arc::clone(&m));
+        Ok(m)
+    }
+}
+
+pub(crate) fn form_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub(crate) fn form_encode(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", form_component(k), form_component(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component.
+pub(crate) fn form_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The value of `name` in a query string, if exactly once.
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
+    let mut found = None;
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if form_decode(k).as_deref() == Some(name) {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(form_decode(v)?);
+        }
+    }
+    found
+}
