@@ -4,6 +4,7 @@ pub(crate) mod pki;
 pub(crate) mod policy;
 pub(crate) mod quickstart;
 pub(crate) mod run;
+pub(crate) mod session;
 pub(crate) mod token_store;
 
 /// A multi-threaded runtime for commands that serve traffic.

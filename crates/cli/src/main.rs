@@ -42,6 +42,9 @@ enum Command {
     Token(command::login::TokenArgs),
     /// Forget a stored login.
     Logout(command::login::LogoutArgs),
+    /// Browser sessions of a running gateway: list and revoke (admin API).
+    #[command(subcommand)]
+    Session(command::session::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Login(a) => command::login::run_login(a),
         Command::Token(a) => command::login::run_token(a),
         Command::Logout(a) => command::login::run_logout(a),
+        Command::Session(c) => command::session::run(c),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@
     clippy::indexing_slicing,
     reason = "test harness: a failed setup step must abort the test"
 )]
+pub mod browser;
 pub mod oidc;
 
 use std::net::SocketAddr;

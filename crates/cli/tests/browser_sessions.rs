@@ -1,0 +1,440 @@
+//! Browser login at the gateway with the real OpenID provider and the
+//! embedded session store: redirect, callback, session cookie, step-up
+//! MFA, logout, the session admin API, and every bad callback or cookie
+//! refused.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test: a failed step must abort the test"
+)]
+
+mod common;
+
+use common::browser::*;
+use common::jwt_payload;
+use common::oidc::query_param;
+
+#[tokio::test]
+async fn browser_login_creates_a_session_and_requests_go_through() {
+    let b = Browser::start().await;
+    let session = b.login("/app/home", "bob", "pw").await;
+    let r = b.get("/app/home", &[&session], true).await;
+    assert_eq!(r.status, 200, "{}", b.gw.stderr());
+    let rec = b.up.records().pop().unwrap();
+    let assertion = jwt_payload(rec.headers["x-portcullis-identity"].to_str().unwrap());
+    assert_eq!(assertion["sub"], "bob");
+    // The session cookie is the gateway's credential: never forwarded.
+    let r = b.get("/app/home", &[&session, "theme=dark"], true).await;
+    assert_eq!(r.status, 200);
+    let rec = b.up.records().pop().unwrap();
+    assert_eq!(rec.headers["cookie"], "theme=dark");
+    // An API client without a session gets 401, not a redirect.
+    let r = b.get("/app/home", &[], false).await;
+    assert_eq!(r.status, 401);
+    assert!(r.headers.get("location").is_none());
+}
+
+#[tokio::test]
+async fn step_up_mfa_is_written_to_the_session_before_the_answer() {
+    let b = Browser::start().await;
+    let session = b.login("/app/home", "alice", "pw").await;
+    // alice is an admin, but logged in with a password only.
+    let r = b.get("/app/admin/keys", &[&session], true).await;
+    assert_eq!(r.status, 302, "{}", b.gw.stderr());
+    let auth_url = location(&r);
+    assert_eq!(query_param(&auth_url, "prompt").as_deref(), Some("login"));
+    assert_eq!(query_param(&auth_url, "max_age").as_deref(), Some("0"));
+    let txn = set_cookie(&r, "__Host-portcullis-login").unwrap();
+    let callback = b.through_provider(&auth_url, "alice", "otp");
+    let r = b.get(&path_of(&callback), &[&txn], true).await;
+    assert_eq!(r.status, 302, "{}", b.gw.stderr());
+    assert!(
+        set_cookie(&r, "__Host-portcullis-session").is_none(),
+        "the same session is upgraded"
+    );
+    // The very next request with the same cookie is allowed.
+    let r = b.get("/app/admin/keys", &[&session], true).await;
+    assert_eq!(r.status, 200, "{}", b.gw.stderr());
+    // An API request lacking MFA is refused without a redirect.
+    let bob = b.login("/app/home", "bob", "pw").await;
+    let r = b.get("/app/admin/keys", &[&bob], false).await;
+    assert_eq!(r.status, 403);
+}
+
+#[tokio::test]
+async fn bad_callbacks_are_refused_and_create_no_session() {
+    let b = Browser::start().await;
+    let r = b.get("/app/home", &[], true).await;
+    let auth_url = location(&r);
+    let txn = set_cookie(&r, "__Host-portcullis-login").unwrap();
+    let callback = b.through_provider(&auth_url, "bob", "pw");
+    let path = path_of(&callback);
+    let state = query_param(&callback, "state").unwrap();
+
+    // Wrong state.
+    let wrong = path.replace(&state, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let r = b.get(&wrong, &[&txn], true).await;
+    assert_eq!(r.status, 401);
+    assert!(set_cookie(&r, "__Host-portcullis-session").is_none());
+    // No transaction cookie (a callback replayed from elsewhere).
+    let r = b.get(&path, &[], true).await;
+    assert_eq!(r.status, 401);
+    // Wrong iss (RFC 9207 mix-up).
+    let iss = query_param(&callback, "iss").unwrap();
+    let mixed = path.replace(
+        &common::oidc::form_component(&iss),
+        "https%3A%2F%2Fevil.test",
+    );
+    let r = b.get(&mixed, &[&txn], true).await;
+    assert_eq!(r.status, 401);
+    assert!(
+        b.sessions().await.is_empty(),
+        "nothing is created by a refused callback"
+    );
+    // The real callback still works once...
+    let r = b.get(&path, &[&txn], true).await;
+    assert_eq!(r.status, 302, "{}", b.gw.stderr());
+    // ...and its replay does not (the provider refuses a used code).
+    let r = b.get(&path, &[&txn], true).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(b.sessions().await.len(), 1);
+    let audit =
+        b.gw.wait_audit_where(|a| {
+            a["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("login_code_refused"))
+        })
+        .await;
+    let reasons: Vec<String> = audit
+        .iter()
+        .filter_map(|a| a["reason"].as_str().map(str::to_owned))
+        .collect();
+    for code in [
+        "login_state_mismatch",
+        "login_transaction_invalid",
+        "login_iss_mismatch",
+        "login_code_refused",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.starts_with(code)),
+            "{code} not in {reasons:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn admin_api_lists_and_revokes_and_requires_its_token() {
+    let b = Browser::start().await;
+    let bob = b.login("/app/home", "bob", "pw").await;
+    let bob2 = b.login("/app/home", "bob", "pw").await;
+    let carol = b.login("/app/home", "carol", "pw").await;
+    // The API needs the admin token.
+    let (status, _) = admin_request(&b.gw, "GET", "/admin/sessions", None, "").await;
+    assert_eq!(status, 401);
+    let (status, _) = admin_request(
+        &b.gw,
+        "GET",
+        "/admin/sessions",
+        Some("wrong-token-0123456789abcdef0123"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 401);
+    let list = b.sessions().await;
+    assert_eq!(list.len(), 3);
+    assert!(
+        !list
+            .iter()
+            .any(|s| s.to_string().contains(bob.split('=').nth(1).unwrap())),
+        "ids are never listed"
+    );
+    // Revoke every session of bob: the next request of each is refused.
+    let (status, body) = admin_request(
+        &b.gw,
+        "POST",
+        "/admin/sessions/revoke",
+        Some(ADMIN_TOKEN),
+        r#"{"user": "bob"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"revoked\":2"), "{body}");
+    assert_eq!(b.get("/app/home", &[&bob], false).await.status, 401);
+    assert_eq!(b.get("/app/home", &[&bob2], false).await.status, 401);
+    assert_eq!(b.get("/app/home", &[&carol], false).await.status, 200);
+    // One session by key.
+    let key = b
+        .sessions()
+        .await
+        .iter()
+        .find(|s| s["subject"] == "carol")
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = admin_request(
+        &b.gw,
+        "POST",
+        "/admin/sessions/revoke",
+        Some(ADMIN_TOKEN),
+        &format!(r#"{{"session": "{key}"}}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(b.get("/app/home", &[&carol], false).await.status, 401);
+    // Bad requests are refused, never "revoke everything".
+    let (status, _) = admin_request(
+        &b.gw,
+        "POST",
+        "/admin/sessions/revoke",
+        Some(ADMIN_TOKEN),
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn forged_and_logged_out_cookies_get_a_fresh_login() {
+    let b = Browser::start().await;
+    let forged = "__Host-portcullis-session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let r = b.get("/app/home", &[forged], true).await;
+    assert_eq!(r.status, 302);
+    let has =
+        |a: &serde_json::Value, what: &str| a["reason"].as_str().is_some_and(|r| r.contains(what));
+    let a = b.gw.wait_audit_where(|a| has(a, "session_unknown")).await;
+    assert!(a.iter().any(|a| has(a, "session_unknown")), "{a:?}");
+    let r = b
+        .get(
+            "/app/home",
+            &["__Host-portcullis-session=not-a-session"],
+            false,
+        )
+        .await;
+    assert_eq!(r.status, 401);
+
+    let session = b.login("/app/home", "bob", "pw").await;
+    assert_eq!(b.get("/app/home", &[&session], true).await.status, 200);
+    let r = b.get("/.portcullis/logout", &[&session], true).await;
+    assert_eq!(r.status, 302);
+    assert!(
+        location(&r).starts_with(&b.provider.issuer),
+        "{}",
+        location(&r)
+    );
+    let cleared = r.headers.get_all("set-cookie").iter().any(|v| {
+        v.to_str()
+            .unwrap()
+            .starts_with("__Host-portcullis-session=;")
+    });
+    assert!(cleared);
+    // The old cookie is revoked: a fresh login, with the reason recorded.
+    let r = b.get("/app/home", &[&session], true).await;
+    assert_eq!(r.status, 302);
+    let a = b.gw.wait_audit_where(|a| has(a, "session_revoked")).await;
+    assert!(a.iter().any(|a| has(a, "session_revoked")), "{a:?}");
+}
+
+#[tokio::test]
+async fn a_session_ends_when_the_provider_refuses_to_refresh_its_tokens() {
+    // Provider access tokens live 5 s, so the gateway refreshes them on
+    // every round (each second).
+    let b = Browser::start_custom(
+        1,
+        "    embedded: { path: sessions.redb }\n",
+        &["--access-token-ttl", "5"],
+        "  provider_refresh_interval: 1s\n",
+    )
+    .await;
+    let jar = b.dir.path().join("provider-cookies.json");
+    let jar_s = jar.to_str().unwrap();
+    let r = b.get("/app/home", &[], true).await;
+    let txn = set_cookie(&r, "__Host-portcullis-login").unwrap();
+    let callback = b.through_provider_with(0, &location(&r), "bob", "pw", &["--cookie-jar", jar_s]);
+    let r = b.get(&path_of(&callback), &[&txn], true).await;
+    let session = set_cookie(&r, "__Host-portcullis-session").unwrap();
+    // Refreshes succeed while the provider session lives: still in.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(b.get("/app/home", &[&session], false).await.status, 200);
+    let v1 = b.sessions().await[0]["version"].as_u64().unwrap();
+    assert!(v1 > 2, "refreshes were written: version {v1}");
+    // The user logs out at the provider: its refresh tokens end with it.
+    let end = format!(
+        "{}/session/end?client_id={}",
+        b.provider.issuer,
+        common::oidc::WEB_CLIENT
+    );
+    b.provider
+        .browser_with(
+            &end,
+            &["--login", "bob", "--password", "pw", "--cookie-jar", jar_s],
+        )
+        .unwrap();
+    // The next refresh round ends the gateway session everywhere.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let status = b.get("/app/home", &[&session], false).await.status;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "session never ended: {}",
+            b.gw.stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert!(b
+        .gw
+        .stderr()
+        .contains("session ended: the provider refused to refresh its tokens"));
+}
+
+#[tokio::test]
+async fn a_session_bound_to_a_certificate_is_refused_over_any_other() {
+    let b = Browser::start().await;
+    let laptop = b.pki.workload("laptop", "/ns/users/device/laptop");
+    let stolen = b.pki.workload("other", "/ns/users/device/other");
+    let laptop_c = common::Client::new(&b.pki, Some(&laptop));
+    let other_c = common::Client::new(&b.pki, Some(&stolen));
+    let session = b.login_via(&laptop_c, "/app/home", "bob", "pw").await;
+    assert_eq!(
+        b.get_via(&laptop_c, 0, "/app/home", &[&session], false)
+            .await
+            .status,
+        200
+    );
+    // The cookie over another certificate, or over none: no session.
+    assert_eq!(
+        b.get_via(&other_c, 0, "/app/home", &[&session], false)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(b.get("/app/home", &[&session], false).await.status, 401);
+    let a =
+        b.gw.wait_audit_where(|a| {
+            a["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("session_bound_to_another_certificate"))
+        })
+        .await;
+    assert!(a.iter().any(|a| a["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("session_bound_to_another_certificate"))));
+    // Revoke everything bound to the laptop's certificate.
+    let thumb = common::sha256_hex(&{
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::from_pem_slice(laptop.key.cert_pem.as_bytes())
+            .unwrap()
+            .to_vec()
+    });
+    let (status, body) = admin_request(
+        &b.gw,
+        "POST",
+        "/admin/sessions/revoke",
+        Some(ADMIN_TOKEN),
+        &format!(r#"{{"thumbprint": "{thumb}"}}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"revoked\":1"), "{body}");
+    assert_eq!(
+        b.get_via(&laptop_c, 0, "/app/home", &[&session], false)
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn after_a_policy_reload_live_sessions_are_judged_by_the_new_policy() {
+    let b = Browser::start().await;
+    let session = b.login("/app/home", "bob", "pw").await;
+    assert_eq!(b.get("/app/home", &[&session], false).await.status, 200);
+    let new_policy = policy(&b.provider.issuer)
+        .replace("revision: \"sessions-1\"", "revision: \"sessions-2\"")
+        .replace("path: \"/app/home\"", "path: \"/app/elsewhere\"");
+    common::write_atomic(&b.gw.dir, "policy.yaml", &new_policy);
+    b.gw.signal("HUP");
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let r = b.get("/app/home", &[&session], false).await;
+        if r.status == 403 {
+            break;
+        }
+        assert_eq!(r.status, 200);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new policy never applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let a =
+        b.gw.wait_audit_where(|a| a["policy_revision"] == "sessions-2")
+            .await;
+    assert!(a
+        .iter()
+        .any(|a| a["policy_revision"] == "sessions-2" && a["status"] == 403));
+}
+
+#[tokio::test]
+async fn session_cli_lists_and_revokes() {
+    let b = Browser::start().await;
+    let session = b.login("/app/home", "bob", "pw").await;
+    let admin = format!("http://{}", b.gw.admin);
+    let token_file = b.dir.path().join("gw0").join("admin-token");
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .args(args)
+            .args([
+                "--admin",
+                &admin,
+                "--token-file",
+                token_file.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run(&["session", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("bob") && text.contains("1 session(s)"),
+        "{text}"
+    );
+    let out = run(&["session", "revoke", "--user", "bob"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "revoked 1 session(s)"
+    );
+    assert_eq!(b.get("/app/home", &[&session], false).await.status, 401);
+    // A wrong token is refused by the gateway, and the CLI says so.
+    let bad = b.dir.path().join("bad-token");
+    std::fs::write(&bad, "not-the-admin-token-0123456789abcdef").unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "session",
+            "list",
+            "--admin",
+            &admin,
+            "--token-file",
+            bad.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}
