@@ -438,3 +438,28 @@ async fn session_cli_lists_and_revokes() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 }
+
+#[tokio::test]
+async fn an_idle_session_expires() {
+    let b = Browser::start_custom(
+        1,
+        "    embedded: { path: sessions.redb }\n",
+        &[],
+        "  idle_timeout: 2s\n",
+    )
+    .await;
+    let session = b.login("/app/home", "bob", "pw").await;
+    assert_eq!(b.get("/app/home", &[&session], false).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(b.get("/app/home", &[&session], false).await.status, 401);
+    let a =
+        b.gw.wait_audit_where(|a| {
+            a["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("session_expired"))
+        })
+        .await;
+    assert!(a.iter().any(|a| a["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("session_expired"))));
+}

@@ -120,8 +120,9 @@ impl Browser {
                 "admin:\n  bind: 127.0.0.1:0\n  token_file: admin-token\n",
             );
             config.push_str(&format!(
-                "oidc:\n  issuer: {iss}\n  client_id: {WEB_CLIENT}\n  client_secret_file: client-secret\n  redirect_uri: {cb}\n  post_logout_redirect_uri: https://localhost:{port}/\n  ca: {ca}\n  scopes: [openid, email]\nsessions:\n  store:\n{store_yaml}{sessions_extra}  idle_timeout: 10m\n  absolute_timeout: 1h\n  refresh_token_keys:\n    - {{ id: k1, file: session-k1.key }}\n",
+                "oidc:\n  issuer: {iss}\n  client_id: {WEB_CLIENT}\n  client_secret_file: client-secret\n  redirect_uri: {cb}\n  post_logout_redirect_uri: https://localhost:{port}/\n  ca: {ca}\n  scopes: [openid, email]\nsessions:\n  store:\n{store_yaml}{sessions_extra}{idle}  absolute_timeout: 1h\n  refresh_token_keys:\n    - {{ id: k1, file: session-k1.key }}\n",
                 iss = provider.issuer,
+                idle = if sessions_extra.contains("idle_timeout") { "" } else { "  idle_timeout: 10m\n" },
                 cb = callbacks[i],
                 ca = pki.ca_bundle.display()
             ));
