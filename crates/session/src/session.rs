@@ -103,6 +103,59 @@ pub struct SessionSummary {
     pub version: u64,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(now: i64) -> Session {
+        Session {
+            key: SessionKey([1; 32]),
+            issuer: "https://idp".into(),
+            subject: "bob".into(),
+            claims: Map::new(),
+            amr: vec![],
+            acr: None,
+            auth_time: now,
+            mfa_time: None,
+            bound_thumbprint: None,
+            refresh_token: None,
+            provider_token_expires_at: None,
+            created_at: now,
+            last_seen: now,
+            expires_at: now + 3600,
+            idle_secs: 600,
+            revoked: false,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn live_until_idle_or_absolute_end_or_revocation() {
+        let s = session(1000);
+        assert!(s.is_live(1000));
+        assert!(s.is_live(1599));
+        assert!(!s.is_live(1600), "idle for the whole idle lifetime");
+        let mut active = s.clone();
+        active.last_seen = 4500;
+        assert!(active.is_live(4599));
+        assert!(!active.is_live(4600), "absolute end, however active");
+        let mut revoked = s.clone();
+        revoked.revoked = true;
+        assert!(!revoked.is_live(1000));
+    }
+
+    #[test]
+    fn debug_and_summary_show_no_claims_or_tokens() {
+        let mut s = session(0);
+        s.claims
+            .insert("email".into(), Value::String("bob@example.com".into()));
+        assert!(!format!("{s:?}").contains("bob@example.com"));
+        let json = serde_json::to_string(&s.summary()).unwrap_or_default();
+        assert!(!json.contains("bob@example.com"));
+        assert!(json.contains(&s.key.to_hex()));
+    }
+}
+
 mod key_hex {
     use crate::SessionKey;
     use serde::{Deserialize, Deserializer, Serializer};
