@@ -1,4 +1,6 @@
+pub(crate) mod bundle;
 pub(crate) mod config;
+pub(crate) mod keys;
 pub(crate) mod login;
 pub(crate) mod pki;
 pub(crate) mod policy;

@@ -45,6 +45,12 @@ enum Command {
     /// Browser sessions of a running gateway: list and revoke (admin API).
     #[command(subcommand)]
     Session(command::session::Cmd),
+    /// Signed policy bundles: build, sign, verify, inspect, root-sign.
+    #[command(subcommand)]
+    Bundle(command::bundle::Cmd),
+    /// Bundle signing keys: generate.
+    #[command(subcommand)]
+    Keys(command::keys::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +69,8 @@ fn main() -> ExitCode {
         Command::Token(a) => command::login::run_token(a),
         Command::Logout(a) => command::login::run_logout(a),
         Command::Session(c) => command::session::run(c),
+        Command::Bundle(c) => command::bundle::run(c),
+        Command::Keys(c) => command::keys::run(c),
     };
     match result {
         Ok(code) => code,
