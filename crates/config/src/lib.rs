@@ -27,7 +27,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use duration::parse_duration;
 pub use error::ConfigError;
-pub use validate::{load_policy, LoadedPolicy, MAX_POLICY_FILE_BYTES};
+pub use validate::{compile_policy, load_policy, LoadedPolicy, MAX_POLICY_FILE_BYTES};
 
 /// Largest configuration file read, in bytes: a real one is a few KiB.
 pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
@@ -59,6 +59,12 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle upstream connections are closed after this long.
 pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub const DEFAULT_POLICY_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// How often a bundle source is checked.
+pub const DEFAULT_BUNDLE_POLL_INTERVAL: Duration = Duration::from_secs(30);
+/// Without a confirmed bundle for this long, the gateway fails closed.
+pub const DEFAULT_BUNDLE_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Largest bundle downloaded or read.
+pub const DEFAULT_BUNDLE_MAX_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_ADMIN_BIND: &str = "127.0.0.1:9901";
 pub const DEFAULT_ASSERTION_ISSUER: &str = "portcullis";
 /// Identity assertions are short-lived: an upstream that logs or leaks
@@ -252,9 +258,40 @@ impl std::fmt::Debug for Upstream {
 
 #[derive(Debug, Clone)]
 pub struct PolicySource {
+    /// The policy file. With `bundle`, the file the gateway installs from
+    /// the last verified bundle (`<state_dir>/active-policy.yaml`).
     pub path: PathBuf,
     pub watch: bool,
     pub poll_interval: Duration,
+    /// Signed policy bundles; `None` for a plain policy file.
+    pub bundle: Option<BundleSource>,
+}
+
+/// Where signed bundles come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleLocation {
+    /// A bundle tar file, re-read when it changes.
+    File(PathBuf),
+    /// An unpacked bundle directory.
+    Dir(PathBuf),
+    /// An HTTPS URL polled with `If-None-Match`.
+    Url(http::Uri),
+}
+
+/// Signed policy bundle settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleSource {
+    pub location: BundleLocation,
+    /// The initial trust root (a newer one from a verified root update is
+    /// kept in the state directory).
+    pub trust_root: PathBuf,
+    /// Rollback state and the installed policy.
+    pub state_dir: PathBuf,
+    pub poll_interval: Duration,
+    /// Fail closed (503) when no bundle was confirmed for this long.
+    pub max_age: Duration,
+    pub ca: Option<Vec<CertificateDer<'static>>>,
+    pub max_bytes: usize,
 }
 
 #[derive(Debug, Clone)]

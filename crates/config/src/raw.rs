@@ -249,11 +249,37 @@ pub(crate) struct RawUpstream {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPolicy {
-    pub(crate) file: String,
+    #[serde(default)]
+    pub(crate) file: Option<String>,
+    #[serde(default)]
+    pub(crate) bundle: Option<RawBundle>,
     #[serde(default)]
     pub(crate) watch: Option<bool>,
     #[serde(default)]
     pub(crate) poll_interval: Option<String>,
+}
+
+/// Signed policy bundles: the policy comes only from a verified bundle.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBundle {
+    #[serde(default)]
+    pub(crate) file: Option<String>,
+    #[serde(default)]
+    pub(crate) dir: Option<String>,
+    #[serde(default)]
+    pub(crate) url: Option<String>,
+    pub(crate) trust_root: String,
+    #[serde(default)]
+    pub(crate) state_dir: Option<String>,
+    #[serde(default)]
+    pub(crate) poll_interval: Option<String>,
+    #[serde(default)]
+    pub(crate) max_age: Option<String>,
+    #[serde(default)]
+    pub(crate) ca: Option<String>,
+    #[serde(default)]
+    pub(crate) max_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,9 +12,9 @@ use portcullis_policy::Policy;
 
 use crate::raw::{self, RawClientAuth, RawConfig};
 use crate::{
-    parse_duration, read_bounded, Admin, Assertion, Audit, AuditDest, Bearer, ClientAuth, Config,
-    ConfigError, Issuer, IssuerKeys, Limits, Listener, ListenerTls, Oidc, PolicySource, Route,
-    Secret, SessionStoreConfig, Sessions, Upstream,
+    parse_duration, read_bounded, Admin, Assertion, Audit, AuditDest, Bearer, BundleLocation,
+    BundleSource, ClientAuth, Config, ConfigError, Issuer, IssuerKeys, Limits, Listener,
+    ListenerTls, Oidc, PolicySource, Route, Secret, SessionStoreConfig, Sessions, Upstream,
 };
 
 /// Largest policy file read, in bytes.
@@ -149,16 +149,32 @@ pub(crate) fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         routes.push(route);
     }
 
+    let bundle =
+        match (&raw.policy.file, &raw.policy.bundle) {
+            (Some(_), Some(_)) => return Err(cx.err(
+                "policy",
+                "give `file` or `bundle`, not both: with bundles only signed policies are loaded",
+            )),
+            (None, None) => return Err(cx.err("policy", "give `file` or `bundle`")),
+            (Some(_), None) => None,
+            (None, Some(b)) => Some(bundle_source(&cx, b)?),
+        };
     let policy = PolicySource {
-        path: cx.resolve(&raw.policy.file),
+        path: match (&raw.policy.file, &bundle) {
+            (Some(f), _) => cx.resolve(f),
+            (None, Some(b)) => b.state_dir.join("active-policy.yaml"),
+            (None, None) => PathBuf::new(),
+        },
         watch: raw.policy.watch.unwrap_or(true),
         poll_interval: cx.duration(
             "policy.poll_interval",
             raw.policy.poll_interval.as_ref(),
             crate::DEFAULT_POLICY_POLL_INTERVAL,
         )?,
+        bundle,
     };
-    if !policy.path.is_file() {
+    // With bundles the installed policy appears once one verifies.
+    if policy.bundle.is_none() && !policy.path.is_file() {
         return Err(cx.err(
             "policy.file",
             format!("file `{}` does not exist", policy.path.display()),
@@ -289,6 +305,67 @@ pub(crate) fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErro
 }
 
 /// Reads a secret from a file (trailing newline removed); never echoes it.
+fn bundle_source(cx: &Ctx<'_>, b: &raw::RawBundle) -> Result<BundleSource, ConfigError> {
+    let location = match (&b.file, &b.dir, &b.url) {
+        (Some(f), None, None) => BundleLocation::File(cx.resolve(f)),
+        (None, Some(d), None) => BundleLocation::Dir(cx.resolve(d)),
+        (None, None, Some(u)) => BundleLocation::Url(https_url(cx, "policy.bundle.url", u)?),
+        _ => {
+            return Err(cx.err(
+                "policy.bundle",
+                "give exactly one of `file`, `dir` or `url`",
+            ))
+        }
+    };
+    let trust_root = cx.input(&b.trust_root);
+    if !trust_root.is_file() {
+        return Err(cx.err(
+            "policy.bundle.trust_root",
+            format!("file `{}` does not exist", trust_root.display()),
+        ));
+    }
+    let state_dir = cx.resolve(b.state_dir.as_deref().unwrap_or("bundle-state"));
+    let poll_interval = cx.duration(
+        "policy.bundle.poll_interval",
+        b.poll_interval.as_ref(),
+        crate::DEFAULT_BUNDLE_POLL_INTERVAL,
+    )?;
+    let max_age = cx.duration(
+        "policy.bundle.max_age",
+        b.max_age.as_ref(),
+        crate::DEFAULT_BUNDLE_MAX_AGE,
+    )?;
+    if max_age <= poll_interval {
+        return Err(cx.err(
+            "policy.bundle.max_age",
+            "must be longer than `poll_interval`, or every poll would come too late",
+        ));
+    }
+    let ca = match &b.ca {
+        None => None,
+        Some(p) => {
+            let path = cx.input(p);
+            Some(
+                portcullis_authn::pem::load_certs(&path)
+                    .map_err(|e| cx.err("policy.bundle.ca", e.to_string()))?,
+            )
+        }
+    };
+    let max_bytes = b.max_bytes.unwrap_or(crate::DEFAULT_BUNDLE_MAX_BYTES);
+    if max_bytes == 0 || max_bytes > crate::DEFAULT_BUNDLE_MAX_BYTES * 4 {
+        return Err(cx.err("policy.bundle.max_bytes", "must be between 1 and 256 MiB"));
+    }
+    Ok(BundleSource {
+        location,
+        trust_root,
+        state_dir,
+        poll_interval,
+        max_age,
+        ca,
+        max_bytes,
+    })
+}
+
 fn secret_file(cx: &Ctx<'_>, key: &str, f: &str) -> Result<Secret, ConfigError> {
     let path = cx.input(f);
     let text = zeroize::Zeroizing::new(
@@ -1182,7 +1259,25 @@ pub struct LoadedPolicy {
 pub fn load_policy(path: &Path, routes: &[Route]) -> Result<LoadedPolicy, ConfigError> {
     let text =
         read_bounded(path, MAX_POLICY_FILE_BYTES).map_err(|m| ConfigError::new(path, "", m))?;
-    let policy = Policy::from_yaml(&text).map_err(|e| ConfigError::new(path, "", e.to_string()))?;
+    compile_policy(path, &text, routes)
+}
+
+/// Compiles a policy held in memory (e.g. from a verified bundle) and
+/// checks it against the configured routes; `origin` names it in errors.
+pub fn compile_policy(
+    origin: &Path,
+    text: &str,
+    routes: &[Route],
+) -> Result<LoadedPolicy, ConfigError> {
+    let path = origin;
+    if text.len() > MAX_POLICY_FILE_BYTES {
+        return Err(ConfigError::new(
+            path,
+            "",
+            format!("larger than {MAX_POLICY_FILE_BYTES} bytes"),
+        ));
+    }
+    let policy = Policy::from_yaml(text).map_err(|e| ConfigError::new(path, "", e.to_string()))?;
     let known: HashSet<&str> = routes.iter().map(|r| r.name.as_str()).collect();
     let mut unknown: Vec<&str> = policy
         .route_names()

@@ -34,6 +34,8 @@ pub(crate) async fn serve(
                 async move {
                     let resp = if req.uri().path().starts_with("/admin/sessions") {
                         sessions_api(&shared, req).await
+                    } else if req.uri().path() == "/admin/policy/bundle" {
+                        bundle_api(&shared, req).await
                     } else {
                         route(&shared, &req).await
                     };
@@ -91,7 +93,27 @@ async fn readyz(shared: &Shared) -> Response<Body> {
         }
     };
     let store_ok = store.get("healthy").and_then(serde_json::Value::as_bool) != Some(false);
-    let serving = serving && store_ok;
+    let bundle = match &shared.bundle {
+        None => serde_json::Value::Null,
+        Some(b) => {
+            let st = b.status();
+            let check = b.check();
+            if let Some(age) = b.age_secs() {
+                shared.metrics.set_bundle_age(age);
+            }
+            serde_json::json!({
+                "revision": st.revision,
+                "digest": st.digest,
+                "age_seconds": b.age_secs(),
+                "max_age_seconds": b.source().max_age.as_secs(),
+                "ready": check.is_ok(),
+                "reason": check.err(),
+                "last_refusal": st.last_refusal,
+            })
+        }
+    };
+    let bundle_ok = bundle.get("ready").and_then(serde_json::Value::as_bool) != Some(false);
+    let serving = serving && store_ok && bundle_ok;
     let body = serde_json::json!({
         "ready": serving,
         "policy": {
@@ -109,6 +131,7 @@ async fn readyz(shared: &Shared) -> Response<Body> {
         // that issuer's tokens but must not take mTLS traffic down.
         "issuers": snap.bearer.as_ref().map(|b| b.status()).unwrap_or_default(),
         "session_store": store,
+        "bundle": bundle,
     });
     let status = if serving {
         StatusCode::OK
@@ -129,28 +152,10 @@ const MAX_SESSION_LIST: usize = 10_000;
 /// (`admin.token_file`); without a configured token the API is off.
 async fn sessions_api(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     use http_body_util::BodyExt;
-    let snap = shared.state.load_full();
-    let Some(expected) = snap.config.admin.as_ref().and_then(|a| a.token.as_ref()) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            "session admin api is off: set admin.token_file\n",
-        );
-    };
-    let presented = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !ct_eq(presented.as_bytes(), expected.0.as_bytes()) {
-        tracing::warn!(path = %req.uri().path(), "session admin api: bad or missing admin token");
-        let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
-        r.headers_mut().insert(
-            http::header::WWW_AUTHENTICATE,
-            http::HeaderValue::from_static("Bearer realm=\"portcullis-admin\""),
-        );
-        return r;
+    if let Err(r) = admin_auth(shared, &req) {
+        return *r;
     }
+    let snap = shared.state.load_full();
     let Some(browser) = &snap.browser else {
         return text(StatusCode::NOT_FOUND, "no sessions are configured\n");
     };
@@ -249,6 +254,149 @@ async fn sessions_api(shared: &Shared, req: Request<Incoming>) -> Response<Body>
             }
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// Checks the admin bearer token; `Err` is the response to send.
+fn admin_auth(shared: &Shared, req: &Request<Incoming>) -> Result<(), Box<Response<Body>>> {
+    let snap = shared.state.load_full();
+    let Some(expected) = snap.config.admin.as_ref().and_then(|a| a.token.as_ref()) else {
+        return Err(Box::new(text(
+            StatusCode::NOT_FOUND,
+            "admin api is off: set admin.token_file\n",
+        )));
+    };
+    let presented = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !ct_eq(presented.as_bytes(), expected.0.as_bytes()) {
+        tracing::warn!(path = %req.uri().path(), "admin api: bad or missing admin token");
+        let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+        r.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"portcullis-admin\""),
+        );
+        return Err(Box::new(r));
+    }
+    Ok(())
+}
+
+/// `PUT /admin/policy/bundle`: a new signed bundle (the tar as the body),
+/// accepted only with `If-Match: "<active revision>"` (`If-Match: "none"`
+/// before the first bundle). Concurrent publishers are serialised; the
+/// loser's precondition no longer holds and it gets 412. `GET` shows the
+/// active revision as the `ETag`.
+async fn bundle_api(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    use http_body_util::BodyExt;
+    if let Err(r) = admin_auth(shared, &req) {
+        return *r;
+    }
+    let Some(mgr) = shared.bundle.clone() else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "the policy does not come from bundles\n",
+        );
+    };
+    let etag = |rev: Option<u64>| match rev {
+        Some(r) => format!("\"{r}\""),
+        None => "\"none\"".to_owned(),
+    };
+    match *req.method() {
+        Method::GET => {
+            let st = mgr.status();
+            let mut r = json(
+                StatusCode::OK,
+                serde_json::json!({"revision": st.revision, "digest": st.digest}).to_string(),
+            );
+            if let Ok(v) = http::HeaderValue::from_str(&etag(st.revision)) {
+                r.headers_mut().insert(http::header::ETAG, v);
+            }
+            r
+        }
+        Method::PUT => {
+            let Some(if_match) = req
+                .headers()
+                .get(http::header::IF_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+            else {
+                return text(
+                    StatusCode::PRECONDITION_REQUIRED,
+                    "If-Match with the active revision is required\n",
+                );
+            };
+            let expected = match if_match.trim().trim_matches('"') {
+                "none" => None,
+                n => match n.parse::<u64>() {
+                    Ok(r) => Some(r),
+                    Err(_) => {
+                        return text(
+                            StatusCode::BAD_REQUEST,
+                            "If-Match: expected \"<revision>\" or \"none\"\n",
+                        )
+                    }
+                },
+            };
+            let max = mgr.source().max_bytes;
+            let body = match http_body_util::Limited::new(req.into_body(), max)
+                .collect()
+                .await
+            {
+                Ok(b) => b.to_bytes().to_vec(),
+                Err(_) => {
+                    shared.metrics.bundle_refused("too_large");
+                    return text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "bundle over the size limit\n",
+                    );
+                }
+            };
+            match mgr
+                .install(shared, crate::bundle::Source::Bytes(body), Some(expected))
+                .await
+            {
+                Ok(done) => {
+                    let st = mgr.status();
+                    let mut r = json(
+                        StatusCode::OK,
+                        serde_json::json!({
+                            "revision": st.revision,
+                            "digest": st.digest,
+                            "changed": done.is_some(),
+                        })
+                        .to_string(),
+                    );
+                    if let Ok(v) = http::HeaderValue::from_str(&etag(st.revision)) {
+                        r.headers_mut().insert(http::header::ETAG, v);
+                    }
+                    r
+                }
+                Err(e) => {
+                    shared.metrics.bundle_refused(e.reason());
+                    tracing::warn!(reason = e.reason(), error = %e, "bundle upload refused");
+                    let status = match &e {
+                        crate::bundle::InstallError::Precondition { .. } => {
+                            StatusCode::PRECONDITION_FAILED
+                        }
+                        crate::bundle::InstallError::Internal(_) => {
+                            StatusCode::INTERNAL_SERVER_ERROR
+                        }
+                        crate::bundle::InstallError::Refused(..) => {
+                            StatusCode::UNPROCESSABLE_ENTITY
+                        }
+                    };
+                    json(
+                        status,
+                        serde_json::json!({"error": e.reason(), "detail": e.to_string()})
+                            .to_string(),
+                    )
+                }
+            }
+        }
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     }
 }
 

@@ -19,6 +19,7 @@ mod authz;
 mod bearer;
 mod body;
 mod browser;
+mod bundle;
 mod listener;
 mod reload;
 mod response;
@@ -75,6 +76,8 @@ pub(crate) struct Shared {
     /// True while listeners accept; false before start and while draining.
     pub(crate) serving: AtomicBool,
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
+    /// Signed policy bundles, when the policy comes from them.
+    pub(crate) bundle: Option<Arc<bundle::BundleManager>>,
 }
 
 /// A running gateway.
@@ -162,6 +165,16 @@ impl Gateway {
             None => None,
         };
 
+        let bundle = match &snap.config.policy.bundle {
+            None => None,
+            Some(src) => Some(Arc::new(
+                bundle::BundleManager::new(src.clone()).map_err(StartError::Load)?,
+            )),
+        };
+        if let (Some(b), Some((rev, _))) = (&bundle, &snap.bundle) {
+            let _ = b;
+            metrics.set_bundle(*rev);
+        }
         let shared = Arc::new(Shared {
             config_path: config_path.to_owned(),
             state: ArcSwap::from_pointee(snap),
@@ -170,6 +183,7 @@ impl Gateway {
             signer,
             serving: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
+            bundle,
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (admin_shutdown_tx, admin_shutdown_rx) = watch::channel(false);
@@ -195,6 +209,13 @@ impl Gateway {
                 name,
                 tcp,
                 graceful.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
+        if let Some(b) = &shared.bundle {
+            tasks.push(tokio::spawn(bundle::poll_loop(
+                b.clone(),
+                shared.clone(),
                 shutdown_rx.clone(),
             )));
         }

@@ -323,6 +323,8 @@ async fn audit_connection_event(
         cert_thumbprint: None,
         token_issuer: None,
         token_subject: None,
+        bundle_revision: None,
+        bundle_digest: None,
         route: None,
         method: "-".to_owned(),
         path: "-".to_owned(),

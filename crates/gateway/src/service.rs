@@ -243,6 +243,8 @@ fn record(
         cert_thumbprint: conn.strings.thumbprint.clone(),
         token_issuer: token.map(|t| t.issuer.clone()),
         token_subject: token.and_then(|t| t.subject.clone()),
+        bundle_revision: snap.bundle.as_ref().map(|(r, _)| *r),
+        bundle_digest: snap.bundle.as_ref().map(|(_, d)| d.clone()),
         route: facts.route.clone(),
         method: facts.method.clone(),
         path: facts.path.clone(),
@@ -284,6 +286,18 @@ async fn pipeline(
         req.version(),
         Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
     );
+
+    // Signed bundles: no verified policy, or none confirmed within
+    // max_age, and nothing is served.
+    if let Some(b) = &shared.bundle {
+        if let Err(why) = b.check() {
+            return Err(Refusal::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "policy_unavailable",
+                why,
+            ));
+        }
+    }
 
     // 0. HTTP/1 framing as read off the connection, which hyper's parsed
     //    headers hide (CL with TE, duplicate CL). The body is not read, so

@@ -26,6 +26,8 @@ pub(crate) struct Snapshot {
     pub(crate) bearer: Option<BearerAuth>,
     /// Browser login and sessions, when `oidc` is configured.
     pub(crate) browser: Option<crate::browser::BrowserAuth>,
+    /// Revision and digest of the signed bundle the policy came from.
+    pub(crate) bundle: Option<(u64, String)>,
     pub(crate) loaded_at: jiff::Timestamp,
 }
 
@@ -50,9 +52,32 @@ impl Snapshot {
 /// did not change. Blocking (file I/O): call from a blocking thread.
 pub(crate) fn load(config_path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, LoadError> {
     let config = Config::load(config_path).map_err(|e| LoadError::Config(e.to_string()))?;
-    let policy = load_policy(&config.policy.path, &config.routes)
-        .map_err(|e| LoadError::Policy(e.to_string()))?;
-    build(config_path, config, policy, previous).map_err(LoadError::Config)
+    let (policy, bundle) = match &config.policy.bundle {
+        None => (
+            load_policy(&config.policy.path, &config.routes)
+                .map_err(|e| LoadError::Policy(e.to_string()))?,
+            None,
+        ),
+        // Only the verified, installed bundle; before the first one, the
+        // empty policy (and the gateway answers 503 anyway).
+        Some(src) => match crate::bundle::read_installed(src).map_err(LoadError::Policy)? {
+            None => (
+                LoadedPolicy {
+                    policy: portcullis_policy::Policy::empty(),
+                    sha256: String::new(),
+                },
+                None,
+            ),
+            Some(i) => (
+                portcullis_config::compile_policy(&config.policy.path, &i.policy, &config.routes)
+                    .map_err(|e| LoadError::Policy(e.to_string()))?,
+                Some((i.revision, i.digest)),
+            ),
+        },
+    };
+    let mut snap = build(config_path, config, policy, previous).map_err(LoadError::Config)?;
+    snap.bundle = bundle;
+    Ok(snap)
 }
 
 /// Which part of a load failed: the configuration (and what it names) or
@@ -140,6 +165,7 @@ fn build(
         _ => None,
     };
     Ok(Snapshot {
+        bundle: None,
         browser,
         bearer,
         routes: RouteTable::new(&config.routes),

@@ -29,6 +29,8 @@ fn sample_record() -> AuditRecord {
         cert_thumbprint: Some("ab".repeat(32)),
         token_issuer: None,
         token_subject: None,
+        bundle_revision: None,
+        bundle_digest: None,
         route: Some("orders-api".to_owned()),
         method: "POST".to_owned(),
         path: "/v1/orders/8f3a/items".to_owned(),

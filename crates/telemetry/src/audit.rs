@@ -67,6 +67,10 @@ pub struct AuditRecord {
     pub token_issuer: Option<String>,
     /// `sub` of the verified bearer token.
     pub token_subject: Option<String>,
+    /// Revision and manifest digest of the signed bundle the deciding
+    /// policy came from.
+    pub bundle_revision: Option<u64>,
+    pub bundle_digest: Option<String>,
     /// Name of the matched route.
     pub route: Option<String>,
     pub method: String,

@@ -189,6 +189,9 @@ pub struct Metrics {
     bad_requests: Family<ReasonLabels, Counter>,
     bearer_tokens: Family<ResultReasonLabels, Counter>,
     session_store_errors: Family<ReasonLabels, Counter>,
+    bundle_refusals: Family<ReasonLabels, Counter>,
+    bundle_revision: Gauge,
+    bundle_age: Gauge,
     audit_records: Family<DecisionLabels, Counter>,
     audit_records_dropped: Family<DecisionLabels, Counter>,
     audit_queue_depth: Gauge,
@@ -266,6 +269,24 @@ impl Metrics {
             "Requests refused with 503 because the session store failed, by reason code",
             session_store_errors.clone(),
         );
+        let bundle_refusals = Family::default();
+        registry.register(
+            "policy_bundle_refusals",
+            "Policy bundles refused (tampered, unsigned, rolled back, unreachable ...), by reason code",
+            bundle_refusals.clone(),
+        );
+        let bundle_revision = Gauge::default();
+        registry.register(
+            "policy_bundle_revision",
+            "Revision of the active signed policy bundle",
+            bundle_revision.clone(),
+        );
+        let bundle_age = Gauge::default();
+        registry.register(
+            "policy_bundle_age_seconds",
+            "Seconds since the active policy bundle was last verified or confirmed by its source",
+            bundle_age.clone(),
+        );
         let audit_records = Family::default();
         registry.register(
             "audit_records",
@@ -338,6 +359,9 @@ impl Metrics {
             bad_requests,
             bearer_tokens,
             session_store_errors,
+            bundle_refusals,
+            bundle_revision,
+            bundle_age,
             audit_records,
             audit_records_dropped,
             audit_queue_depth,
@@ -459,6 +483,26 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts a refused policy bundle by reason code.
+    pub fn bundle_refused(&self, reason: &str) {
+        self.bundle_refusals
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The active bundle's revision.
+    pub fn set_bundle(&self, revision: u64) {
+        self.bundle_revision
+            .set(i64::try_from(revision).unwrap_or(i64::MAX));
+    }
+
+    /// Seconds since the bundle was last verified or confirmed.
+    pub fn set_bundle_age(&self, secs: u64) {
+        self.bundle_age.set(i64::try_from(secs).unwrap_or(i64::MAX));
     }
 
     /// Counts a bearer token refused; `reason` is a fixed reason code such

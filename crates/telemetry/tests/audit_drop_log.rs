@@ -37,6 +37,8 @@ fn record(id: &str, decision: Decision) -> AuditRecord {
         cert_thumbprint: None,
         token_issuer: None,
         token_subject: None,
+        bundle_revision: None,
+        bundle_digest: None,
         route: None,
         method: "GET".to_owned(),
         path: "/".to_owned(),
