@@ -132,5 +132,17 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Compiling a policy: what activating a new bundle costs besides its
+/// signature check.
+fn compile(c: &mut Criterion) {
+    let (yaml, _) = generate(10_000);
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(10);
+    group.bench_function("10000_rules", |b| {
+        b.iter(|| Policy::from_yaml(black_box(&yaml)).expect("generated policy loads"));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, compile);
 criterion_main!(benches);
