@@ -259,7 +259,7 @@ impl std::fmt::Debug for Upstream {
 #[derive(Debug, Clone)]
 pub struct PolicySource {
     /// The policy file. With `bundle`, the file the gateway installs from
-    /// the last verified bundle (`<state_dir>/active-policy.yaml`).
+    /// the last verified bundle (`<state_dir>/active-bundle.tar`).
     pub path: PathBuf,
     pub watch: bool,
     pub poll_interval: Duration,

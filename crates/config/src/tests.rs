@@ -462,3 +462,122 @@ mod bearer {
         assert!(e.contains("bearer.issuers[0].ca"), "{e}");
     }
 }
+
+mod sessions_and_bundles {
+    use super::*;
+
+    fn err(f: &Fixture, yaml: &str) -> String {
+        match f.load(yaml) {
+            Ok(_) => panic!("config should not load:\n{yaml}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn with_login(f: &Fixture, oidc_extra: &str, sessions_extra: &str) -> String {
+        std::fs::write(f.dir.path().join("secret"), "s3cret\n").unwrap();
+        std::fs::write(f.dir.path().join("k1.key"), "00".repeat(32)).unwrap();
+        format!(
+            "{VALID}oidc:\n  issuer: https://id.example\n  client_id: web\n  client_secret_file: secret\n  redirect_uri: https://gw.example/.portcullis/callback\n{oidc_extra}sessions:\n  refresh_token_keys:\n    - {{ id: k1, file: k1.key }}\n{sessions_extra}"
+        )
+    }
+
+    #[test]
+    fn login_and_sessions_load_with_secure_defaults() {
+        let f = Fixture::new();
+        let c = f.load(&with_login(&f, "", "")).unwrap();
+        let o = c.oidc.unwrap();
+        assert_eq!(
+            o.client_secret.0.as_str(),
+            "s3cret",
+            "trailing newline removed"
+        );
+        assert!(!format!("{o:?}").contains("s3cret"), "secrets are redacted");
+        assert_eq!(o.auth_method, ClientAuth::ClientSecretBasic);
+        let s = c.sessions.unwrap();
+        assert_eq!(s.cookie_name, DEFAULT_SESSION_COOKIE);
+        assert!(matches!(s.store, SessionStoreConfig::Embedded { .. }));
+        assert_eq!(s.idle_timeout, DEFAULT_SESSION_IDLE_TIMEOUT);
+    }
+
+    #[test]
+    fn insecure_or_incomplete_login_settings_are_refused() {
+        let f = Fixture::new();
+        let base = with_login(&f, "", "");
+        let e = err(&f, &base.replace("client_id: web", "client_id: \"\""));
+        assert!(e.contains("oidc.client_id: must not be empty"), "{e}");
+        let e = err(
+            &f,
+            &base.replace("issuer: https://id.example", "issuer: http://id.example"),
+        );
+        assert!(e.contains("oidc.issuer"), "{e}");
+        let e = err(&f, &with_login(&f, "", "  cookie_name: session\n"));
+        assert!(
+            e.contains("sessions.cookie_name") && e.contains("__Host-"),
+            "{e}"
+        );
+        let e = err(&f, &with_login(&f, "  scopes: [email]\n", ""));
+        assert!(e.contains("must include `openid`"), "{e}");
+        let e = err(
+            &f,
+            &with_login(&f, "", "  idle_timeout: 2h\n  absolute_timeout: 1h\n"),
+        );
+        assert!(e.contains("sessions.idle_timeout"), "{e}");
+        std::fs::write(f.dir.path().join("short.key"), "abcd").unwrap();
+        let e = err(&f, &base.replace("file: k1.key", "file: short.key"));
+        assert!(e.contains("32-byte key"), "{e}");
+        let only_oidc = base.split("sessions:").next().unwrap().to_owned();
+        let e = err(&f, &only_oidc);
+        assert!(e.contains("`oidc` needs `sessions`"), "{e}");
+        let e = err(
+            &f,
+            &with_login(
+                &f,
+                "",
+                "  store:\n    redis: { url: http://127.0.0.1:6379 }\n",
+            ),
+        );
+        assert!(e.contains("redis:// or rediss://"), "{e}");
+    }
+
+    #[test]
+    fn admin_token_must_be_long() {
+        let f = Fixture::new();
+        std::fs::write(f.dir.path().join("tok"), "short").unwrap();
+        let e = err(
+            &f,
+            &format!("{VALID}admin:\n  bind: 127.0.0.1:9999\n  token_file: tok\n"),
+        );
+        assert!(e.contains("at least 32 characters"), "{e}");
+    }
+
+    #[test]
+    fn bundle_policy_settings() {
+        let f = Fixture::new();
+        std::fs::write(f.dir.path().join("root.json"), "{}").unwrap();
+        let bundled = VALID.replace(
+            "policy:\n  file: policy.yaml\n",
+            "policy:\n  bundle:\n    url: https://bundles.example/p.tar\n    trust_root: root.json\n    poll_interval: 10s\n    max_age: 1h\n",
+        );
+        let c = f.load(&bundled).unwrap();
+        let b = c.policy.bundle.unwrap();
+        assert!(matches!(b.location, BundleLocation::Url(_)));
+        assert!(
+            c.policy.path.ends_with("active-bundle.tar")
+                || c.policy.path.ends_with("active-policy.yaml")
+        );
+        let e = err(&f, &bundled.replace("https://bundles", "http://bundles"));
+        assert!(e.contains("policy.bundle.url"), "{e}");
+        let e = err(&f, &bundled.replace("max_age: 1h", "max_age: 5s"));
+        assert!(e.contains("policy.bundle.max_age"), "{e}");
+        let e = err(
+            &f,
+            &bundled.replace("policy:\n", "policy:\n  file: policy.yaml\n"),
+        );
+        assert!(e.contains("not both"), "{e}");
+        let e = err(
+            &f,
+            &bundled.replace("trust_root: root.json", "trust_root: nope.json"),
+        );
+        assert!(e.contains("policy.bundle.trust_root"), "{e}");
+    }
+}

@@ -162,7 +162,7 @@ pub(crate) fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     let policy = PolicySource {
         path: match (&raw.policy.file, &bundle) {
             (Some(f), _) => cx.resolve(f),
-            (None, Some(b)) => b.state_dir.join("active-policy.yaml"),
+            (None, Some(b)) => b.state_dir.join("active-bundle.tar"),
             (None, None) => PathBuf::new(),
         },
         watch: raw.policy.watch.unwrap_or(true),
@@ -341,16 +341,7 @@ fn bundle_source(cx: &Ctx<'_>, b: &raw::RawBundle) -> Result<BundleSource, Confi
             "must be longer than `poll_interval`, or every poll would come too late",
         ));
     }
-    let ca = match &b.ca {
-        None => None,
-        Some(p) => {
-            let path = cx.input(p);
-            Some(
-                portcullis_authn::pem::load_certs(&path)
-                    .map_err(|e| cx.err("policy.bundle.ca", e.to_string()))?,
-            )
-        }
-    };
+    let ca = ca_bundle(cx, "policy.bundle.ca", b.ca.as_deref())?;
     let max_bytes = b.max_bytes.unwrap_or(crate::DEFAULT_BUNDLE_MAX_BYTES);
     if max_bytes == 0 || max_bytes > crate::DEFAULT_BUNDLE_MAX_BYTES * 4 {
         return Err(cx.err("policy.bundle.max_bytes", "must be between 1 and 256 MiB"));
@@ -364,6 +355,24 @@ fn bundle_source(cx: &Ctx<'_>, b: &raw::RawBundle) -> Result<BundleSource, Confi
         ca,
         max_bytes,
     })
+}
+
+/// An optional CA bundle file (`None` = the system store), remembered as an
+/// input so a change triggers a reload.
+fn ca_bundle(
+    cx: &Ctx<'_>,
+    key: impl Into<String>,
+    file: Option<&str>,
+) -> Result<Option<Vec<rustls_pki_types::CertificateDer<'static>>>, ConfigError> {
+    match file {
+        None => Ok(None),
+        Some(p) => {
+            let path = cx.input(p);
+            portcullis_authn::pem::load_certs(&path)
+                .map(Some)
+                .map_err(|e| cx.err(key, e.to_string()))
+        }
+    }
 }
 
 fn secret_file(cx: &Ctx<'_>, key: &str, f: &str) -> Result<Secret, ConfigError> {
@@ -441,16 +450,7 @@ fn oidc(cx: &Ctx<'_>, o: &raw::RawOidc) -> Result<Oidc, ConfigError> {
     if !scopes.iter().any(|s| s == "openid") {
         return Err(cx.err("oidc.scopes", "must include `openid`"));
     }
-    let ca = match &o.ca {
-        None => None,
-        Some(p) => {
-            let path = cx.input(p);
-            Some(
-                portcullis_authn::pem::load_certs(&path)
-                    .map_err(|e| cx.err("oidc.ca", e.to_string()))?,
-            )
-        }
-    };
+    let ca = ca_bundle(cx, "oidc.ca", o.ca.as_deref())?;
     let algorithms = match &o.algorithms {
         None => portcullis_token::Alg::ALL.to_vec(),
         Some(list) if list.is_empty() => return Err(cx.err("oidc.algorithms", "must not be empty")),
@@ -519,16 +519,7 @@ fn sessions(cx: &Ctx<'_>, s: &raw::RawSessions) -> Result<Sessions, ConfigError>
                         ))
                     }
                 };
-                let ca = match &r.ca {
-                    None => None,
-                    Some(p) => {
-                        let path = cx.input(p);
-                        Some(
-                            portcullis_authn::pem::load_certs(&path)
-                                .map_err(|e| cx.err("sessions.store.redis.ca", e.to_string()))?,
-                        )
-                    }
-                };
+                let ca = ca_bundle(cx, "sessions.store.redis.ca", r.ca.as_deref())?;
                 let timeout = cx.duration(
                     "sessions.store.redis.timeout",
                     r.timeout.as_ref(),
@@ -747,16 +738,7 @@ fn issuer(cx: &Ctx<'_>, key: &str, r: &raw::RawIssuer) -> Result<Issuer, ConfigE
             IssuerKeys::Discovery
         }
     };
-    let ca = match &r.ca {
-        None => None,
-        Some(p) => {
-            let path = cx.input(p);
-            Some(
-                portcullis_authn::pem::load_certs(&path)
-                    .map_err(|e| cx.err(format!("{key}.ca"), e.to_string()))?,
-            )
-        }
-    };
+    let ca = ca_bundle(cx, format!("{key}.ca"), r.ca.as_deref())?;
     let algorithms = match &r.algorithms {
         None => portcullis_token::Alg::ALL.to_vec(),
         Some(list) if list.is_empty() => {

@@ -19,7 +19,15 @@ fn fingerprint(config_path: &Path, snap: &crate::state::Snapshot) -> Option<[u8;
         .into_iter()
         .chain(snap.config.inputs.iter().map(PathBuf::as_path));
     for p in files {
-        let bytes = std::fs::read(p).ok()?;
+        // With bundles the installed bundle may not exist yet; its arrival
+        // is itself a change.
+        let bytes = match std::fs::read(p) {
+            Ok(b) => b,
+            Err(_) if snap.config.policy.bundle.is_some() && p == snap.config.policy.path => {
+                Vec::new()
+            }
+            Err(_) => return None,
+        };
         ctx.update(&(bytes.len() as u64).to_be_bytes());
         ctx.update(&bytes);
     }
