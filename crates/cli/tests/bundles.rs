@@ -286,8 +286,12 @@ async fn rollback_protection_survives_a_restart() {
     }
     let ready: serde_json::Value = serde_json::from_str(&gw.admin_get("/readyz").await.1).unwrap();
     assert_eq!(ready["bundle"]["revision"], 5, "{ready}");
-    // Not confirmed by the source since the restart (it serves r4): closed.
-    assert_eq!(reader.get(gw.addr, "/api/x").await.unwrap().status, 503);
+    // The verified r5 keeps serving (within max_age of its verification).
+    assert_eq!(reader.get(gw.addr, "/api/x").await.unwrap().status, 200);
+    let a = gw.wait_audit_where(|a| a["bundle_revision"] == 5).await;
+    assert!(a
+        .iter()
+        .any(|a| a["bundle_revision"] == 5 && a["policy_revision"] == "r5"));
 }
 
 /// An HTTPS bundle server that honours If-None-Match and can be switched off.

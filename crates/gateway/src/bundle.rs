@@ -172,10 +172,16 @@ impl BundleManager {
         };
         let mut gate = GateStatus::default();
         if let Ok(Some(i)) = read_installed(&src) {
-            // Installed at an earlier run: serve it, but it is not
-            // confirmed until the source is read again.
+            // Installed at an earlier run: it was verified (or confirmed)
+            // when the file was last written or touched, so it counts from
+            // then; max_age still bounds how long it serves unconfirmed.
             gate.revision = Some(i.revision);
             gate.digest = Some(i.digest);
+            gate.confirmed = std::fs::metadata(src.state_dir.join(ACTIVE_BUNDLE))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .and_then(|age| Instant::now().checked_sub(age));
         }
         Ok(Self {
             src,
@@ -229,6 +235,11 @@ impl BundleManager {
         if let Ok(mut g) = self.gate.lock() {
             g.confirmed = Some(Instant::now());
             g.last_refusal = None;
+        }
+        // Remember the confirmation across restarts (see `new`).
+        let path = self.src.state_dir.join(ACTIVE_BUNDLE);
+        if let Ok(f) = std::fs::File::options().append(true).open(&path) {
+            let _ = f.set_modified(std::time::SystemTime::now());
         }
     }
 
