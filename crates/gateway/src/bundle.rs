@@ -391,8 +391,9 @@ impl BundleManager {
         let origin = self.src.state_dir.join(ACTIVE_BUNDLE);
         let origin_c = origin.clone();
         let routes = snap.config.routes.clone();
+        let route_names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
         let text = policy_text.clone();
-        tokio::task::spawn_blocking(move || {
+        let compiled = tokio::task::spawn_blocking(move || {
             portcullis_config::compile_policy(&origin_c, &text, &routes)
         })
         .await
@@ -430,9 +431,19 @@ impl BundleManager {
                 *cur = r;
             }
         }
-        crate::reload::reload(shared, "bundle")
-            .await
-            .map_err(InstallError::Internal)?;
+        // The snapshot load reuses this compilation when nothing changed
+        // in between, so a bundle is compiled once.
+        crate::reload::reload_with(
+            shared,
+            "bundle",
+            Some(crate::state::Precompiled {
+                digest: verified.digest.clone(),
+                routes: route_names,
+                policy: Arc::new(compiled),
+            }),
+        )
+        .await
+        .map_err(InstallError::Internal)?;
         if let Ok(mut g) = self.gate.lock() {
             g.revision = Some(verified.revision);
             g.digest = Some(verified.digest.clone());

@@ -39,11 +39,20 @@ fn fingerprint(config_path: &Path, snap: &crate::state::Snapshot) -> Option<[u8;
 /// Reloads now. Reloads are serialised: two triggers never build in
 /// parallel, and the later one always publishes last.
 pub(crate) async fn reload(shared: &Arc<Shared>, trigger: &'static str) -> Result<(), String> {
+    reload_with(shared, trigger, None).await
+}
+
+/// As [`reload`], with a policy compiled ahead (a just-verified bundle).
+pub(crate) async fn reload_with(
+    shared: &Arc<Shared>,
+    trigger: &'static str,
+    precompiled: Option<crate::state::Precompiled>,
+) -> Result<(), String> {
     let _guard = shared.reload_lock.lock().await;
     let s = shared.clone();
     let result = tokio::task::spawn_blocking(move || {
         let prev = s.state.load_full();
-        crate::state::load(&s.config_path, Some(&prev))
+        crate::state::load_with(&s.config_path, Some(&prev), precompiled)
     })
     .await
     .map_err(|e| crate::state::LoadError::Config(format!("reload task failed: {e}")))

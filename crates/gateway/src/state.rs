@@ -16,7 +16,7 @@ use crate::upstream::UpstreamClient;
 
 pub(crate) struct Snapshot {
     pub(crate) config: Config,
-    pub(crate) policy: LoadedPolicy,
+    pub(crate) policy: Arc<LoadedPolicy>,
     pub(crate) routes: RouteTable,
     /// One client per route (shared between routes with the same upstream).
     pub(crate) upstreams: Vec<Arc<UpstreamClient>>,
@@ -50,29 +50,58 @@ impl Snapshot {
 /// Loads and validates configuration and policy, builds TLS acceptors and
 /// upstream clients. Reuses `previous`'s upstream clients whose settings
 /// did not change. Blocking (file I/O): call from a blocking thread.
+/// A policy compiled ahead of the load (a bundle compiled when it was
+/// verified): used when it is the installed bundle and the configuration
+/// still has the same routes, so activation compiles once.
+pub(crate) struct Precompiled {
+    pub(crate) digest: String,
+    pub(crate) routes: Vec<String>,
+    pub(crate) policy: Arc<LoadedPolicy>,
+}
+
 pub(crate) fn load(config_path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, LoadError> {
+    load_with(config_path, previous, None)
+}
+
+pub(crate) fn load_with(
+    config_path: &Path,
+    previous: Option<&Snapshot>,
+    precompiled: Option<Precompiled>,
+) -> Result<Snapshot, LoadError> {
     let config = Config::load(config_path).map_err(|e| LoadError::Config(e.to_string()))?;
     let (policy, bundle) = match &config.policy.bundle {
         None => (
-            load_policy(&config.policy.path, &config.routes)
-                .map_err(|e| LoadError::Policy(e.to_string()))?,
+            Arc::new(
+                load_policy(&config.policy.path, &config.routes)
+                    .map_err(|e| LoadError::Policy(e.to_string()))?,
+            ),
             None,
         ),
         // Only the verified, installed bundle; before the first one, the
         // empty policy (and the gateway answers 503 anyway).
         Some(src) => match crate::bundle::read_installed(src).map_err(LoadError::Policy)? {
             None => (
-                LoadedPolicy {
+                Arc::new(LoadedPolicy {
                     policy: portcullis_policy::Policy::empty(),
                     sha256: String::new(),
-                },
+                }),
                 None,
             ),
-            Some(i) => (
-                portcullis_config::compile_policy(&config.policy.path, &i.policy, &config.routes)
-                    .map_err(|e| LoadError::Policy(e.to_string()))?,
-                Some((i.revision, i.digest)),
-            ),
+            Some(i) => {
+                let routes: Vec<String> = config.routes.iter().map(|r| r.name.clone()).collect();
+                let policy = match precompiled {
+                    Some(p) if p.digest == i.digest && p.routes == routes => p.policy,
+                    _ => Arc::new(
+                        portcullis_config::compile_policy(
+                            &config.policy.path,
+                            &i.policy,
+                            &config.routes,
+                        )
+                        .map_err(|e| LoadError::Policy(e.to_string()))?,
+                    ),
+                };
+                (policy, Some((i.revision, i.digest)))
+            }
         },
     };
     let mut snap = build(config_path, config, policy, previous).map_err(LoadError::Config)?;
@@ -99,7 +128,7 @@ impl std::fmt::Display for LoadError {
 fn build(
     config_path: &Path,
     config: Config,
-    policy: LoadedPolicy,
+    policy: Arc<LoadedPolicy>,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, String> {
     if let Some(prev) = previous {
