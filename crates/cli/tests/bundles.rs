@@ -521,3 +521,30 @@ async fn admin_upload_needs_the_expected_revision_and_one_of_two_racing_publishe
     assert!(out.contains("too_few_signatures"), "{out}");
     assert_eq!(env.readyz().await["bundle"]["revision"], rev);
 }
+
+#[tokio::test]
+async fn config_check_accepts_a_bundle_configuration_before_any_bundle() {
+    let k = keys();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(&dir.path().join("pki"));
+    std::fs::write(dir.path().join("trust-root.json"), trust_root(&k)).unwrap();
+    let config = config_yaml(&pki, &[("api", "/api", "127.0.0.1:9".parse().unwrap())], "").replace(
+        "policy:\n  file: policy.yaml\n",
+        "policy:\n  bundle:\n    file: bundle.tar\n    trust_root: trust-root.json\n",
+    );
+    std::fs::write(dir.path().join("portcullis.yaml"), config).unwrap();
+    let out = std::process::Command::new(bin())
+        .args([
+            "config",
+            "check",
+            dir.path().join("portcullis.yaml").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("policy from signed bundles"));
+}

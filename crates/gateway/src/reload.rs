@@ -61,7 +61,8 @@ pub(crate) async fn reload_with(
         Ok(snap) => {
             let rev = snap.policy.policy.revision().to_owned();
             let sha = snap.policy.sha256.clone();
-            shared.state.store(Arc::new(snap));
+            let old = shared.state.swap(Arc::new(snap));
+            retire(old);
             shared.metrics.config_reload(true);
             shared.metrics.policy_reload(true);
             shared.metrics.set_policy(&rev, &sha);
@@ -79,6 +80,22 @@ pub(crate) async fn reload_with(
             Err(e.to_string())
         }
     }
+}
+
+/// Longest wait for the requests still using a replaced snapshot.
+const RETIRE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Frees a replaced snapshot on a blocking thread once no request uses it
+/// any more: a large compiled policy takes tens of milliseconds to drop,
+/// which must not land on whichever request happens to hold it last.
+fn retire(old: Arc<crate::state::Snapshot>) {
+    tokio::task::spawn_blocking(move || {
+        let start = std::time::Instant::now();
+        while Arc::strong_count(&old) > 1 && start.elapsed() < RETIRE_WAIT {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        drop(old);
+    });
 }
 
 /// The reload loop: runs until `shutdown` turns true, reloading on SIGHUP

@@ -17,11 +17,17 @@ pub(crate) fn run(c: Cmd) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let policy = match portcullis_config::load_policy(&config.policy.path, &config.routes) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::FAILURE);
+            // With signed bundles the policy is whatever bundle verifies at
+            // run time; `portcullis bundle verify` checks a bundle.
+            let policy = if config.policy.bundle.is_some() {
+                None
+            } else {
+                match portcullis_config::load_policy(&config.policy.path, &config.routes) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Ok(ExitCode::FAILURE);
+                    }
                 }
             };
             println!("{}: ok", file.display());
@@ -45,13 +51,22 @@ pub(crate) fn run(c: Cmd) -> anyhow::Result<ExitCode> {
                     r.upstream.authority
                 );
             }
-            println!(
-                "  policy {} revision {} ({} rules, sha256 {})",
-                config.policy.path.display(),
-                policy.policy.revision(),
-                policy.policy.rule_count(),
-                policy.sha256
-            );
+            match (&policy, &config.policy.bundle) {
+                (Some(policy), _) => println!(
+                    "  policy {} revision {} ({} rules, sha256 {})",
+                    config.policy.path.display(),
+                    policy.policy.revision(),
+                    policy.policy.rule_count(),
+                    policy.sha256
+                ),
+                (None, Some(b)) => println!(
+                    "  policy from signed bundles at {:?} (trust root {}, state {}); check a bundle with `portcullis bundle verify`",
+                    b.location,
+                    b.trust_root.display(),
+                    b.state_dir.display()
+                ),
+                (None, None) => {}
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
