@@ -272,7 +272,7 @@ fn admin_auth(shared: &Shared, req: &Request<Incoming>) -> Result<(), Box<Respon
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !ct_eq(presented.as_bytes(), expected.0.as_bytes()) {
+    if !crate::https::ct_eq(presented.as_bytes(), expected.0.as_bytes()) {
         tracing::warn!(path = %req.uri().path(), "admin api: bad or missing admin token");
         let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
         r.headers_mut().insert(
@@ -398,11 +398,6 @@ async fn bundle_api(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Bo
         }
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     }
-}
-
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 fn text(status: StatusCode, s: &'static str) -> Response<Body> {

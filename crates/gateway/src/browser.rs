@@ -382,7 +382,7 @@ impl BrowserAuth {
             .and_then(|c| self.txn.open(c, t_now))
             .ok_or_else(|| fail("login_transaction_invalid", "no valid login transaction cookie (missing, forged, expired or from another login)".into()))?;
         let state = query_param(query, "state").unwrap_or_default();
-        if !ct_eq(state.as_bytes(), txn.state.as_bytes()) {
+        if !crate::https::ct_eq(state.as_bytes(), txn.state.as_bytes()) {
             return Err(fail(
                 "login_state_mismatch",
                 "`state` does not match the login transaction".into(),
@@ -654,7 +654,7 @@ impl BrowserAuth {
             other => other.map_err(bad)?,
         };
         let got = v.claims.get("nonce").and_then(Value::as_str).unwrap_or("");
-        if !ct_eq(got.as_bytes(), nonce.as_bytes()) {
+        if !crate::https::ct_eq(got.as_bytes(), nonce.as_bytes()) {
             return Err((
                 "login_nonce_mismatch",
                 "the ID token's `nonce` is not the login's".into(),
@@ -891,11 +891,6 @@ fn header_value(s: &str) -> Result<HeaderValue, Refusal> {
             "bad header value",
         )
     })
-}
-
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 /// Only a path on this gateway: one leading `/`, no scheme or authority.

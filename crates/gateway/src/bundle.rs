@@ -16,9 +16,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use portcullis_bundle::{Bundle, BundleError, Limits, RollbackState, TrustRoot};
 use portcullis_config::{BundleLocation, BundleSource};
 
@@ -46,7 +43,7 @@ pub(crate) struct BundleManager {
     state: Mutex<Option<RollbackState>>,
     gate: Mutex<GateStatus>,
     etag: Mutex<Option<String>>,
-    http: Option<Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>>,
+    http: Option<crate::https::HttpsClient>,
     /// Serialises installs (poller and admin uploads).
     pub(crate) publish: tokio::sync::Mutex<()>,
 }
@@ -167,7 +164,11 @@ impl BundleManager {
             None => configured,
         };
         let http = match &src.location {
-            BundleLocation::Url(_) => Some(https_client(src.ca.as_deref())?),
+            BundleLocation::Url(_) => Some(crate::https::client(
+                src.ca.as_deref(),
+                Duration::from_secs(10),
+                "policy.bundle.ca",
+            )?),
             _ => None,
         };
         let mut gate = GateStatus::default();
@@ -495,27 +496,6 @@ fn write_private(p: &PathBuf, bytes: &[u8]) -> Result<(), String> {
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| format!("`{}`: {e}", p.display()))
-}
-
-fn https_client(
-    ca: Option<&[rustls_pki_types::CertificateDer<'static>]>,
-) -> Result<Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>, String> {
-    let roots = match ca {
-        Some(c) => c.to_vec(),
-        None => rustls_native_certs::load_native_certs().certs,
-    };
-    let mut tls =
-        (*portcullis_authn::upstream_client_config(roots).map_err(|e| e.to_string())?).clone();
-    tls.alpn_protocols.clear();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
 /// Polls the source every `poll_interval` with ±20 % jitter, faster

@@ -20,6 +20,7 @@ mod bearer;
 mod body;
 mod browser;
 mod bundle;
+mod https;
 mod listener;
 mod reload;
 mod response;

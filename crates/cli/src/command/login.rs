@@ -18,7 +18,7 @@
 mod callback;
 mod error;
 mod https;
-mod oauth;
+pub(crate) mod oauth;
 
 #[cfg(test)]
 mod tests;

@@ -70,7 +70,7 @@ pub(crate) fn run(c: Cmd) -> anyhow::Result<ExitCode> {
                 let mut path = "/admin/sessions?limit=10000".to_owned();
                 if let Some(u) = &user {
                     path.push_str("&user=");
-                    path.push_str(&form_component(u));
+                    path.push_str(&super::login::oauth::encode(u));
                 }
                 let answer = call(&common, http::Method::GET, &path, None).await?;
                 if json {
@@ -186,16 +186,4 @@ async fn call(
         .map_err(|_| {
             anyhow::anyhow!("no answer from `{}` within {ADMIN_TIMEOUT:?}", common.admin)
         })?
-}
-
-fn form_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -8,9 +8,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use portcullis_config::{ClientAuth, Oidc};
 use rustls_pki_types::CertificateDer;
 use serde_json::Value;
@@ -20,7 +17,7 @@ pub(crate) const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Discovery documents and token responses are small.
 pub(crate) const MAX_PROVIDER_RESPONSE_BYTES: usize = 256 * 1024;
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+use crate::https::HttpsClient;
 
 /// What discovery told us.
 #[derive(Debug)]
@@ -37,30 +34,8 @@ pub(crate) struct ProviderClient {
 
 impl ProviderClient {
     pub(crate) fn new(ca: Option<&[CertificateDer<'static>]>) -> Result<Self, String> {
-        let roots = match ca {
-            Some(c) => c.to_vec(),
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                if found.certs.is_empty() {
-                    return Err("no system CA certificates found; set `oidc.ca`".to_owned());
-                }
-                found.certs
-            }
-        };
-        let mut tls =
-            (*portcullis_authn::upstream_client_config(roots).map_err(|e| e.to_string())?).clone();
-        // hyper-rustls sets ALPN itself (HTTP/1.1 here).
-        tls.alpn_protocols.clear();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(PROVIDER_TIMEOUT));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .wrap_connector(http);
         Ok(Self {
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http: crate::https::client(ca, PROVIDER_TIMEOUT, "oidc.ca")?,
         })
     }
 
