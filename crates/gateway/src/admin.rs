@@ -354,10 +354,7 @@ async fn bundle_api(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Bo
                     );
                 }
             };
-            match mgr
-                .install(shared, crate::bundle::Source::Bytes(body), Some(expected))
-                .await
-            {
+            match mgr.install(shared, body, Some(expected)).await {
                 Ok(done) => {
                     let st = mgr.status();
                     let mut r = json(

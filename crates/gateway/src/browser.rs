@@ -22,7 +22,7 @@ mod txn;
 use std::sync::Arc;
 
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use portcullis_config::{Oidc, SessionStoreConfig, Sessions};
+use portcullis_config::{Oidc, Sessions};
 use portcullis_identity::{CertIdentity, TokenIdentity};
 use portcullis_jwks::{FetchSettings, JwksSource, KeySource};
 use portcullis_session::{CasOutcome, Sealer, Session, SessionId, SessionKey, SessionStore};
@@ -152,7 +152,7 @@ impl BrowserAuth {
         // settings changed: an embedded file cannot be opened twice.
         let store = match previous {
             Some(p) if p.sessions.store == sessions.store => Arc::clone(&p.store),
-            _ => rt.block_on(open_store(&sessions.store))?,
+            _ => rt.block_on(crate::sessions::open_store(&sessions.store))?,
         };
         let client = provider::ProviderClient::new(oidc.ca.as_deref())?;
         let keys = rt
@@ -868,11 +868,6 @@ impl Refresher {
         }
         Err("the session kept changing while its refresh was stored".to_owned())
     }
-}
-
-/// Opens the configured store.
-async fn open_store(cfg: &SessionStoreConfig) -> Result<Arc<dyn SessionStore>, String> {
-    crate::sessions::open_store(cfg).await
 }
 
 fn store_refusal(e: portcullis_session::StoreError) -> Refusal {

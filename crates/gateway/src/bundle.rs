@@ -270,7 +270,7 @@ impl BundleManager {
                 return;
             }
         };
-        match self.install(shared, Source::Bytes(bytes), None).await {
+        match self.install(shared, bytes, None).await {
             Ok(_) => {}
             Err(e) => self.note_refusal(shared, &e),
         }
@@ -347,7 +347,7 @@ impl BundleManager {
     pub(crate) async fn install(
         self: &Arc<Self>,
         shared: &Arc<Shared>,
-        source: Source,
+        bytes: Vec<u8>,
         expected: Option<Option<u64>>,
     ) -> Result<Option<Installed>, InstallError> {
         let _publish = self.publish.lock().await;
@@ -357,7 +357,6 @@ impl BundleManager {
                 return Err(InstallError::Precondition { active });
             }
         }
-        let Source::Bytes(bytes) = source;
         let bundle = Bundle::from_tar(&bytes, &limits(&self.src)).map_err(refused)?;
         let root = self
             .root
@@ -370,10 +369,9 @@ impl BundleManager {
             .lock()
             .map_err(|_| InstallError::Internal("state lock".into()))?
             .clone();
-        let installed_matches = read_installed(&self.src)
-            .ok()
-            .flatten()
-            .is_some_and(|i| i.digest == verified.digest);
+        // The gate holds the installed bundle's digest (read and checked
+        // against the rollback state at start, set by every install).
+        let installed_matches = self.status().digest.as_deref() == Some(verified.digest.as_str());
         if let Some(st) = &state {
             let newer = st
                 .check(verified.revision, &verified.digest)
@@ -466,10 +464,6 @@ impl BundleManager {
     }
 }
 
-pub(crate) enum Source {
-    Bytes(Vec<u8>),
-}
-
 fn read_file(p: &Path, max: usize) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let f = std::fs::File::open(p).map_err(|e| format!("`{}`: {e}", p.display()))?;
@@ -508,7 +502,8 @@ pub(crate) async fn poll_loop(
     let mut failures: u32 = 0;
     loop {
         mgr.poll(&shared).await;
-        let ok = mgr.status().last_refusal.is_none() && mgr.status().revision.is_some();
+        let st = mgr.status();
+        let ok = st.last_refusal.is_none() && st.revision.is_some();
         failures = if ok { 0 } else { failures.saturating_add(1) };
         let base = mgr.src.poll_interval;
         let delay = if ok {

@@ -172,8 +172,7 @@ impl Gateway {
                 bundle::BundleManager::new(src.clone()).map_err(StartError::Load)?,
             )),
         };
-        if let (Some(b), Some((rev, _))) = (&bundle, &snap.bundle) {
-            let _ = b;
+        if let Some((rev, _)) = &snap.bundle {
             metrics.set_bundle(*rev);
         }
         let shared = Arc::new(Shared {
