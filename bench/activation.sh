@@ -57,6 +57,9 @@
 #   KX [x25519]              key exchange the client offers
 #   BASE_PORT [18500]        first of three consecutive ports on 127.0.0.1
 #   KEEP_TMP [0]             1 keeps the temporary directory (configs, logs)
+#   FORMAT [yaml]            how the bundle's policy is written: yaml, or
+#                            json (the same policy; JSON is read by a
+#                            faster parser, docs/bundles.md)
 #   STATE_PARENT [the temporary directory]  where the gateway's state_dir
 #                            (rollback state, installed bundle, both written
 #                            with fsync) is created; /dev/shm (tmpfs) shows
@@ -79,6 +82,7 @@ KX=${KX:-x25519}
 BASE_PORT=${BASE_PORT:-18500}
 KEEP_TMP=${KEEP_TMP:-0}
 STATE_PARENT=${STATE_PARENT:-}
+FORMAT=${FORMAT:-yaml}
 
 UPSTREAM_PORT=$BASE_PORT
 GATEWAY_PORT=$((BASE_PORT + 1))
@@ -107,6 +111,11 @@ done
 [ "$RULES_PER_ROUTE" -ge 1 ] || die "RULES_PER_ROUTE must be at least 1"
 [ "$DURATION" -ge 2 ] || die "DURATION must be at least 2 seconds"
 [ "$ROUNDS" -ge 1 ] || die "ROUNDS must be at least 1"
+case $FORMAT in
+    yaml) FORMAT_NAME=YAML ;;
+    json) FORMAT_NAME=JSON ;;
+    *) die "FORMAT must be yaml or json, not \`$FORMAT\`" ;;
+esac
 
 # --- tools -----------------------------------------------------------------
 install_missing() {
@@ -293,6 +302,37 @@ elif cmd == "routes":  # routes N UPSTREAM_URL: the configuration's routes
     n, url = int(sys.argv[2]), sys.argv[3]
     for r in range(n):
         print(f"  - name: {route(r)}\n    path_prefix: /{route(r)}\n    upstream:\n      url: {url}")
+elif cmd == "policy-json":  # policy-json RULES ROUTES CLIENT_ID: the same policy as JSON,
+    # the members after `{"revision": ...` (a leading comma, the closing brace)
+    n, routes, client = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    roles = {"reader": {}, "writer": {"inherits": ["reader"]}, "admin": {"inherits": ["writer"]},
+             "auditor": {}, "billing": {"inherits": ["reader"]}, "support": {"inherits": ["reader"]},
+             "ops": {"inherits": ["admin"]}, "ci": {"inherits": ["writer"]}, "client": {}}
+    bindings = [{"role": "reader", "spiffe_id_prefix": "spiffe://example.org/tenant"},
+                {"role": "client", "spiffe_id": client}]
+    for i in range(max(n // 10, 4)):
+        bindings.append({"role": pick(ROLES, i), "spiffe_id": f"spiffe://example.org/ns/n{i}/sa/w{i}"})
+    rules = []
+    for i in range(n - 1):
+        r = i % routes
+        res = pick(RESOURCES, i // routes)
+        version = i // (routes * len(RESOURCES))
+        rule = {"id": f"r{i}", "effect": "deny" if i % 13 == 12 else "allow",
+                "roles": [pick(ROLES, i), pick(ROLES, i // 3 + 1)], "route": route(r),
+                "methods": [pick(METHODS, i)],
+                "path": f"/{route(r)}/api/v{version}/{res}/{{tenant}}/items/{{id}}"}
+        if i % 5 == 0:
+            rule["when"] = {"source_ip": ["10.0.0.0/8", "2001:db8::/32"]}
+        elif i % 5 == 1:
+            rule["when"] = {"equal": {"tenant": "spiffe.segment[1]"}}
+        elif i % 5 == 2:
+            rule["when"] = {"time": {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "08:00",
+                                     "to": "18:00", "tz": "Europe/Berlin"}}
+        rules.append(rule)
+    rules.append({"id": "bench-allow", "effect": "allow", "roles": ["client"], "route": "bench",
+                  "methods": ["GET", "HEAD"], "path": "/bench/**"})
+    body = json.dumps({"roles": roles, "bindings": bindings, "rules": rules}, separators=(",", ":"))
+    print("," + body[1:])
 elif cmd == "policy":  # policy RULES ROUTES CLIENT_ID: the policy after its revision line
     # The shape of the policy crate's decision bench (roles with
     # inheritance, prefix and exact bindings, `{param}` patterns, some
@@ -332,8 +372,12 @@ else:
     sys.exit(f"unknown command {cmd}")
 PY
 python3 "$TMP/gen.py" root "$KEYS/ops-1.pub.pem" "$KEYS/ops-2.pub.pem" >"$KEYS/trust-root.json"
-python3 "$TMP/gen.py" policy "$RULES" "$ROUTES" "$CLIENT_ID" >"$TMP/policy-body.yaml"
-POLICY_BYTES=$(($(wc -c <"$TMP/policy-body.yaml") + 40))
+if [ "$FORMAT" = json ]; then
+    python3 "$TMP/gen.py" policy-json "$RULES" "$ROUTES" "$CLIENT_ID" >"$TMP/policy-body"
+else
+    python3 "$TMP/gen.py" policy "$RULES" "$ROUTES" "$CLIENT_ID" >"$TMP/policy-body"
+fi
+POLICY_BYTES=$(($(wc -c <"$TMP/policy-body") + 40))
 
 # build_bundle REV: signed bundle $BUNDLES/REV.tar whose policy revision
 # is `bench-activation-REV` (built and signed with the project's commands).
@@ -342,10 +386,17 @@ mkdir -p "$BUNDLES"
 build_bundle() {
     local rev=$1 dir="$TMP/src-$1" tar="$BUNDLES/$1.tar"
     mkdir -p "$dir"
-    {
-        echo "revision: \"bench-activation-$rev\""
-        cat "$TMP/policy-body.yaml"
-    } >"$dir/policy.yaml"
+    if [ "$FORMAT" = json ]; then
+        {
+            printf '{"revision": "bench-activation-%s"' "$rev"
+            cat "$TMP/policy-body"
+        } >"$dir/policy.json"
+    else
+        {
+            echo "revision: \"bench-activation-$rev\""
+            cat "$TMP/policy-body"
+        } >"$dir/policy.yaml"
+    fi
     "$PORTCULLIS" bundle build "$dir" --revision "$rev" --out "$tar" \
         >/dev/null 2>"$TMP/build.err" || die "bundle build $rev: $(cat "$TMP/build.err")"
     local k
@@ -465,9 +516,15 @@ code=$(put_bundle "$BUNDLES/2.tar" 0 | cut -d" " -f1)
 [ "$code" = 412 ] || die "PUT with a stale If-Match answered $code, expected 412"
 cp "$BUNDLES/2.tar" "$TMP/tampered.tar"
 # One byte of the policy changed after signing (inside the first rule).
-off=$(grep -abo 'id: r0,' "$TMP/tampered.tar" | head -1 | cut -d: -f1)
+# The rule id's `r`: at offset 4 of `id: r0,`, or 6 of `"id":"r0"`.
+if [ "$FORMAT" = json ]; then
+    pat='"id":"r0"' skip=6
+else
+    pat='id: r0,' skip=4
+fi
+off=$(grep -abo "$pat" "$TMP/tampered.tar" | head -1 | cut -d: -f1 || true)
 [ -n "$off" ] || die "could not find the first rule in bundle 2"
-printf 'X' | dd of="$TMP/tampered.tar" bs=1 seek=$((off + 4)) conv=notrunc status=none
+printf 'X' | dd of="$TMP/tampered.tar" bs=1 seek=$((off + skip)) conv=notrunc status=none
 code=$(put_bundle "$TMP/tampered.tar" 1 | cut -d" " -f1)
 [ "$code" = 422 ] || die "PUT of a tampered bundle answered $code, expected 422: $(cat "$TMP/put.out")"
 grep -q tampered_file "$TMP/put.out" || die "tampered bundle refused for another reason: $(cat "$TMP/put.out")"
@@ -700,7 +757,7 @@ ACTIVATIONS=$((CUR_REV - 1))
 
 {
     echo
-    echo "Latency during bundle activation (127.0.0.1, portcullis --workers 1, $RULES rules on $ROUTES routes, bundle $BUNDLE_BYTES bytes; medians of $ROUNDS rounds)"
+    echo "Latency during bundle activation (127.0.0.1, portcullis --workers 1, $RULES rules on $ROUTES routes in $FORMAT_NAME, bundle $BUNDLE_BYTES bytes; medians of $ROUNDS rounds)"
     fmt='%-11s %9s %7s %7s %8s %11s %12s %10s\n'
     # shellcheck disable=SC2059 # the format is a variable on purpose
     printf "$fmt" phase rps p50_us p99_us p999_us cpu_us/req p99/steady activ_cov
@@ -729,7 +786,7 @@ echo
 echo "---- markdown ----"
 echo "Command: \`bench/activation.sh\` (RULES=$RULES RULES_PER_ROUTE=$RULES_PER_ROUTE CONNECTIONS=$CONNECTIONS" \
     "DURATION=$DURATION CONTINUOUS_DURATION=$CONTINUOUS_DURATION ACTIVATE_EVERY=$ACTIVATE_EVERY" \
-    "ROUNDS=$ROUNDS IDLE_ACTIVATIONS=$IDLE_ACTIVATIONS WARMUP=$WARMUP LOADGEN_THREADS=$LOADGEN_THREADS KX=$KX)"
+    "ROUNDS=$ROUNDS IDLE_ACTIVATIONS=$IDLE_ACTIVATIONS WARMUP=$WARMUP LOADGEN_THREADS=$LOADGEN_THREADS KX=$KX FORMAT=$FORMAT)"
 echo
 echo "| machine | |"
 echo "|---|---|"
@@ -738,7 +795,7 @@ echo "| CPU | $CPU_MODEL |"
 echo "| load average before / after | $LOAD_START / $LOAD_END |"
 echo "| rustc (Portcullis: rustls + aws-lc-rs) | $RUSTC_V |"
 echo "| TLS negotiated | $TLS |"
-echo "| policy | $RULES rules on $ROUTES routes, $POLICY_BYTES bytes of YAML; bundle $BUNDLE_BYTES bytes, 2 ECDSA P-256 signatures (2-of-2 trust root) |"
+echo "| policy | $RULES rules on $ROUTES routes, $POLICY_BYTES bytes of $FORMAT_NAME; bundle $BUNDLE_BYTES bytes, 2 ECDSA P-256 signatures (2-of-2 trust root) |"
 echo "| gateway state_dir | $STATE_FS |"
 echo "| activations | $ACTIVATIONS revisions installed with \`PUT /admin/policy/bundle\`, every one 200 |"
 echo

@@ -401,6 +401,51 @@ fn build_sign_verify_round_trip_with_a_two_of_three_root() {
     assert!(out.contains(&sha256_hex(&manifest.stdout)), "{r:?}");
 }
 
+/// The test policy written as JSON.
+const POLICY_JSON: &str = r#"{"revision": "bundle-json",
+ "roles": {"reader": {}, "writer": {"inherits": ["reader"]}},
+ "bindings": [{"role": "reader", "spiffe_id": "spiffe://example.org/ns/test/sa/reader"}],
+ "rules": [{"id": "api-read", "effect": "allow", "roles": ["reader"], "route": "api",
+            "methods": ["GET"], "path": "/api/**"}]}"#;
+
+#[test]
+fn build_takes_policy_json_when_the_directory_has_no_policy_yaml() {
+    let t = setup();
+    let src = t.path("json-src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("policy.json"), POLICY_JSON).unwrap();
+    let out = t.path("j.tar");
+    let r = build(&src, &out, 3);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.out()
+            .contains("policy revision `bundle-json` with 1 rules"),
+        "{r:?}"
+    );
+    sign(&out, &t.keys[0]);
+    sign(&out, &t.keys[1]);
+    let r = verify(&out, &t.root, &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let manifest = portcullis(&["bundle", "inspect", s(&out), "--manifest"]);
+    assert!(
+        manifest.out().contains(r#""entrypoint":"policy.json""#),
+        "{manifest:?}"
+    );
+
+    // A JSON policy of the wrong shape is refused with its key path.
+    std::fs::write(
+        src.join("policy.json"),
+        POLICY_JSON.replace(r#""roles": ["reader"]"#, r#""roles": "reader""#),
+    )
+    .unwrap();
+    let bad = t.path("bad.tar");
+    let r = build(&src, &bad, 4);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("policy.json"), "{r:?}");
+    assert!(r.stderr.contains("rules[0].roles"), "{r:?}");
+    assert!(!bad.exists());
+}
+
 #[test]
 fn build_is_reproducible_with_a_fixed_creation_time() {
     let t = setup();

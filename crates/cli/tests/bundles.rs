@@ -64,6 +64,31 @@ fn bundle(dir: &Path, revision: u64, policy: &str, signers: &[(&str, &SigningKey
     b.to_tar().unwrap()
 }
 
+/// As [`bundle`], with the policy in `policy.json`.
+fn json_bundle(
+    dir: &Path,
+    revision: u64,
+    policy: &str,
+    signers: &[(&str, &SigningKey)],
+) -> Vec<u8> {
+    let src = dir.join(format!("json-src-{revision}"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("policy.json"), policy).unwrap();
+    let mut b = Bundle::build(&src, revision, "policy.json", jiff::Timestamp::now()).unwrap();
+    for (id, k) in signers {
+        b.sign(id, k).unwrap();
+    }
+    b.to_tar().unwrap()
+}
+
+/// [`BASIC_POLICY`] written as JSON, with revision `rev`.
+fn json_policy_rev(rev: &str) -> String {
+    let mut v: serde_json::Value = serde_norway::from_str(&policy_rev(rev)).unwrap();
+    assert!(v["rules"].is_array());
+    v["revision"] = serde_json::Value::from(rev);
+    serde_json::to_string_pretty(&v).unwrap()
+}
+
 fn policy_rev(rev: &str) -> String {
     BASIC_POLICY.replace("revision: \"basic-1\"", &format!("revision: \"{rev}\""))
 }
@@ -229,6 +254,50 @@ async fn nothing_is_served_until_a_bundle_verifies_and_bad_bundles_change_nothin
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(env.readyz().await["bundle"]["revision"], 2, "still r2");
     assert_eq!(env.status().await, 200);
+}
+
+#[tokio::test]
+async fn a_bundle_with_a_json_policy_is_served_and_a_bad_one_refused() {
+    let env = Env::start(
+        "    file: bundle.tar\n    poll_interval: 200ms\n    max_age: 1h\n",
+        keys(),
+    )
+    .await;
+    let d = env.dir.path();
+    let both = [("a", &env.keys.a), ("b", &env.keys.b)];
+    std::fs::write(
+        d.join("bundle.tar"),
+        json_bundle(d, 1, &json_policy_rev("json-1"), &both),
+    )
+    .unwrap();
+    env.wait_status(200).await;
+    let ready = env.readyz().await;
+    assert_eq!(ready["bundle"]["revision"], 1, "{ready}");
+    assert_eq!(ready["policy"]["revision"], "json-1", "{ready}");
+    // The deny rule of the JSON policy holds.
+    let r = env.reader.get(env.gw.addr, "/api/admin/x").await.unwrap();
+    assert_eq!(r.status, 403);
+
+    // Valid JSON of the wrong shape: refused whole, json-1 stays.
+    let bad = json_policy_rev("json-2").replace(r#""roles": ["#, r#""rolez": ["#);
+    assert_ne!(bad, json_policy_rev("json-2"));
+    std::fs::write(d.join("bundle.tar"), json_bundle(d, 2, &bad, &both)).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while env.refusals("policy_invalid").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "bad JSON policy never refused: {}",
+            env.gw.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        env.gw.stderr().contains("unknown field `rolez`"),
+        "the log names the error: {}",
+        env.gw.stderr()
+    );
+    assert_eq!(env.status().await, 200);
+    assert_eq!(env.readyz().await["policy"]["revision"], "json-1");
 }
 
 #[tokio::test]

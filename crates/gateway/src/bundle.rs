@@ -206,7 +206,10 @@ impl BundleManager {
     /// `Ok` when requests may be served; otherwise why not (for 503,
     /// `/readyz` and the log).
     pub(crate) fn check(&self) -> Result<(), String> {
-        let g = self.status();
+        // Called for every request: judged under the lock, nothing cloned.
+        let Ok(g) = self.gate.lock() else {
+            return Err("internal: bundle state unavailable".to_owned());
+        };
         if g.revision.is_none() {
             return Err(match &g.last_refusal {
                 Some(r) => format!("no verified policy bundle yet (last refusal: {r})"),
@@ -344,6 +347,10 @@ impl BundleManager {
     /// Verifies, checks rollback and compiles a bundle, then installs it
     /// and reloads. `expected`: the admin API's `If-Match` revision.
     /// `Ok(None)`: the bundle is the active one (confirmed, nothing to do).
+    ///
+    /// Everything but the final swap runs on a blocking thread: parsing,
+    /// hashing, signature checks, compilation and the `fsync`ed writes
+    /// must not stall the requests served by the runtime's threads.
     pub(crate) async fn install(
         self: &Arc<Self>,
         shared: &Arc<Shared>,
@@ -357,7 +364,63 @@ impl BundleManager {
                 return Err(InstallError::Precondition { active });
             }
         }
-        let bundle = Bundle::from_tar(&bytes, &limits(&self.src)).map_err(refused)?;
+        let routes = shared.state.load().config.routes.clone();
+        let installed = self.status().digest;
+        let mgr = self.clone();
+        let prepared = crate::background::low_priority("portcullis-bundle", move || {
+            mgr.prepare(&bytes, &routes, installed.as_deref())
+        })
+        .await
+        .map_err(InstallError::Internal)??;
+        let Some(p) = prepared else {
+            self.confirm();
+            return Ok(None);
+        };
+        if let Ok(mut s) = self.state.lock() {
+            *s = Some(p.state);
+        }
+        if let Some(r) = p.new_root {
+            tracing::info!(
+                version = r.version(),
+                "trust root updated by a verified root update"
+            );
+            if let Ok(mut cur) = self.root.lock() {
+                *cur = r;
+            }
+        }
+        // The snapshot load reuses this compilation when nothing changed
+        // in between, so a bundle is compiled once.
+        crate::reload::reload_with(shared, "bundle", Some(p.precompiled))
+            .await
+            .map_err(InstallError::Internal)?;
+        if let Ok(mut g) = self.gate.lock() {
+            g.revision = Some(p.installed.revision);
+            g.digest = Some(p.installed.digest.clone());
+            g.confirmed = Some(Instant::now());
+            g.last_refusal = None;
+        }
+        shared.metrics.set_bundle(p.installed.revision);
+        tracing::info!(
+            revision = p.installed.revision,
+            digest = %p.installed.digest,
+            signers = ?p.signers,
+            "policy bundle verified and activated"
+        );
+        Ok(Some(p.installed))
+    }
+
+    /// The synchronous part of [`Self::install`]: verify, check rollback,
+    /// compile against `routes`, then persist (bundle to a temp file, the
+    /// rollback state, the rename that makes it active). `Ok(None)`: the
+    /// bundle is the installed one (`installed`: its digest). Runs at low
+    /// CPU priority, so it takes no lock a request waits for.
+    fn prepare(
+        &self,
+        bytes: &[u8],
+        routes: &[portcullis_config::Route],
+        installed: Option<&str>,
+    ) -> Result<Option<Prepared>, InstallError> {
+        let bundle = Bundle::from_tar(bytes, &limits(&self.src)).map_err(refused)?;
         let root = self
             .root
             .lock()
@@ -371,13 +434,12 @@ impl BundleManager {
             .clone();
         // The gate holds the installed bundle's digest (read and checked
         // against the rollback state at start, set by every install).
-        let installed_matches = self.status().digest.as_deref() == Some(verified.digest.as_str());
+        let installed_matches = installed == Some(verified.digest.as_str());
         if let Some(st) = &state {
             let newer = st
                 .check(verified.revision, &verified.digest)
                 .map_err(refused)?;
             if !newer && installed_matches {
-                self.confirm();
                 return Ok(None);
             }
         }
@@ -386,20 +448,9 @@ impl BundleManager {
         let policy_text = String::from_utf8(bundle.entrypoint().to_vec()).map_err(|_| {
             InstallError::Refused("policy_invalid", "the policy is not UTF-8".into())
         })?;
-        let snap = shared.state.load_full();
         let origin = self.src.state_dir.join(ACTIVE_BUNDLE);
-        let origin_c = origin.clone();
-        let routes = snap.config.routes.clone();
-        let route_names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
-        let text = policy_text.clone();
-        let compiled = tokio::task::spawn_blocking(move || {
-            portcullis_config::compile_policy(&origin_c, &text, &routes)
-        })
-        .await
-        .map_err(|e| InstallError::Internal(e.to_string()))?
-        .map_err(|e| InstallError::Refused("policy_invalid", e.to_string()))?;
-        // Persist: the bundle first (a temp file), then the rollback state,
-        // then the rename that makes it the active one.
+        let compiled = portcullis_config::compile_policy(&origin, &policy_text, routes)
+            .map_err(|e| InstallError::Refused("policy_invalid", e.to_string()))?;
         let tmp = self.src.state_dir.join(format!("{ACTIVE_BUNDLE}.tmp"));
         let tar = bundle
             .to_tar()
@@ -418,50 +469,32 @@ impl BundleManager {
         next.store(&self.src.state_dir.join(STATE_FILE))
             .map_err(|e| InstallError::Internal(e.to_string()))?;
         std::fs::rename(&tmp, &origin).map_err(|e| InstallError::Internal(e.to_string()))?;
-        if let Ok(mut s) = self.state.lock() {
-            *s = Some(next);
-        }
-        if let Some(r) = new_root {
-            tracing::info!(
-                version = r.version(),
-                "trust root updated by a verified root update"
-            );
-            if let Ok(mut cur) = self.root.lock() {
-                *cur = r;
-            }
-        }
-        // The snapshot load reuses this compilation when nothing changed
-        // in between, so a bundle is compiled once.
-        crate::reload::reload_with(
-            shared,
-            "bundle",
-            Some(crate::state::Precompiled {
+        Ok(Some(Prepared {
+            state: next,
+            new_root,
+            precompiled: crate::state::Precompiled {
                 digest: verified.digest.clone(),
-                routes: route_names,
+                routes: routes.iter().map(|r| r.name.clone()).collect(),
                 policy: Arc::new(compiled),
-            }),
-        )
-        .await
-        .map_err(InstallError::Internal)?;
-        if let Ok(mut g) = self.gate.lock() {
-            g.revision = Some(verified.revision);
-            g.digest = Some(verified.digest.clone());
-            g.confirmed = Some(Instant::now());
-            g.last_refusal = None;
-        }
-        shared.metrics.set_bundle(verified.revision);
-        tracing::info!(
-            revision = verified.revision,
-            digest = %verified.digest,
-            signers = ?verified.signers,
-            "policy bundle verified and activated"
-        );
-        Ok(Some(Installed {
-            policy: policy_text,
-            revision: verified.revision,
-            digest: verified.digest,
+            },
+            signers: verified.signers,
+            installed: Installed {
+                policy: policy_text,
+                revision: verified.revision,
+                digest: verified.digest,
+            },
         }))
     }
+}
+
+/// A verified, compiled and persisted bundle, ready to be swapped in.
+struct Prepared {
+    /// The rollback state now on disk, and the trust root it carries.
+    state: RollbackState,
+    new_root: Option<TrustRoot>,
+    precompiled: crate::state::Precompiled,
+    signers: Vec<String>,
+    installed: Installed,
 }
 
 fn read_file(p: &Path, max: usize) -> Result<Vec<u8>, String> {

@@ -16,6 +16,7 @@
 mod admin;
 mod assertion;
 mod authz;
+mod background;
 mod bearer;
 mod body;
 mod browser;

@@ -85,17 +85,23 @@ pub(crate) async fn reload_with(
 /// Longest wait for the requests still using a replaced snapshot.
 const RETIRE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Frees a replaced snapshot on a blocking thread once no request uses it
-/// any more: a large compiled policy takes tens of milliseconds to drop,
-/// which must not land on whichever request happens to hold it last.
+/// Frees a replaced snapshot on a low-priority thread once no request uses
+/// it any more: a large compiled policy takes tens of milliseconds to drop,
+/// which must not land on whichever request happens to hold it last, nor
+/// take CPU from the requests.
 fn retire(old: Arc<crate::state::Snapshot>) {
-    tokio::task::spawn_blocking(move || {
+    let work = move || {
         let start = std::time::Instant::now();
         while Arc::strong_count(&old) > 1 && start.elapsed() < RETIRE_WAIT {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         drop(old);
-    });
+    };
+    if let Err(e) = crate::background::spawn("portcullis-retire", work) {
+        // The snapshot was moved into the closure that could not start and
+        // is freed here; nothing else is lost.
+        tracing::warn!(error = %e, "replaced snapshot freed on the reload path");
+    }
 }
 
 /// The reload loop: runs until `shutdown` turns true, reloading on SIGHUP

@@ -141,6 +141,12 @@ fn compile(c: &mut Criterion) {
     group.bench_function("10000_rules", |b| {
         b.iter(|| Policy::from_yaml(black_box(&yaml)).expect("generated policy loads"));
     });
+    // The same policy written as JSON (read by the JSON parser).
+    let value: serde_json::Value = serde_norway::from_str(&yaml).expect("generated YAML");
+    let json = serde_json::to_string(&value).expect("JSON");
+    group.bench_function("10000_rules_json", |b| {
+        b.iter(|| Policy::from_yaml(black_box(&json)).expect("generated policy loads"));
+    });
     group.finish();
 }
 

@@ -25,6 +25,13 @@ fn err<T>(path: impl Into<String>, kind: K) -> Result<T> {
 }
 
 /// Checks the size, then parses YAML into raw structs tracking key paths.
+///
+/// A document that is valid JSON (JSON is a subset of YAML's flow style,
+/// with the same meaning) goes through a JSON parser, several times faster
+/// than the YAML one: what makes activating a large generated policy fast.
+/// Anything that is not valid JSON, including YAML flow mappings such as
+/// `{revision: r1}`, is parsed as YAML; a valid JSON document of the wrong
+/// shape gets the JSON parser's error with its key path.
 pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(src: &str) -> Result<T> {
     if src.len() > MAX_POLICY_BYTES {
         return err(
@@ -41,8 +48,26 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(src: &str) -> Result<T>
     {
         return err("", K::Empty);
     }
+    if src.trim_start().starts_with('{') {
+        if let Some(parsed) = parse_json(src) {
+            return parsed;
+        }
+    }
     let de = serde_norway::Deserializer::from_str(src);
     serde_path_to_error::deserialize(de).map_err(PolicyError::from_serde)
+}
+
+/// `None` when `src` is not valid JSON (the caller parses it as YAML).
+fn parse_json<T: serde::de::DeserializeOwned>(src: &str) -> Option<Result<T>> {
+    let mut de = serde_json::Deserializer::from_str(src);
+    let value = match serde_path_to_error::deserialize(&mut de) {
+        Ok(v) => v,
+        Err(e) if e.inner().is_data() => return Some(Err(PolicyError::from_serde(e))),
+        Err(_) => return None,
+    };
+    // Trailing characters after the object: not JSON.
+    de.end().ok()?;
+    Some(Ok(value))
 }
 
 pub(crate) fn from_yaml(src: &str) -> Result<Policy> {

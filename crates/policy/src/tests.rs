@@ -215,6 +215,33 @@ proptest! {
     }
 
     #[test]
+    fn a_policy_written_as_json_decides_as_its_yaml_form(
+        edges in prop::collection::vec((0..4usize, 0..4usize), 0..6),
+        rules in prop::collection::vec(rule_spec(), 0..12),
+        who in principal(),
+        route in 0..ROUTES.len(),
+        method in 0..METHODS.len(),
+        path in req_path(),
+        source_ip in ip(),
+        now in timestamp(),
+    ) {
+        let yaml = policy_yaml(&edges, &rules);
+        let value: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
+        let json = serde_json::to_string_pretty(&value).unwrap();
+        let from_yaml = load(&yaml);
+        let from_json = load(&json);
+        prop_assert_eq!(from_yaml.revision(), from_json.revision());
+        let req = Request {
+            principal: &who, route: ROUTES[route], method: METHODS[method], path: &path, source_ip, now,
+        };
+        let a = from_yaml.evaluate(&req);
+        let b = from_json.evaluate(&req);
+        prop_assert_eq!(a.is_allowed(), b.is_allowed());
+        prop_assert_eq!(a.rule(), b.rule());
+        prop_assert_eq!(a.explain(), b.explain());
+    }
+
+    #[test]
     fn inheritance_is_transitive(
         n in 1usize..10,
         raw_edges in prop::collection::vec((0usize..10, 0usize..10), 0..20),

@@ -161,6 +161,63 @@ fn duplicate_keys_are_rejected() {
     assert!(err.contains("duplicate field `id`"), "{err}");
 }
 
+// ---- JSON ----
+
+const JSON_POLICY: &str = r#"{
+  "revision": "j1",
+  "roles": { "viewer": {}, "editor": { "inherits": ["viewer"] } },
+  "bindings": [ { "role": "editor", "spiffe_id": "spiffe://example.org/ns/a/sa/w" } ],
+  "rules": [ { "id": "r", "effect": "allow", "roles": ["viewer"], "route": "api",
+               "methods": ["GET"], "path": "/t/{t}/**",
+               "when": { "equal": { "t": "spiffe.segment[1]" } } } ]
+}"#;
+
+#[test]
+fn a_json_policy_loads_with_the_same_meaning() {
+    let p = load(JSON_POLICY);
+    assert_eq!(p.revision(), "j1");
+    let yaml = load(
+        "revision: j1\nroles:\n  viewer: {}\n  editor: { inherits: [viewer] }\n\
+         bindings:\n  - { role: editor, spiffe_id: \"spiffe://example.org/ns/a/sa/w\" }\n\
+         rules:\n  - { id: r, effect: allow, roles: [viewer], route: api, methods: [GET], \
+         path: \"/t/{t}/**\", when: { equal: { t: \"spiffe.segment[1]\" } } }\n",
+    );
+    assert_eq!(p.summary(), yaml.summary());
+}
+
+#[test]
+fn json_duplicate_keys_are_rejected() {
+    let err = load_err(r#"{"revision": 1, "roles": {"a": {}, "a": {}}}"#);
+    assert!(err.starts_with("roles: duplicate key `a`"), "{err}");
+    let err = load_err(r#"{"revision": 1, "revision": 2}"#);
+    assert!(err.contains("duplicate field `revision`"), "{err}");
+    let err = load_err(
+        r#"{"revision": 1, "roles": {"v": {}}, "rules": [{"id": "r", "id": "s", "effect": "deny", "route": "api"}]}"#,
+    );
+    assert!(err.starts_with("rules[0]"), "{err}");
+    assert!(err.contains("duplicate field `id`"), "{err}");
+}
+
+#[test]
+fn json_of_the_wrong_shape_names_the_key_path() {
+    let err = load_err(r#"{"revision": 1, "roles": {"v": {"inherits": "x"}}}"#);
+    assert!(err.starts_with("roles.v.inherits: "), "{err}");
+    assert!(err.contains("line 1"), "{err}");
+    let err = load_err(r#"{"revision": 1, "rulez": []}"#);
+    assert!(err.contains("unknown field `rulez`"), "{err}");
+}
+
+#[test]
+fn a_yaml_flow_mapping_that_is_not_json_is_read_as_yaml() {
+    let p = load("{revision: flow, roles: {viewer: {}}}");
+    assert_eq!(p.revision(), "flow");
+    // Invalid JSON and invalid YAML: the YAML parser's error.
+    let err = load_err(r#"{"revision": "r"} trailing"#);
+    assert!(err.contains("more than one document"), "{err}");
+    let err = load_err(r#"{"revision": "r""#);
+    assert!(!err.is_empty());
+}
+
 // ---- roles ----
 
 #[test]
