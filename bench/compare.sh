@@ -48,6 +48,10 @@
 #   SCENARIO [mtls]       mtls (the default run) or jwt; the first argument
 #                         overrides it
 #   JWT_TOKENS [256]      distinct tokens rotated in the uncached jwt variant
+#   ASSERTION_SCOPE [request]  Portcullis's identity_assertion.scope in the
+#                         mtls scenario: request (an ES256 assertion signed
+#                         per request, the default) or connection (one per
+#                         connection and route, reused; docs/operations.md)
 # Every server listens on 127.0.0.1 only; nothing leaves the machine.
 set -euo pipefail
 
@@ -65,6 +69,11 @@ BASE_PORT=${BASE_PORT:-18400}
 KEEP_TMP=${KEEP_TMP:-0}
 SCENARIO=${1:-${SCENARIO:-mtls}}
 JWT_TOKENS=${JWT_TOKENS:-256}
+ASSERTION_SCOPE=${ASSERTION_SCOPE:-request}
+case $ASSERTION_SCOPE in
+    request | connection) ;;
+    *) printf 'compare.sh: ASSERTION_SCOPE must be request or connection\n' >&2; exit 1 ;;
+esac
 
 UPSTREAM_PORT=$BASE_PORT
 NGINX_PORT=$((BASE_PORT + 1))
@@ -795,6 +804,8 @@ policy:
   file: $TMP/policy.yaml
 admin:
   bind: 127.0.0.1:$PORTCULLIS_ADMIN_PORT
+identity_assertion:
+  scope: $ASSERTION_SCOPE
 audit:
   dest: $TMP/audit.log
 EOF
@@ -919,7 +930,8 @@ echo
 echo "---- markdown ----"
 echo "Command: \`bench/compare.sh\` (CONNECTIONS=$CONNECTIONS ROUNDS=$ROUNDS DURATION=$DURATION" \
     "WARMUP=$WARMUP HS_CONNECTIONS=$HS_CONNECTIONS HS_DURATION=$HS_DURATION" \
-    "IDLE_CONNECTIONS=$IDLE_CONNECTIONS IDLE_HOLD=$IDLE_HOLD LOADGEN_THREADS=$LOADGEN_THREADS KX=$KX)"
+    "IDLE_CONNECTIONS=$IDLE_CONNECTIONS IDLE_HOLD=$IDLE_HOLD LOADGEN_THREADS=$LOADGEN_THREADS KX=$KX" \
+    "ASSERTION_SCOPE=$ASSERTION_SCOPE)"
 echo
 echo "| machine | |"
 echo "|---|---|"

@@ -211,6 +211,40 @@ fn audit_reason(env: &Env, n: usize) -> String {
 }
 
 #[tokio::test]
+async fn with_connection_scope_token_requests_still_get_their_own_assertion() {
+    let env = Env::start_full(
+        "client_auth: optional",
+        "identity_assertion:\n  scope: connection\n",
+    )
+    .await;
+    let client = env.anon();
+    let mut send = client.h1_session(env.gw.addr).await.unwrap();
+    let mut seen = Vec::new();
+    for sub in ["alice", "alice", "bob"] {
+        let token = env.key.sign(&claims(sub, json!({})));
+        let req = http::Request::get("/api/x")
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let r = send_on(&mut send, req).await.unwrap();
+        assert_eq!(r.status, 200, "{}", env.gw.stderr());
+        let rec = env.up.records().pop().unwrap();
+        let a = rec.headers["x-portcullis-identity"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let rid = rec.headers["x-portcullis-request-id"].to_str().unwrap();
+        let payload = jwt_payload(&a);
+        assert_eq!(payload["sub"], sub);
+        assert_eq!(payload["rid"], rid, "signed for this request: {payload}");
+        seen.push(a);
+    }
+    assert_ne!(seen[0], seen[1], "the same user twice: two assertions");
+    assert_ne!(seen[1], seen[2]);
+}
+
+#[tokio::test]
 async fn valid_token_is_forwarded_as_identity_without_the_token() {
     let env = Env::start().await;
     let token = env.key.sign(&claims("alice", json!({})));

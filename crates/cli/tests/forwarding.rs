@@ -20,8 +20,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use bytes::Bytes;
 use common::{
-    closed_port, raw_status, raw_statuses, with_listener_limits, Client, Recorded, TestEnv,
-    TestPki, UpstreamBehaviour, BASIC_POLICY,
+    closed_port, raw_status, raw_statuses, send_on, with_listener_limits, Client, Recorded,
+    TestEnv, TestPki, UpstreamBehaviour, BASIC_POLICY,
 };
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -354,6 +354,77 @@ async fn identity_assertion_verifies_against_the_published_jwks() {
     sig[10] ^= 0x80;
     let bad_sig = format!("{}.{}.{}", parts[0], parts[1], B64.encode(&sig));
     assert!(!verify_es256(&point, &bad_sig));
+}
+
+/// GETs `paths` in order on one keep-alive connection as the reader; the
+/// identity assertion and request id the upstream received for each.
+async fn assertions_on_one_connection(env: &TestEnv, paths: &[&str]) -> Vec<(String, String)> {
+    let mut send = env.reader.h1_session(env.gw.addr).await.unwrap();
+    let mut out = Vec::new();
+    for path in paths {
+        let before = env.up.count();
+        let req = http::Request::get(*path)
+            .header("host", "localhost")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let r = send_on(&mut send, req).await.unwrap();
+        assert_eq!(r.status, 200, "{path}: {}", env.gw.stderr());
+        let records = env.up.records();
+        assert_eq!(records.len(), before + 1);
+        let rec = records.last().unwrap();
+        out.push((
+            header(rec, "x-portcullis-identity")[0].to_owned(),
+            header(rec, "x-portcullis-request-id")[0].to_owned(),
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_every_request_gets_its_own_assertion_naming_it() {
+    let env = TestEnv::start().await;
+    let got = assertions_on_one_connection(&env, &["/api/a", "/api/b"]).await;
+    assert_ne!(got[0].0, got[1].0, "a new assertion per request");
+    for (token, rid) in &got {
+        let claims = common::jwt_payload(token);
+        assert_eq!(claims["rid"], rid.as_str(), "{claims}");
+        assert_eq!(claims["jti"], rid.as_str(), "{claims}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_connection_scope_a_connection_reuses_one_verifiable_assertion() {
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| format!("{c}identity_assertion:\n  scope: connection\n"),
+        BASIC_POLICY,
+    )
+    .await;
+    let r = env.reader.get(env.gw.addr, JWKS).await.unwrap();
+    let (_, point) = jwk_point(&serde_json::from_slice(&r.body).unwrap());
+    let got = assertions_on_one_connection(&env, &["/api/a", "/api/b", "/api/c"]).await;
+    assert_eq!(got[0].0, got[1].0, "reused on the connection");
+    assert_eq!(got[1].0, got[2].0, "reused on the connection");
+    assert_ne!(got[0].1, got[1].1, "request ids stay per request");
+    assert!(verify_es256(&point, &got[0].0));
+    let claims = common::jwt_payload(&got[0].0);
+    assert!(claims.get("rid").is_none(), "no request id in it: {claims}");
+    let jti = claims["jti"].as_str().unwrap();
+    assert!(
+        got.iter().all(|(_, rid)| rid != jti),
+        "its own jti: {claims}"
+    );
+    assert_eq!(claims["aud"], "api");
+    assert_eq!(claims["sub"], READER_ID);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        60
+    );
+
+    // Another connection signs its own.
+    let other = assertions_on_one_connection(&env, &["/api/a"]).await;
+    assert_ne!(other[0].0, got[0].0);
+    assert_ne!(common::jwt_payload(&other[0].0)["jti"], claims["jti"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

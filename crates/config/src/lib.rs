@@ -372,6 +372,21 @@ pub struct Assertion {
     pub signing_key_pkcs8: Option<zeroize::Zeroizing<Vec<u8>>>,
     pub issuer: String,
     pub ttl: Duration,
+    pub scope: AssertionScope,
+}
+
+/// How often an identity assertion is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AssertionScope {
+    /// A new assertion for every request, naming it (`rid`, `jti`).
+    #[default]
+    Request,
+    /// On a connection whose requests are authenticated by its client
+    /// certificate alone, one assertion per route and set of roles, reused
+    /// until half of its lifetime has passed; it carries its own `jti` and
+    /// no request id (the request id stays in `x-portcullis-request-id`).
+    /// Requests with a bearer token or a session always get their own.
+    Connection,
 }
 
 impl std::fmt::Debug for Assertion {
@@ -387,6 +402,7 @@ impl std::fmt::Debug for Assertion {
             )
             .field("issuer", &self.issuer)
             .field("ttl", &self.ttl)
+            .field("scope", &self.scope)
             .finish()
     }
 }

@@ -300,6 +300,9 @@ pub(crate) struct RawAssertion {
     pub(crate) issuer: Option<String>,
     #[serde(default)]
     pub(crate) ttl: Option<String>,
+    /// `request` (default) or `connection`.
+    #[serde(default)]
+    pub(crate) scope: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

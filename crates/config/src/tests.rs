@@ -78,6 +78,7 @@ fn valid_config_loads_with_defaults() {
     );
     assert!(c.policy.path.ends_with("policy.yaml"));
     assert!(c.assertion.signing_key_pkcs8.is_none());
+    assert_eq!(c.assertion.scope, AssertionScope::Request);
     let p = load_policy(&c.policy.path, &c.routes).unwrap();
     assert_eq!(p.policy.revision(), "1");
     assert_eq!(p.sha256.len(), 64);
@@ -89,6 +90,28 @@ fn valid_config_loads_with_defaults() {
 
 fn err(f: &Fixture, yaml: &str) -> ConfigError {
     f.load(yaml).expect_err("config must be refused")
+}
+
+#[test]
+fn assertion_scope_is_request_or_connection() {
+    let f = Fixture::new();
+    let c = f
+        .load(&format!(
+            "{VALID}identity_assertion:\n  scope: connection\n"
+        ))
+        .unwrap();
+    assert_eq!(c.assertion.scope, AssertionScope::Connection);
+    let c = f
+        .load(&format!("{VALID}identity_assertion:\n  scope: request\n"))
+        .unwrap();
+    assert_eq!(c.assertion.scope, AssertionScope::Request);
+    let e = err(
+        &f,
+        &format!("{VALID}identity_assertion:\n  scope: session\n"),
+    )
+    .to_string();
+    assert!(e.contains("identity_assertion.scope"), "{e}");
+    assert!(e.contains("`session` is not a scope"), "{e}");
 }
 
 #[test]

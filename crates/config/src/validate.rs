@@ -1221,10 +1221,24 @@ fn assertion(cx: &Ctx<'_>, a: Option<&raw::RawAssertion>) -> Result<Assertion, C
             "must be at most 10m: assertions are short-lived",
         ));
     }
+    let scope = match a.and_then(|a| a.scope.as_deref()) {
+        None | Some("request") => crate::AssertionScope::Request,
+        Some("connection") => crate::AssertionScope::Connection,
+        Some(other) => {
+            return Err(cx.err(
+                "identity_assertion.scope",
+                format!(
+                    "`{}` is not a scope: use `request` or `connection`",
+                    other.escape_default()
+                ),
+            ))
+        }
+    };
     Ok(Assertion {
         signing_key_pkcs8,
         issuer,
         ttl,
+        scope,
     })
 }
 

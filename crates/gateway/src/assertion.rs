@@ -39,7 +39,10 @@ pub(crate) struct AssertionClaims<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) cert_thumbprint: Option<&'a str>,
     pub(crate) roles: &'a [String],
-    pub(crate) rid: &'a str,
+    /// The request the assertion was signed for; absent on an assertion
+    /// reused across a connection's requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) rid: Option<&'a str>,
     pub(crate) route: &'a str,
 }
 
@@ -131,10 +134,17 @@ impl AssertionSigner {
         &self.jwks
     }
 
-    /// A compact JWS for one request, audience = the route name.
+    /// How long an assertion is valid.
+    pub(crate) fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A compact JWS, audience = the route name; `jti`: a unique id (the
+    /// request id, or a fresh one for a connection's assertion).
     pub(crate) fn sign(
         &self,
         claims: &AssertionClaims<'_>,
+        jti: &str,
         now_unix: i64,
     ) -> Result<String, AssertionError> {
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(60);
@@ -144,7 +154,7 @@ impl AssertionSigner {
             iat: now_unix,
             nbf: now_unix,
             exp: now_unix.saturating_add(ttl),
-            jti: claims.rid,
+            jti,
             c: claims,
         };
         let payload = serde_json::to_vec(&full).map_err(|_| AssertionError::Sign)?;
@@ -159,6 +169,61 @@ impl AssertionSigner {
         token.push('.');
         B64.encode_string(sig.as_ref(), &mut token);
         Ok(token)
+    }
+}
+
+/// A connection's reusable assertion (`identity_assertion.scope:
+/// connection`): one per route and set of roles, for requests that carry
+/// no identity beyond the connection's own.
+#[derive(Default)]
+pub(crate) struct ConnAssertion(std::sync::Mutex<Option<Cached>>);
+
+struct Cached {
+    route: String,
+    roles: Vec<String>,
+    signed_at: i64,
+    /// Reused until then: half the lifetime, so an upstream never gets an
+    /// assertion with less than half of it left.
+    refresh_at: i64,
+    value: http::HeaderValue,
+}
+
+impl ConnAssertion {
+    /// The assertion for `route` and `roles`, when one was signed on this
+    /// connection and is still fresh at `now_unix`.
+    pub(crate) fn get<'r>(
+        &self,
+        route: &str,
+        roles: impl Iterator<Item = &'r str>,
+        now_unix: i64,
+    ) -> Option<http::HeaderValue> {
+        let guard = self.0.lock().ok()?;
+        let c = guard.as_ref()?;
+        let fresh = c.signed_at <= now_unix && now_unix < c.refresh_at;
+        (fresh && c.route == route && c.roles.iter().map(String::as_str).eq(roles))
+            .then(|| c.value.clone())
+    }
+
+    /// Keeps `value`, signed at `now_unix` with lifetime `ttl`, replacing
+    /// what the connection had.
+    pub(crate) fn put(
+        &self,
+        route: &str,
+        roles: Vec<String>,
+        now_unix: i64,
+        ttl: Duration,
+        value: http::HeaderValue,
+    ) {
+        let half = i64::try_from(ttl.as_secs() / 2).unwrap_or(0);
+        if let Ok(mut guard) = self.0.lock() {
+            *guard = Some(Cached {
+                route: route.to_owned(),
+                roles,
+                signed_at: now_unix,
+                refresh_at: now_unix.saturating_add(half),
+                value,
+            });
+        }
     }
 }
 

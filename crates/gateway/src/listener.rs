@@ -143,6 +143,7 @@ async fn connection(
         strings: crate::service::ConnStrings::new(&principal, peer),
         principal: Arc::new(principal),
         framing: framing.clone(),
+        assertion: crate::assertion::ConnAssertion::default(),
     });
     let svc = service_fn(move |req| handle(ctx.clone(), req));
     let result = match framing {

@@ -41,6 +41,9 @@ pub(crate) struct ConnCtx {
     pub(crate) framing: Option<Arc<FramingVerdicts>>,
     /// Per-connection strings, formatted once rather than per request.
     pub(crate) strings: ConnStrings,
+    /// The reusable identity assertion (`identity_assertion.scope:
+    /// connection`).
+    pub(crate) assertion: crate::assertion::ConnAssertion,
 }
 
 /// Strings every request of a connection repeats in its audit record and
@@ -727,31 +730,71 @@ fn build_upstream_request(
     insert(&mut headers, "x-forwarded-host", host);
     insert(&mut headers, REQUEST_ID_HEADER, &facts.request_id);
 
-    let roles: Vec<String> = permit.decision().roles().map(str::to_owned).collect();
-    let display;
-    let sub = if principal.token.is_some() {
-        display = principal.display_name();
-        &*display
+    let now = jiff::Timestamp::now().as_second();
+    // With `scope: connection`, a request that carries no identity beyond
+    // the connection's (no bearer token, no session) reuses the
+    // connection's assertion for this route and these roles.
+    let reusable = facts.principal.is_none()
+        && snap.config.assertion.scope == portcullis_config::AssertionScope::Connection;
+    let cached = if reusable {
+        conn.assertion
+            .get(&route.name, permit.decision().roles(), now)
     } else {
-        conn.strings.principal.as_str()
+        None
     };
-    let token = principal.token.as_deref();
-    let claims = AssertionClaims {
-        sub,
-        token_iss: token.map(|t| t.issuer.as_str()),
-        token_sub: token.and_then(|t| t.subject.as_deref()),
-        spiffe_id: principal.spiffe_id().map(|s| s.as_str()),
-        cert_thumbprint: conn.strings.thumbprint.as_deref(),
-        roles: &roles,
-        rid: &facts.request_id,
-        route: &route.name,
+    let value = match cached {
+        Some(v) => v,
+        None => {
+            let roles: Vec<String> = permit.decision().roles().map(str::to_owned).collect();
+            let display;
+            let sub = if principal.token.is_some() {
+                display = principal.display_name();
+                &*display
+            } else {
+                conn.strings.principal.as_str()
+            };
+            let token = principal.token.as_deref();
+            let fresh_jti;
+            let (rid, jti) = if reusable {
+                fresh_jti = portcullis_telemetry::new_request_id();
+                (None, fresh_jti.as_str())
+            } else {
+                (Some(facts.request_id.as_str()), facts.request_id.as_str())
+            };
+            let claims = AssertionClaims {
+                sub,
+                token_iss: token.map(|t| t.issuer.as_str()),
+                token_sub: token.and_then(|t| t.subject.as_deref()),
+                spiffe_id: principal.spiffe_id().map(|s| s.as_str()),
+                cert_thumbprint: conn.strings.thumbprint.as_deref(),
+                roles: &roles,
+                rid,
+                route: &route.name,
+            };
+            let signed = conn.shared.signer.sign(&claims, jti, now).map_err(|e| {
+                Refusal::error(StatusCode::SERVICE_UNAVAILABLE, "assertion", e.to_string())
+            })?;
+            // base64url and dots only: always a valid header value.
+            let value = HeaderValue::from_str(&signed).map_err(|_| {
+                Refusal::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "assertion",
+                    "assertion is not a header value",
+                )
+            })?;
+            if reusable {
+                conn.assertion.put(
+                    &route.name,
+                    roles,
+                    now,
+                    conn.shared.signer.ttl(),
+                    value.clone(),
+                );
+            }
+            value
+        }
     };
-    let token = conn
-        .shared
-        .signer
-        .sign(&claims, jiff::Timestamp::now().as_second())
-        .map_err(|e| Refusal::error(StatusCode::SERVICE_UNAVAILABLE, "assertion", e.to_string()))?;
-    insert(&mut headers, IDENTITY_HEADER, &token);
+    headers.insert(IDENTITY_HEADER, value);
 
     let body = StallTimeout::new(
         Limited::new(body, usize::try_from(limits).unwrap_or(usize::MAX)),

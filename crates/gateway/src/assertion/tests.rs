@@ -31,10 +31,10 @@ fn signs_verifiable_short_lived_assertions() {
         spiffe_id: Some("spiffe://example.org/a"),
         cert_thumbprint: None,
         roles: &roles,
-        rid: "abc",
+        rid: Some("abc"),
         route: "api",
     };
-    let t = s.sign(&claims, 1_000).unwrap();
+    let t = s.sign(&claims, "abc", 1_000).unwrap();
     let c = verify(s.jwks_json(), &t);
     assert_eq!(c["iss"], "portcullis-test");
     assert_eq!(c["aud"], "api");
@@ -44,20 +44,24 @@ fn signs_verifiable_short_lived_assertions() {
     assert_eq!(c["jti"], "abc");
 }
 
-#[test]
-fn tampered_assertion_fails_verification() {
-    let s = AssertionSigner::new(None, "p", Duration::from_secs(30)).unwrap();
-    let claims = AssertionClaims {
+/// Subject `a`, no roles, route `api`.
+fn minimal_claims(rid: Option<&str>) -> AssertionClaims<'_> {
+    AssertionClaims {
         sub: "a",
         token_iss: None,
         token_sub: None,
         spiffe_id: None,
         cert_thumbprint: None,
         roles: &[],
-        rid: "r",
+        rid,
         route: "api",
-    };
-    let t = s.sign(&claims, 1).unwrap();
+    }
+}
+
+#[test]
+fn tampered_assertion_fails_verification() {
+    let s = AssertionSigner::new(None, "p", Duration::from_secs(30)).unwrap();
+    let t = s.sign(&minimal_claims(Some("r")), "r", 1).unwrap();
     let other = AssertionSigner::new(None, "p", Duration::from_secs(30)).unwrap();
     assert_ne!(s.kid(), other.kid());
     let result = std::panic::catch_unwind(|| verify(other.jwks_json(), &t));
@@ -76,4 +80,48 @@ fn loads_key_from_pkcs8_and_rejects_garbage() {
         Err(AssertionError::BadKey)
     ));
     assert!(!format!("{a:?}").contains("key:"));
+}
+
+#[test]
+fn a_reused_assertion_has_its_own_jti_and_no_request_id() {
+    let s = AssertionSigner::new(None, "p", Duration::from_secs(30)).unwrap();
+    let t = s.sign(&minimal_claims(None), "conn-1", 5).unwrap();
+    let c = verify(s.jwks_json(), &t);
+    assert_eq!(c["jti"], "conn-1");
+    assert!(c.get("rid").is_none(), "{c}");
+}
+
+#[test]
+fn a_connection_assertion_is_reused_for_the_same_route_and_roles_until_half_its_life() {
+    let cache = ConnAssertion::default();
+    let v = http::HeaderValue::from_static("token-1");
+    let roles = ["reader", "writer"];
+    assert!(cache.get("a", roles.into_iter(), 100).is_none(), "empty");
+    cache.put(
+        "a",
+        roles.iter().map(|r| (*r).to_owned()).collect(),
+        100,
+        Duration::from_secs(60),
+        v.clone(),
+    );
+    assert_eq!(cache.get("a", roles.into_iter(), 100), Some(v.clone()));
+    assert_eq!(cache.get("a", roles.into_iter(), 129), Some(v.clone()));
+    // Half the lifetime gone: a new one is due.
+    assert!(cache.get("a", roles.into_iter(), 130).is_none());
+    // The clock went back: not reused.
+    assert!(cache.get("a", roles.into_iter(), 99).is_none());
+    // Another route, other roles (fewer, more, other order): not reused.
+    assert!(cache.get("b", roles.into_iter(), 110).is_none());
+    assert!(cache.get("a", ["reader"].into_iter(), 110).is_none());
+    assert!(cache
+        .get("a", ["reader", "writer", "admin"].into_iter(), 110)
+        .is_none());
+    assert!(cache
+        .get("a", ["writer", "reader"].into_iter(), 110)
+        .is_none());
+    // A new one replaces the old one.
+    let w = http::HeaderValue::from_static("token-2");
+    cache.put("b", vec![], 110, Duration::from_secs(60), w.clone());
+    assert_eq!(cache.get("b", std::iter::empty(), 110), Some(w));
+    assert!(cache.get("a", roles.into_iter(), 110).is_none());
 }
