@@ -344,6 +344,60 @@ async fn reload_changing_a_listener_bind_address_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_changing_the_assertion_ttl_is_refused_but_its_scope_applies() {
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| without_file_watch(&c),
+        BASIC_POLICY,
+    )
+    .await;
+    let dir = env.dir.path();
+    let good = std::fs::read_to_string(dir.join("portcullis.yaml")).unwrap();
+    write_atomic(
+        dir,
+        "portcullis.yaml",
+        &format!("{good}identity_assertion:\n  ttl: 30s\n"),
+    );
+    env.gw.signal("HUP");
+    assert_eq!(env.gw.wait_metric_at_least(CONFIG_FAILURE, 1.0).await, 1.0);
+    let stderr = env.gw.stderr();
+    assert!(
+        stderr.contains("identity_assertion.signing_key, issuer and ttl cannot change on reload"),
+        "{stderr}"
+    );
+    let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
+    assert_eq!(r.status, 200);
+    let rec = env.up.records().pop().unwrap();
+    let claims = common::jwt_payload(rec.headers["x-portcullis-identity"].to_str().unwrap());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        60
+    );
+
+    // The scope alone may change: the next reload applies.
+    write_atomic(
+        dir,
+        "portcullis.yaml",
+        &format!("{good}identity_assertion:\n  scope: connection\n"),
+    );
+    write_atomic(
+        dir,
+        "policy.yaml",
+        &BASIC_POLICY.replace("revision: \"basic-1\"", "revision: \"basic-2\""),
+    );
+    env.gw.signal("HUP");
+    assert_eq!(env.gw.wait_revision("basic-2").await, "basic-2");
+    let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
+    assert_eq!(r.status, 200);
+    let rec = env.up.records().pop().unwrap();
+    let claims = common::jwt_payload(rec.headers["x-portcullis-identity"].to_str().unwrap());
+    assert!(
+        claims.get("rid").is_none(),
+        "connection scope after reload: {claims}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_with_an_invalid_policy_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::new(&dir.path().join("pki"));
