@@ -264,16 +264,22 @@ fn next_policy() -> String {
     p
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_config_on_reload_keeps_the_running_config_and_policy() {
+/// The basic gateway reloading on SIGHUP only, and its configuration text.
+async fn start_without_watch() -> (TestEnv, String) {
     let env = TestEnv::start_with(
         UpstreamBehaviour::default(),
         |c, _, _| without_file_watch(&c),
         BASIC_POLICY,
     )
     .await;
+    let good = std::fs::read_to_string(env.dir.path().join("portcullis.yaml")).unwrap();
+    (env, good)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_on_reload_keeps_the_running_config_and_policy() {
+    let (env, good) = start_without_watch().await;
     let dir = env.dir.path();
-    let good = std::fs::read_to_string(dir.join("portcullis.yaml")).unwrap();
     let empty = dir.join("empty.pem");
     std::fs::write(&empty, "").unwrap();
     let ca = env.pki.ca_bundle.display().to_string();
@@ -314,14 +320,8 @@ async fn bad_config_on_reload_keeps_the_running_config_and_policy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_changing_a_listener_bind_address_is_refused() {
-    let env = TestEnv::start_with(
-        UpstreamBehaviour::default(),
-        |c, _, _| without_file_watch(&c),
-        BASIC_POLICY,
-    )
-    .await;
+    let (env, good) = start_without_watch().await;
     let dir = env.dir.path();
-    let good = std::fs::read_to_string(dir.join("portcullis.yaml")).unwrap();
     let moved = good.replacen(
         "    bind: 127.0.0.1:0\n",
         &format!("    bind: {}\n", closed_port()),
@@ -345,14 +345,8 @@ async fn reload_changing_a_listener_bind_address_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_changing_the_assertion_ttl_is_refused_but_its_scope_applies() {
-    let env = TestEnv::start_with(
-        UpstreamBehaviour::default(),
-        |c, _, _| without_file_watch(&c),
-        BASIC_POLICY,
-    )
-    .await;
+    let (env, good) = start_without_watch().await;
     let dir = env.dir.path();
-    let good = std::fs::read_to_string(dir.join("portcullis.yaml")).unwrap();
     write_atomic(
         dir,
         "portcullis.yaml",
