@@ -64,6 +64,7 @@
 //! names. The full table with the attack each rule prevents is in
 //! `docs/path-normalisation.md`.
 
+mod form;
 mod framing;
 mod h1_stream;
 mod limits;
@@ -71,6 +72,10 @@ mod path;
 mod sanitize;
 mod target;
 
+pub use form::{
+    form_component, form_decode, form_encode, form_encode_into, query_param, BAD_PERCENT_ENCODING,
+    NOT_UTF8,
+};
 pub use framing::{check_framing, FramingError, H2_CONNECTION_SPECIFIC_HEADERS};
 pub use h1_stream::{
     BodyFraming, Http1FramingScanner, Verdict, VerdictQueue, MAX_HEAD_BYTES, MAX_PENDING_VERDICTS,

@@ -18,6 +18,7 @@ pub(crate) const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const MAX_PROVIDER_RESPONSE_BYTES: usize = 256 * 1024;
 
 use crate::https::HttpsClient;
+pub(crate) use portcullis_http_guard::{form_component, form_encode, query_param};
 
 /// What discovery told us.
 #[derive(Debug)]
@@ -171,59 +172,4 @@ impl Provider {
         *slot = Some(Arc::clone(&m));
         Ok(m)
     }
-}
-
-pub(crate) fn form_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-pub(crate) fn form_encode(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", form_component(k), form_component(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Decodes one `application/x-www-form-urlencoded` component.
-pub(crate) fn form_decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            _ => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The value of `name` in a query string, if exactly once.
-pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
-    let mut found = None;
-    for pair in query.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if form_decode(k).as_deref() == Some(name) {
-            if found.is_some() {
-                return None;
-            }
-            found = Some(form_decode(v)?);
-        }
-    }
-    found
 }

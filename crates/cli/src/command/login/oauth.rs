@@ -85,55 +85,14 @@ pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
 
 // ------------------------------------------------------- url encoding
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub(crate) fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(crate) use portcullis_http_guard::{form_component as encode, form_decode as decode};
 
-/// An `application/x-www-form-urlencoded` body or query, zeroized on drop.
+/// An `application/x-www-form-urlencoded` body or query, zeroized on drop
+/// (written without reallocating, so no unzeroized copy is left).
 pub(crate) fn form(pairs: &[(&str, &str)]) -> Zeroizing<String> {
     let mut out = Zeroizing::new(String::new());
-    for (k, v) in pairs {
-        if !out.is_empty() {
-            out.push('&');
-        }
-        out.push_str(&encode(k));
-        out.push('=');
-        out.push_str(&encode(v));
-    }
+    portcullis_http_guard::form_encode_into(&mut out, pairs);
     out
-}
-
-/// Decodes one form-urlencoded component (`+` is a space).
-pub(crate) fn decode(s: &str) -> Result<String, &'static str> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or("bad percent-encoding")?;
-                out.push(hex);
-                i += 2;
-            }
-            _ => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| "not UTF-8")
 }
 
 // ----------------------------------------------------------- discovery
