@@ -229,11 +229,10 @@ fn check_static_parts(old: &Config, new: &Config) -> Result<(), String> {
     // The assertion signer is built once at start; `scope` is read per
     // request and may change.
     let (a, b) = (&old.assertion, &new.assertion);
-    let key = |k: &Option<zeroize::Zeroizing<Vec<u8>>>| k.as_ref().map(|k| k.as_slice().to_vec());
-    if a.issuer != b.issuer
-        || a.ttl != b.ttl
-        || key(&a.signing_key_pkcs8) != key(&b.signing_key_pkcs8)
-    {
+    // Compared in place: no copy of the private key is made.
+    let same_key = a.signing_key_pkcs8.as_deref().map(Vec::as_slice)
+        == b.signing_key_pkcs8.as_deref().map(Vec::as_slice);
+    if a.issuer != b.issuer || a.ttl != b.ttl || !same_key {
         return Err(format!(
             "{}: identity_assertion.signing_key, issuer and ttl cannot change on reload; restart the gateway to change them",
             new.source.display()
