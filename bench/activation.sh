@@ -99,9 +99,9 @@ PUT_TIMEOUT_S=30
 # Bound on waiting for /readyz after start (the first bundle compiles).
 READY_TIMEOUT_S=60
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'activation.sh: %s\n' "$*" >&2; exit 1; }
+BENCH_NAME=activation.sh
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 for v in RULES RULES_PER_ROUTE CONNECTIONS DURATION CONTINUOUS_DURATION ROUNDS IDLE_ACTIVATIONS WARMUP BASE_PORT; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not \`${!v}\`"
@@ -118,36 +118,12 @@ case $FORMAT in
 esac
 
 # --- tools -----------------------------------------------------------------
-install_missing() {
-    local need=()
-    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-    command -v curl >/dev/null 2>&1 || need+=(curl)
-    command -v python3 >/dev/null 2>&1 || need+=(python3)
-    [ ${#need[@]} -eq 0 ] && return 0
-    [ "$(id -u)" -eq 0 ] || die "need root to install ${need[*]}"
-    log "installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-}
-install_missing
-export PATH="$PATH:/usr/sbin:/sbin"
+install_missing nginx:nginx curl:curl python3:python3 pgrep:procps
 NGINX=$(command -v nginx)
 
 LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
-log "building portcullis and portcullis-loadgen (release)"
-(cd "$ROOT" && cargo build --release --quiet -p portcullis -p portcullis-loadgen)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-PORTCULLIS="$TARGET_DIR/release/portcullis"
-LOADGEN="$TARGET_DIR/release/portcullis-loadgen"
-if [ ! -x "$PORTCULLIS" ] || [ ! -x "$LOADGEN" ]; then
-    die "release binaries missing in $TARGET_DIR/release"
-fi
-
-for p in "$UPSTREAM_PORT" "$GATEWAY_PORT" "$ADMIN_PORT"; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        die "port $p on 127.0.0.1 is in use; set BASE_PORT"
-    fi
-done
+build_release
+require_free_ports "$UPSTREAM_PORT" "$GATEWAY_PORT" "$ADMIN_PORT"
 
 # --- cleanup -----------------------------------------------------------------
 TMP=$(mktemp -d /tmp/portcullis-activation.XXXXXX)
@@ -158,36 +134,7 @@ if [ -n "$STATE_PARENT" ]; then
 fi
 STATE_FS=$(findmnt -n -o FSTYPE -T "$(dirname "$STATE_DIR")" 2>/dev/null | head -1)
 STATE_FS=${STATE_FS:-unknown}
-declare -A PID=()
-cleanup() {
-    local p
-    for p in "${PID[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${PID[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    if [ "$KEEP_TMP" = 1 ]; then
-        log "kept $TMP $STATE_DIR"
-    else
-        rm -rf "$TMP" "$STATE_DIR"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_port() { # port what
-    local i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    die "$2 did not listen on 127.0.0.1:$1 (logs in $TMP; KEEP_TMP=1 keeps them)"
-}
-
-# Numeric field of a one-line JSON object.
-field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
-sfield() { sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p" <<<"$1"; }
+CLEANUP_DIRS=("$TMP" "$STATE_DIR")
 
 # Microseconds since the epoch (bash 5).
 now_us() {
@@ -195,30 +142,17 @@ now_us() {
     echo $((10#${t/./}))
 }
 
-# CPU time (µs) used so far by a process, all threads including those that
-# have exited (utime + stime in clock ticks).
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
-cpu_us() {
-    local t
-    t=$(awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0)
-    echo $((${t:-0} * TICK_US))
-}
 # CPU time (µs) of a process's main thread, from the scheduler's
 # nanosecond count. With `--workers 1` the gateway serves every request on
-# its main thread (a current-thread runtime); policy compilation and the
-# reload run on blocking-pool threads.
+# its main thread (a current-thread runtime); an activation runs on a
+# low-priority thread of its own and the snapshot load on a blocking-pool
+# thread.
 main_thread_cpu_us() {
     local t
     t=$(awk '{ printf "%d", $1 / 1000 }' "/proc/$1/task/$1/schedstat" 2>/dev/null || echo 0)
     echo "${t:-0}"
 }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-minimum() { printf '%s\n' "$@" | sort -g | head -1; }
-maximum() { printf '%s\n' "$@" | sort -g | tail -1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
-verdict() { if "$@"; then echo "met"; else echo "NOT met"; fi; }
 count_over() { # limit values...: how many values exceed limit
     local lim=$1
     shift
@@ -226,12 +160,8 @@ count_over() { # limit values...: how many values exceed limit
 }
 
 # --- PKI (the project's own commands) -------------------------------------------
-log "creating a PKI in $TMP/pki"
 PKI="$TMP/pki"
-mkdir -p "$PKI"
-"$PORTCULLIS" pki init "$PKI" >/dev/null
-"$PORTCULLIS" pki issue --dir "$PKI" --name server --server --dns localhost --ip 127.0.0.1 >/dev/null
-"$PORTCULLIS" pki issue --dir "$PKI" --name loadgen --spiffe-id "$CLIENT_ID" >/dev/null
+make_pki "$PKI" "$CLIENT_ID"
 
 # --- upstream: nginx with a fixed 200 ------------------------------------------
 cat >"$TMP/upstream.conf" <<EOF
@@ -633,10 +563,6 @@ run_phase() {
 
 PHASES=(steady periodic)
 [ "$CONTINUOUS_DURATION" -gt 0 ] && PHASES+=(continuous)
-rotated() { # round
-    local i n=${#PHASES[@]}
-    for ((i = 0; i < n; i++)); do echo "${PHASES[$(((i + $1) % n))]}"; done
-}
 
 IDLE_ACT=()
 if [ "$IDLE_ACTIVATIONS" -gt 0 ]; then
@@ -663,7 +589,7 @@ declare -A ALL_ACT=()
 log "$ROUNDS rounds of: steady ${DURATION}s, periodic ${DURATION}s (a revision every ${ACTIVATE_EVERY}s)$([ "$CONTINUOUS_DURATION" -gt 0 ] && echo ", continuous ${CONTINUOUS_DURATION}s (back to back)"); $CONNECTIONS connections"
 for ((round = 0; round < ROUNDS; round++)); do
     declare -A RP99=() RN=() RC=() RM=() RA=()
-    for ph in $(rotated "$round"); do
+    for ph in $(rotated "$round" "${PHASES[@]}"); do
         run_phase "$ph"
         n=$(field "$OUT" requests)
         cpu=$(awk -v c="$CPU" -v n="$n" 'BEGIN { printf "%.1f", (n > 0 ? c / n : 0) }')

@@ -87,45 +87,23 @@ TRUST_DOMAIN=bench.portcullis.test
 CLIENT_ID="spiffe://$TRUST_DOMAIN/ns/bench/sa/loadgen"
 REQ_PATH=/bench/hello
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
+BENCH_NAME=compare.sh
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 case $SCENARIO in
     mtls | jwt) ;;
     *) die "unknown scenario \`$SCENARIO\` (mtls or jwt)" ;;
 esac
 
 # --- tools -----------------------------------------------------------------
-install_missing() {
-    local need=()
-    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-    command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
-    command -v pgrep >/dev/null 2>&1 || need+=(procps)
-    if [ "$SCENARIO" = jwt ]; then
-        command -v curl >/dev/null 2>&1 || need+=(curl)
-        command -v python3 >/dev/null 2>&1 || need+=(python3)
-        command -v openssl >/dev/null 2>&1 || need+=(openssl)
-    fi
-    [ ${#need[@]} -eq 0 ] && return 0
-    [ "$(id -u)" -eq 0 ] || die "need root to install ${need[*]}"
-    log "installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-}
-install_missing
-export PATH="$PATH:/usr/sbin:/sbin"
+TOOLS=(nginx:nginx haproxy:haproxy pgrep:procps)
+if [ "$SCENARIO" = jwt ]; then TOOLS+=(curl:curl python3:python3 openssl:openssl); fi
+install_missing "${TOOLS[@]}"
 NGINX=$(command -v nginx)
 HAPROXY=$(command -v haproxy)
 
 LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
-log "building portcullis and portcullis-loadgen (release)"
-(cd "$ROOT" && cargo build --release --quiet -p portcullis -p portcullis-loadgen)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-PORTCULLIS="$TARGET_DIR/release/portcullis"
-LOADGEN="$TARGET_DIR/release/portcullis-loadgen"
-if [ ! -x "$PORTCULLIS" ] || [ ! -x "$LOADGEN" ]; then
-    die "release binaries missing in $TARGET_DIR/release"
-fi
+build_release
 
 # 10 000 idle connections need as many descriptors in the client and in
 # each server: raise the soft limit to the hard one (children inherit it).
@@ -137,40 +115,11 @@ fi
 
 USED_PORTS=("$UPSTREAM_PORT" "$NGINX_PORT" "$HAPROXY_PORT" "$PORTCULLIS_PORT" "$PORTCULLIS_ADMIN_PORT")
 if [ "$SCENARIO" = jwt ]; then USED_PORTS+=("$NOCACHE_PORT" "$NOCACHE_ADMIN_PORT"); fi
-for p in "${USED_PORTS[@]}"; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        die "port $p on 127.0.0.1 is in use; set BASE_PORT"
-    fi
-done
+require_free_ports "${USED_PORTS[@]}"
 
 # --- cleanup -----------------------------------------------------------------
 TMP=$(mktemp -d /tmp/portcullis-compare.XXXXXX)
-declare -A PID=()
-cleanup() {
-    local p
-    for p in "${PID[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${PID[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    if [ "$KEEP_TMP" = 1 ]; then
-        log "kept $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_port() { # port what
-    local i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    die "$2 did not listen on 127.0.0.1:$1 (logs in $TMP; KEEP_TMP=1 keeps them)"
-}
+CLEANUP_DIRS=("$TMP")
 
 # Sum of VmRSS (KiB) of a process and its direct children (nginx workers).
 rss_kib() {
@@ -182,17 +131,9 @@ rss_kib() {
     echo "$total"
 }
 
-# Numeric field of a one-line JSON object.
-field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
-sfield() { sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p" <<<"$1"; }
-
 # --- PKI (the project's own commands) -------------------------------------------
-log "creating a PKI in $TMP/pki"
 PKI="$TMP/pki"
-mkdir -p "$PKI"
-"$PORTCULLIS" pki init "$PKI" >/dev/null
-"$PORTCULLIS" pki issue --dir "$PKI" --name server --server --dns localhost --ip 127.0.0.1 >/dev/null
-"$PORTCULLIS" pki issue --dir "$PKI" --name loadgen --spiffe-id "$CLIENT_ID" >/dev/null
+make_pki "$PKI" "$CLIENT_ID"
 cat "$PKI/server.pem" "$PKI/server.key" >"$TMP/haproxy-server.pem"
 
 # --- upstream: nginx with a fixed 200 ------------------------------------------
@@ -268,28 +209,9 @@ check_clean() { # proxy json
 
 declare -A RPS=() P50=() P99=() P999=() CPU_REQ=() HS=() HS_P99=() CPU_HS=() KIB=() TLS=() STILL=()
 
-# CPU time (µs) used so far by a process and its direct children, from
-# /proc/PID/stat (utime + stime, in clock ticks).
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
-cpu_us() {
-    local total=0 p t
-    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
-        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
-        total=$((total + ${t:-0}))
-    done
-    echo $((total * TICK_US))
-}
-
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
-# The machine is shared: rounds interleave the proxies (in a rotating
-# order) so a burst of outside load does not land on one proxy only, and
-# each figure is the median over the rounds. Server CPU time per request
-# does not depend on how much CPU the server got.
-rotated() { # round
-    local i n=${#PROXIES[@]}
-    for ((i = 0; i < n; i++)); do echo "${PROXIES[$(((i + $1) % n))]}"; done
-}
+# The machine is shared: rounds interleave the proxies (rotated, see
+# bench/lib.sh) and each figure is the median over the rounds. Server CPU
+# time per request does not depend on how much CPU the server got.
 
 # measure MODE DURATION ARGS...: ROUNDS interleaved runs; sets R_<field>[proxy]
 # to space-separated per-round values.
@@ -299,7 +221,7 @@ measure() {
     shift 2
     R_RATE=() R_P50=() R_P99=() R_P999=() R_CPU=()
     for ((round = 0; round < ROUNDS; round++)); do
-        for p in $(rotated "$round"); do
+        for p in $(rotated "$round" "${PROXIES[@]}"); do
             c0=$(cpu_us "${PID[$p]}")
             out=$(loadgen "$p" "$@" --duration "$secs")
             c1=$(cpu_us "${PID[$p]}")
@@ -318,9 +240,6 @@ measure() {
     done
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
-verdict() { if "$@"; then echo "met"; else echo "NOT met"; fi; }
 
 # --- scenario jwt: bearer tokens, haproxy jwt_verify vs Portcullis ----------------
 JWT_ISS=https://idp.bench
