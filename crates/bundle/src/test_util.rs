@@ -2,18 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
-
 use crate::{Bundle, RootKeySpec, SigAlg, SigningKey, TrustRoot};
 
-pub(crate) fn ts(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
-
-/// A time inside every default key window.
-pub(crate) fn now() -> Timestamp {
-    ts("2025-06-01T00:00:00Z")
-}
+mod shared;
+pub(crate) use shared::{key, now, root, spec, ts};
 
 pub(crate) fn files() -> BTreeMap<String, Vec<u8>> {
     BTreeMap::from([
@@ -27,27 +19,4 @@ pub(crate) fn files() -> BTreeMap<String, Vec<u8>> {
 
 pub(crate) fn bundle(revision: u64) -> Bundle {
     Bundle::from_files(files(), revision, "policy.yaml", ts("2025-05-01T00:00:00Z")).unwrap()
-}
-
-pub(crate) fn key() -> SigningKey {
-    SigningKey::generate(SigAlg::EcdsaP256).unwrap()
-}
-
-pub(crate) fn spec(id: &str, key: &SigningKey, from: &str, until: &str) -> RootKeySpec {
-    RootKeySpec {
-        id: id.to_owned(),
-        alg: key.alg(),
-        public_key: key.public_key_pem(),
-        not_before: ts(from),
-        not_after: ts(until),
-    }
-}
-
-/// A root whose keys are valid from 2024 to 2030.
-pub(crate) fn root(version: u64, threshold: usize, keys: &[(&str, &SigningKey)]) -> TrustRoot {
-    let specs: Vec<_> = keys
-        .iter()
-        .map(|(id, k)| spec(id, k, "2024-01-01T00:00:00Z", "2030-01-01T00:00:00Z"))
-        .collect();
-    TrustRoot::create(version, threshold, &specs).unwrap()
 }

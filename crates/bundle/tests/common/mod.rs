@@ -1,43 +1,18 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, reason = "each test file uses some of the helpers")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test file uses some of the helpers"
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use jiff::Timestamp;
 use portcullis_bundle::{Bundle, Limits, RootKeySpec, SigAlg, SigningKey, TrustRoot};
 
-pub(crate) fn ts(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
-
-/// Inside the default key window.
-pub(crate) fn now() -> Timestamp {
-    ts("2025-06-01T00:00:00Z")
-}
-
-pub(crate) fn key() -> SigningKey {
-    SigningKey::generate(SigAlg::EcdsaP256).unwrap()
-}
-
-pub(crate) fn spec(id: &str, key: &SigningKey, from: &str, until: &str) -> RootKeySpec {
-    RootKeySpec {
-        id: id.to_owned(),
-        alg: key.alg(),
-        public_key: key.public_key_pem(),
-        not_before: ts(from),
-        not_after: ts(until),
-    }
-}
-
-/// A root whose keys are valid from 2024 to 2030.
-pub(crate) fn root(version: u64, threshold: usize, keys: &[(&str, &SigningKey)]) -> TrustRoot {
-    let specs: Vec<_> = keys
-        .iter()
-        .map(|(id, k)| spec(id, k, "2024-01-01T00:00:00Z", "2030-01-01T00:00:00Z"))
-        .collect();
-    TrustRoot::create(version, threshold, &specs).unwrap()
-}
+#[path = "../../src/test_util/shared.rs"]
+mod shared;
+pub(crate) use shared::{key, now, root, spec, ts};
 
 /// Writes a small policy source directory.
 pub(crate) fn write_source(dir: &Path) {
