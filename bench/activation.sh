@@ -164,33 +164,7 @@ PKI="$TMP/pki"
 make_pki "$PKI" "$CLIENT_ID"
 
 # --- upstream: nginx with a fixed 200 ------------------------------------------
-cat >"$TMP/upstream.conf" <<EOF
-worker_processes 1;
-pid $TMP/upstream.pid;
-error_log $TMP/upstream.error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $TMP/upstream-body;
-    proxy_temp_path $TMP/upstream-proxy;
-    fastcgi_temp_path $TMP/upstream-fastcgi;
-    uwsgi_temp_path $TMP/upstream-uwsgi;
-    scgi_temp_path $TMP/upstream-scgi;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    server {
-        listen 127.0.0.1:$UPSTREAM_PORT;
-        location / {
-            default_type text/plain;
-            return 200 "ok\n";
-        }
-    }
-}
-EOF
-"$NGINX" -p "$TMP/" -e "$TMP/upstream.error.log" -c "$TMP/upstream.conf" -g 'daemon off;' \
-    >"$TMP/upstream.out" 2>&1 &
-PID[upstream]=$!
-wait_port "$UPSTREAM_PORT" "upstream nginx"
+start_upstream "$UPSTREAM_PORT"
 
 # --- signing keys, trust root, policy generator -----------------------------------
 ROUTES=$(((RULES + RULES_PER_ROUTE - 1) / RULES_PER_ROUTE))
@@ -365,16 +339,7 @@ chmod 600 "$KEYS/admin-auth.hdr"
 # later revision arrives through the admin API, the path measured here.
 {
     cat <<EOF
-listeners:
-  - name: public
-    bind: 127.0.0.1:$GATEWAY_PORT
-    tls:
-      cert: $PKI/server.pem
-      key: $PKI/server.key
-      client_ca: $PKI/ca-bundle.pem
-      client_auth: required
-      spiffe_trust_domains: [$TRUST_DOMAIN]
-    timeouts: { header_read: 120s }
+$(gateway_listener_yaml "$GATEWAY_PORT")
 routes:
 EOF
     python3 "$TMP/gen.py" routes "$ROUTES" "http://127.0.0.1:$UPSTREAM_PORT"

@@ -137,50 +137,8 @@ make_pki "$PKI" "$CLIENT_ID"
 cat "$PKI/server.pem" "$PKI/server.key" >"$TMP/haproxy-server.pem"
 
 # --- upstream: nginx with a fixed 200 ------------------------------------------
-nginx_common() { # name
-    cat <<EOF
-worker_processes 1;
-pid $TMP/$1.pid;
-error_log $TMP/$1.error.log warn;
-worker_rlimit_nofile $FD_LIMIT;
-events { worker_connections $((IDLE_CONNECTIONS + 2048)); }
-EOF
-}
-nginx_http_common() { # name
-    cat <<EOF
-    access_log off;
-    client_body_temp_path $TMP/$1-body;
-    proxy_temp_path $TMP/$1-proxy;
-    fastcgi_temp_path $TMP/$1-fastcgi;
-    uwsgi_temp_path $TMP/$1-uwsgi;
-    scgi_temp_path $TMP/$1-scgi;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-EOF
-}
-start_nginx() { # name
-    "$NGINX" -p "$TMP/" -e "$TMP/$1.error.log" -c "$TMP/$1.conf" -g 'daemon off;' \
-        >"$TMP/$1.out" 2>&1 &
-    PID[$1]=$!
-}
-
-{
-    nginx_common upstream
-    cat <<EOF
-http {
-$(nginx_http_common upstream)
-    server {
-        listen 127.0.0.1:$UPSTREAM_PORT;
-        location / {
-            default_type text/plain;
-            return 200 "ok\n";
-        }
-    }
-}
-EOF
-} >"$TMP/upstream.conf"
-start_nginx upstream
-wait_port "$UPSTREAM_PORT" "upstream nginx"
+NGINX_CONNECTIONS=$((IDLE_CONNECTIONS + 2048))
+start_upstream "$UPSTREAM_PORT"
 
 # --- measurement helpers ---------------------------------------------------------
 # A scenario may set LOADGEN_ARGS_FN to a function that prints extra load
@@ -356,17 +314,7 @@ write_portcullis_jwt() { # name port admin_port cache_entries(empty: default)
     local cache=""
     [ -n "$4" ] && cache="  cache_entries: $4"
     cat >"$TMP/$1.yaml" <<EOF
-listeners:
-  - name: public
-    bind: 127.0.0.1:$2
-    tls:
-      cert: $PKI/server.pem
-      key: $PKI/server.key
-      client_ca: $PKI/ca-bundle.pem
-      client_auth: required
-      spiffe_trust_domains: [$TRUST_DOMAIN]
-    limits: { max_connections: 20000 }
-    timeouts: { header_read: 120s }
+$(gateway_listener_yaml "$2")
 routes:
   - name: bench
     path_prefix: /bench
@@ -700,20 +648,8 @@ rules:
     methods: [GET]
     path: /bench/**
 EOF
-# header_read also bounds how long an idle keep-alive connection stays
-# open; the memory test holds connections longer than its 10 s default.
 cat >"$TMP/portcullis.yaml" <<EOF
-listeners:
-  - name: public
-    bind: 127.0.0.1:$PORTCULLIS_PORT
-    tls:
-      cert: $PKI/server.pem
-      key: $PKI/server.key
-      client_ca: $PKI/ca-bundle.pem
-      client_auth: required
-      spiffe_trust_domains: [$TRUST_DOMAIN]
-    limits: { max_connections: 20000 }
-    timeouts: { header_read: 120s }
+$(gateway_listener_yaml "$PORTCULLIS_PORT")
 routes:
   - name: bench
     path_prefix: /bench

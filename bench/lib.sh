@@ -124,3 +124,73 @@ rotated() {
         echo "${!k}"
     done
 }
+
+# --- nginx (the upstream, and a peer in compare.sh) ------------------------------
+# Worker connections: NGINX_CONNECTIONS (default 4096); with FD_LIMIT set,
+# also worker_rlimit_nofile.
+nginx_common() { # name
+    echo "worker_processes 1;"
+    echo "pid $TMP/$1.pid;"
+    echo "error_log $TMP/$1.error.log warn;"
+    if [ -n "${FD_LIMIT:-}" ]; then echo "worker_rlimit_nofile $FD_LIMIT;"; fi
+    echo "events { worker_connections ${NGINX_CONNECTIONS:-4096}; }"
+}
+nginx_http_common() { # name
+    cat <<EOF
+    access_log off;
+    client_body_temp_path $TMP/$1-body;
+    proxy_temp_path $TMP/$1-proxy;
+    fastcgi_temp_path $TMP/$1-fastcgi;
+    uwsgi_temp_path $TMP/$1-uwsgi;
+    scgi_temp_path $TMP/$1-scgi;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+EOF
+}
+start_nginx() { # name: runs $TMP/NAME.conf in the foreground, stopped on exit
+    "$NGINX" -p "$TMP/" -e "$TMP/$1.error.log" -c "$TMP/$1.conf" -g 'daemon off;' \
+        >"$TMP/$1.out" 2>&1 &
+    PID[$1]=$!
+}
+
+# start_upstream PORT: nginx answering `200 ok` to every request.
+start_upstream() {
+    {
+        nginx_common upstream
+        cat <<EOF
+http {
+$(nginx_http_common upstream)
+    server {
+        listen 127.0.0.1:$1;
+        location / {
+            default_type text/plain;
+            return 200 "ok\n";
+        }
+    }
+}
+EOF
+    } >"$TMP/upstream.conf"
+    start_nginx upstream
+    wait_port "$1" "upstream nginx"
+}
+
+# gateway_listener_yaml PORT: the gateway's `listeners:` section, mTLS
+# required against the PKI of make_pki ($PKI) and TRUST_DOMAIN. The
+# header_read timeout also bounds how long an idle keep-alive connection
+# stays open; the memory test holds connections longer than its 10 s
+# default.
+gateway_listener_yaml() {
+    cat <<EOF
+listeners:
+  - name: public
+    bind: 127.0.0.1:$1
+    tls:
+      cert: $PKI/server.pem
+      key: $PKI/server.key
+      client_ca: $PKI/ca-bundle.pem
+      client_auth: required
+      spiffe_trust_domains: [$TRUST_DOMAIN]
+    limits: { max_connections: 20000 }
+    timeouts: { header_read: 120s }
+EOF
+}
