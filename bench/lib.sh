@@ -175,10 +175,8 @@ EOF
 }
 
 # gateway_listener_yaml PORT: the gateway's `listeners:` section, mTLS
-# required against the PKI of make_pki ($PKI) and TRUST_DOMAIN. The
-# header_read timeout also bounds how long an idle keep-alive connection
-# stays open; the memory test holds connections longer than its 10 s
-# default.
+# required against the PKI of make_pki ($PKI) and TRUST_DOMAIN. The idle
+# timeout is set well above the memory test's hold time.
 gateway_listener_yaml() {
     cat <<EOF
 listeners:
@@ -191,6 +189,6 @@ listeners:
       client_auth: required
       spiffe_trust_domains: [$TRUST_DOMAIN]
     limits: { max_connections: 20000 }
-    timeouts: { header_read: 120s }
+    timeouts: { idle: 120s }
 EOF
 }

@@ -50,6 +50,9 @@ pub const HARD_MAX_URI_LEN: usize = 64 * 1024;
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time for a TLS handshake to complete.
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time an HTTP/1 keep-alive connection may wait for its next request
+/// (and a new connection for its first one) before it is closed.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time for the upstream to produce response headers.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -190,6 +193,8 @@ pub struct Listener {
     pub limits: Limits,
     pub header_read_timeout: Duration,
     pub tls_handshake_timeout: Duration,
+    /// Longest wait for the next request on an HTTP/1 connection.
+    pub idle_timeout: Duration,
 }
 
 pub struct ListenerTls {

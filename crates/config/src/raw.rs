@@ -208,6 +208,7 @@ pub(crate) struct RawServerTimeouts {
     pub(crate) header_read: Option<String>,
     pub(crate) request: Option<String>,
     pub(crate) tls_handshake: Option<String>,
+    pub(crate) idle: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

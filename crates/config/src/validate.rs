@@ -952,6 +952,11 @@ fn listener(cx: &Ctx<'_>, key: &str, l: &raw::RawListener) -> Result<Listener, C
         t.and_then(|t| t.tls_handshake.as_ref()),
         crate::DEFAULT_TLS_HANDSHAKE_TIMEOUT,
     )?;
+    let idle_timeout = cx.duration(
+        &format!("{key}.timeouts.idle"),
+        t.and_then(|t| t.idle.as_ref()),
+        crate::DEFAULT_IDLE_TIMEOUT,
+    )?;
     if t.and_then(|t| t.request.as_ref()).is_some() {
         return Err(cx.err(
             format!("{key}.timeouts.request"),
@@ -970,6 +975,7 @@ fn listener(cx: &Ctx<'_>, key: &str, l: &raw::RawListener) -> Result<Listener, C
         limits,
         header_read_timeout,
         tls_handshake_timeout,
+        idle_timeout,
     })
 }
 

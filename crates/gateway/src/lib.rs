@@ -20,6 +20,7 @@ mod background;
 mod bearer;
 mod body;
 mod browser;
+mod drain;
 mod bundle;
 mod https;
 mod listener;
@@ -38,7 +39,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use hyper_util::server::graceful::GracefulShutdown;
 use portcullis_telemetry::{AuditConfig, AuditDest, AuditLog, AuditWriterTask, Metrics};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -86,7 +86,7 @@ pub(crate) struct Shared {
 pub struct Gateway {
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
-    graceful: Arc<GracefulShutdown>,
+    drain: drain::Drain,
     /// Listeners and the reload watcher: stopped first.
     tasks: Vec<JoinHandle<()>>,
     /// The admin listener stops only after the drain, so `/readyz` answers
@@ -188,7 +188,7 @@ impl Gateway {
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (admin_shutdown_tx, admin_shutdown_rx) = watch::channel(false);
-        let graceful = Arc::new(GracefulShutdown::new());
+        let drain = drain::Drain::new();
         let mut tasks = Vec::new();
         let mut listeners = BTreeMap::new();
         let mut admin = None;
@@ -209,7 +209,7 @@ impl Gateway {
                 shared.clone(),
                 name,
                 tcp,
-                graceful.clone(),
+                drain.watcher(),
                 shutdown_rx.clone(),
             )));
         }
@@ -239,7 +239,7 @@ impl Gateway {
         Ok(Gateway {
             shared,
             shutdown_tx,
-            graceful,
+            drain,
             tasks,
             admin_shutdown_tx,
             admin_task,
@@ -274,14 +274,9 @@ impl Gateway {
             let _ = t.await;
         }
         tracing::info!(timeout = ?drain, "draining in-flight requests");
-        // Listener tasks have ended, so this is the last reference.
-        match Arc::try_unwrap(self.graceful) {
-            Ok(g) => {
-                if tokio::time::timeout(drain, g.shutdown()).await.is_err() {
-                    tracing::warn!("drain timeout reached; remaining connections are closed");
-                }
-            }
-            Err(_) => tracing::warn!("connections still referenced; not drained"),
+        // Listener tasks have ended: only connections still watch.
+        if tokio::time::timeout(drain, self.drain.drain()).await.is_err() {
+            tracing::warn!("drain timeout reached; remaining connections are closed");
         }
         let _ = self.admin_shutdown_tx.send(true);
         if let Some(t) = self.admin_task {

@@ -211,6 +211,12 @@ impl Http1FramingScanner {
         self.state == State::Stopped
     }
 
+    /// Whether the bytes read so far end exactly at the end of a message
+    /// (empty lines after it aside): no head or body is partly read.
+    pub fn is_between_messages(&self) -> bool {
+        self.state == State::Idle
+    }
+
     /// Reads the next `bytes` of the stream and calls `emit` with the
     /// verdict of every request head they complete, in order. Splitting
     /// the stream differently gives the same verdicts.

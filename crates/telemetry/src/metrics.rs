@@ -198,6 +198,7 @@ pub struct Metrics {
     audit_write_errors: Counter,
     connections_active: Family<ListenerLabels, Gauge>,
     connections: Family<ListenerLabels, Counter>,
+    connections_idle: Gauge,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
 }
@@ -323,6 +324,12 @@ impl Metrics {
             "Client connections accepted, by listener",
             connections.clone(),
         );
+        let connections_idle = Gauge::default();
+        registry.register(
+            "connections_idle",
+            "HTTP/1 client connections waiting for their next request, holding no HTTP buffers",
+            connections_idle.clone(),
+        );
         let upstream_errors = Family::default();
         registry.register(
             "upstream_errors",
@@ -368,6 +375,7 @@ impl Metrics {
             audit_write_errors,
             connections_active,
             connections,
+            connections_idle,
             upstream_errors,
             config_reloads,
         }
@@ -554,6 +562,16 @@ impl Metrics {
         let active = self.connections_active.get_or_create_owned(&labels);
         active.inc();
         ConnectionGuard { active }
+    }
+
+    /// Counts an HTTP/1 connection in `connections_idle` until the guard
+    /// is dropped.
+    #[must_use = "the connection is counted as idle until the guard is dropped"]
+    pub fn connection_idle(&self) -> ConnectionGuard {
+        self.connections_idle.inc();
+        ConnectionGuard {
+            active: self.connections_idle.clone(),
+        }
     }
 
     /// Counts a failed upstream exchange on a route.

@@ -755,3 +755,33 @@ proptest! {
         prop_assert_eq!(scan_parts(&bytewise, max_head), whole);
     }
 }
+
+// ------------------------------------------------------- message boundaries
+
+#[test]
+fn between_messages_only_at_the_end_of_a_whole_message() {
+    let mut s = Http1FramingScanner::new();
+    assert!(s.is_between_messages(), "a new connection");
+    let steps: &[(&[u8], bool)] = &[
+        (b"GET / HTTP/1.1\r\nHo", false),
+        (b"st: x\r\n\r\n", true),
+        (b"\r\n", true),
+        (b"POST /a HTTP/1.1\r\nContent-Length: 4\r\n\r\nab", false),
+        (b"cd", true),
+        (b"POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n", false),
+        (b"0\r\n\r", false),
+        (b"\n", true),
+    ];
+    for (bytes, between) in steps {
+        s.feed(bytes, |_| {});
+        assert_eq!(
+            s.is_between_messages(),
+            *between,
+            "after {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    s.feed(b"POST /c HTTP/1.1\r\nContent-Length: x\r\n\r\n", |_| {});
+    assert!(s.is_stopped());
+    assert!(!s.is_between_messages(), "a lost stream is never idle");
+}

@@ -267,6 +267,19 @@ fn connection_guard_tracks_active_connections() {
 }
 
 #[test]
+fn idle_guard_tracks_idle_connections() {
+    let m = Metrics::new();
+    assert_eq!(value(&m.encode(), "portcullis_connections_idle"), Some(0.0));
+    let a = m.connection_idle();
+    let b = m.connection_idle();
+    assert_eq!(value(&m.encode(), "portcullis_connections_idle"), Some(2.0));
+    drop(a);
+    assert_eq!(value(&m.encode(), "portcullis_connections_idle"), Some(1.0));
+    drop(b);
+    assert_eq!(value(&m.encode(), "portcullis_connections_idle"), Some(0.0));
+}
+
+#[test]
 fn label_values_are_escaped() {
     // Route names come from config, but a quote or newline must still not
     // break the exposition format.

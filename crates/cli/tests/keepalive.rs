@@ -1,0 +1,233 @@
+//! HTTP/1 keep-alive connections between requests: the gateway releases
+//! its HTTP buffers after a short idle time and serves the client's next
+//! request on the same TLS session; `timeouts.idle` closes connections
+//! that stay silent, `timeouts.header_read` bounds a started head, and a
+//! drain closes waiting connections at once.
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const IDLE_GAUGE: &str = "portcullis_connections_idle ";
+
+/// Sets the listener's `timeouts:` section.
+fn with_timeouts(config: &str, timeouts: &str) -> String {
+    assert!(config.contains("\nroutes:\n"), "not a config_yaml text");
+    config.replacen(
+        "\nroutes:\n",
+        &format!("\n    timeouts: {timeouts}\nroutes:\n"),
+        1,
+    )
+}
+
+fn get(path: &str) -> http::Request<Full<Bytes>> {
+    http::Request::get(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+/// Polls the idle gauge until it is `want` (bounded by [`WAIT`]).
+async fn wait_idle_gauge(gw: &GatewayProc, want: f64) -> f64 {
+    let start = Instant::now();
+    loop {
+        let v = gw.metric(IDLE_GAUGE).await;
+        if v == want || start.elapsed() > WAIT {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Reads until the server closes the stream or `within` passes; true if
+/// it closed (EOF or reset).
+async fn closed_within<S: tokio::io::AsyncRead + Unpin>(s: &mut S, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_releases_its_buffers_and_keeps_serving() {
+    let env = TestEnv::start().await;
+    let mut session = env.writer.h1_session(env.gw.addr).await.unwrap();
+    for round in 0..3 {
+        let r = send_on(&mut session, get(&format!("/api/get/{round}")))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "round {round}");
+        // Idle past the release time: the connection parks without
+        // hyper's buffers.
+        assert_eq!(
+            wait_idle_gauge(&env.gw, 1.0).await,
+            1.0,
+            "round {round}: the idle connection is parked"
+        );
+        // The next request, with a body, goes through on the same session.
+        let post = http::Request::post(format!("/api/post/{round}"))
+            .header("host", "localhost")
+            .body(Full::new(Bytes::from(format!("body {round}"))))
+            .unwrap();
+        let r = send_on(&mut session, post).await.unwrap();
+        assert_eq!(r.status, 200, "round {round}");
+        assert_eq!(&r.body[..], b"upstream ok");
+    }
+    let records = env.up.records();
+    assert_eq!(records.len(), 6);
+    for (round, pair) in records.chunks(2).enumerate() {
+        assert_eq!(pair[0].target, format!("/api/get/{round}"));
+        assert_eq!(pair[1].target, format!("/api/post/{round}"));
+        assert_eq!(&pair[1].body[..], format!("body {round}").as_bytes());
+    }
+    // One connection served all six requests.
+    assert_eq!(
+        env.gw
+            .metric(r#"portcullis_connections_total{listener="public"}"#)
+            .await,
+        1.0
+    );
+    drop(session);
+    assert_eq!(
+        wait_idle_gauge(&env.gw, 0.0).await,
+        0.0,
+        "a closed connection is no longer counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_after_a_release_are_all_answered() {
+    let env = TestEnv::start().await;
+    let mut tls = env.reader.tls(env.gw.addr).await.unwrap();
+    let one = b"GET /api/one HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    tls.write_all(one).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("upstream ok") {
+        let n = tokio::time::timeout(WAIT, tls.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(wait_idle_gauge(&env.gw, 1.0).await, 1.0);
+    // Two requests in one write, the second split across a second write.
+    tls.write_all(b"GET /api/two HTTP/1.1\r\nHost: localhost\r\n\r\nGET /api/thr")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tls.write_all(b"ee HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, tls.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert_eq!(rest.matches("HTTP/1.1 200 OK").count(), 2, "{rest}");
+    let targets: Vec<String> = env.up.records().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets, ["/api/one", "/api/two", "/api/three"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_after_the_idle_timeout() {
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| with_timeouts(&c, "{ idle: 1s }"),
+        BASIC_POLICY,
+    )
+    .await;
+    // After a request.
+    let mut used = env.reader.tls(env.gw.addr).await.unwrap();
+    used.write_all(b"GET /api/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    // After the handshake only.
+    let mut silent = env.reader.tls(env.gw.addr).await.unwrap();
+    let start = Instant::now();
+    assert!(closed_within(&mut used, Duration::from_secs(5)).await);
+    assert!(closed_within(&mut silent, Duration::from_secs(5)).await);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed before the idle timeout: {took:?}"
+    );
+    assert_eq!(env.up.count(), 1);
+    assert_eq!(wait_idle_gauge(&env.gw, 0.0).await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_head_is_bounded_by_header_read_not_idle() {
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| with_timeouts(&c, "{ idle: 30s, header_read: 1s }"),
+        BASIC_POLICY,
+    )
+    .await;
+    let mut tls = env.reader.tls(env.gw.addr).await.unwrap();
+    // Idle first (parked), then half a head and silence.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tls.write_all(b"GET /api/slow HTTP/1.1\r\nHost: loc")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let start = Instant::now();
+    assert!(
+        closed_within(&mut tls, Duration::from_secs(10)).await,
+        "a slow head is cut off"
+    );
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
+        "closed by header_read (1 s), not idle (30 s): {took:?}"
+    );
+    assert_eq!(env.up.count(), 0, "nothing forwarded");
+    let series = r#"portcullis_bad_requests_total{reason="header_read_timeout"}"#;
+    assert_eq!(env.gw.wait_metric_at_least(series, 1.0).await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_waiting_connections_without_waiting_for_the_drain_timeout() {
+    let mut env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| c.replace("  drain_timeout: 10s\n", "  drain_timeout: 30s\n"),
+        BASIC_POLICY,
+    )
+    .await;
+    let mut used = env.reader.tls(env.gw.addr).await.unwrap();
+    used.write_all(b"GET /api/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut silent = env.reader.tls(env.gw.addr).await.unwrap();
+    assert_eq!(wait_idle_gauge(&env.gw, 2.0).await, 2.0);
+    let start = Instant::now();
+    env.gw.signal("TERM");
+    assert_eq!(
+        tokio::task::block_in_place(|| env.gw.wait_exit(Duration::from_secs(10))),
+        Some(0)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "idle connections held the drain: {:?}",
+        start.elapsed()
+    );
+    assert!(closed_within(&mut used, Duration::from_secs(2)).await);
+    assert!(closed_within(&mut silent, Duration::from_secs(2)).await);
+    let stderr = env.gw.stderr();
+    assert!(!stderr.contains("drain timeout reached"), "{stderr}");
+}
