@@ -91,7 +91,7 @@ async fn connection(
     name: String,
     stream: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
-    mut drain: DrainWatch,
+    drain: DrainWatch,
 ) {
     let snap = shared.state.load_full();
     let (Some(acceptor), Some(listener)) = (snap.tls.get(&name).cloned(), snap.listener(&name))
@@ -105,44 +105,112 @@ async fn connection(
     let trust_domains = listener.tls.client_auth.spiffe_trust_domains.clone();
     drop(snap);
 
-    let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            let reason = portcullis_authn::classify_handshake_error(&e);
-            handshake_refused(&shared, &name, peer, reason, &e.to_string()).await;
-            return;
-        }
-        Err(_) => {
-            handshake_refused(
-                &shared,
-                &name,
-                peer,
-                "timeout",
-                "tls handshake did not complete in time",
-            )
-            .await;
-            return;
-        }
+    let settings = ConnSettings {
+        handshake_timeout,
+        header_read_timeout,
+        idle_timeout,
+        limits,
     };
+    // Boxed, like the serving future it returns: the connection task then
+    // keeps only a pointer for the life of the connection, not room for
+    // the handshake's state and the TLS stream next to the serving state.
+    let accepted = Box::pin(accept(
+        &shared,
+        &name,
+        peer,
+        acceptor,
+        stream,
+        &trust_domains,
+        settings,
+        drain,
+    ));
+    let Some(serving) = accepted.await else {
+        return;
+    };
+    if let Err(e) = serving.await {
+        Box::pin(connection_error(&shared, &name, peer, &e)).await;
+    }
+}
+
+/// Completes the TLS handshake within its timeout and starts serving; a
+/// refused handshake is counted and audited here.
+#[allow(clippy::too_many_arguments)]
+async fn accept(
+    shared: &Arc<Shared>,
+    name: &str,
+    peer: std::net::SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    trust_domains: &[portcullis_identity::TrustDomain],
+    settings: ConnSettings,
+    drain: DrainWatch,
+) -> Option<Serving> {
+    let (reason, detail) =
+        match tokio::time::timeout(settings.handshake_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                match start_serving(shared, name, peer, tls, trust_domains, settings, drain) {
+                    Ok(serving) => return Some(serving),
+                    Err(refused) => refused,
+                }
+            }
+            Ok(Err(e)) => (
+                portcullis_authn::classify_handshake_error(&e),
+                e.to_string(),
+            ),
+            Err(_) => (
+                "timeout",
+                "tls handshake did not complete in time".to_owned(),
+            ),
+        };
+    handshake_refused(shared, name, peer, reason, &detail).await;
+    None
+}
+
+/// A connection's HTTP service, running until the connection ends.
+type Serving = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;
+
+/// The listener settings a connection is served with.
+struct ConnSettings {
+    handshake_timeout: Duration,
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    limits: portcullis_config::Limits,
+}
+
+/// Turns the verified peer into the connection's principal and starts
+/// HTTP/1 or HTTP/2 as negotiated; the refusal reason and detail if the
+/// peer's identity cannot be read.
+fn start_serving(
+    shared: &Arc<Shared>,
+    name: &str,
+    peer: std::net::SocketAddr,
+    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    trust_domains: &[portcullis_identity::TrustDomain],
+    settings: ConnSettings,
+    mut drain: DrainWatch,
+) -> Result<Serving, (&'static str, String)> {
+    let ConnSettings {
+        handshake_timeout: _,
+        header_read_timeout,
+        idle_timeout,
+        limits,
+    } = settings;
     let (_, session) = tls.get_ref();
     let sni = session.server_name().map(str::to_owned);
     let h2 = session.alpn_protocol() == Some(b"h2");
     let principal = match session.peer_certificates() {
         None | Some([]) => Principal::anonymous(),
-        Some(chain) => match portcullis_authn::identity_from_chain(chain, &trust_domains) {
+        Some(chain) => match portcullis_authn::identity_from_chain(chain, trust_domains) {
             Ok(id) => Principal::from_cert(id),
-            Err(e) => {
-                // The verifier enforces the same rules during the
-                // handshake; reaching this is a defect, so refuse.
-                handshake_refused(&shared, &name, peer, e.reason_code(), &e.to_string()).await;
-                return;
-            }
+            // The verifier enforces the same rules during the handshake;
+            // reaching this is a defect, so refuse.
+            Err(e) => return Err((e.reason_code(), e.to_string())),
         },
     };
     let framing = (!h2).then(|| Arc::new(FramingVerdicts::default()));
     let ctx = Arc::new(ConnCtx {
         shared: shared.clone(),
-        listener: name.clone(),
+        listener: name.to_owned(),
         peer,
         sni,
         strings: crate::service::ConnStrings::new(&principal, peer),
@@ -150,7 +218,7 @@ async fn connection(
         framing: framing.clone(),
         assertion: crate::assertion::ConnAssertion::default(),
     });
-    let result = match framing {
+    Ok(match framing {
         None => {
             let svc = service_fn(move |req| handle(ctx.clone(), req));
             let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -161,19 +229,20 @@ async fn connection(
                 .max_header_list_size(
                     u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
                 );
-            // Boxed: the connection task then holds a pointer, not the
-            // larger of the HTTP/1 and HTTP/2 connection states.
-            let mut conn = Box::pin(b.serve_connection(TokioIo::new(tls), svc));
-            let mut draining = false;
-            loop {
-                tokio::select! {
-                    r = conn.as_mut() => break r,
-                    () = drain.draining(), if !draining => {
-                        draining = true;
-                        conn.as_mut().graceful_shutdown();
+            let conn = b.serve_connection(TokioIo::new(tls), svc);
+            Box::pin(async move {
+                let mut conn = std::pin::pin!(conn);
+                let mut draining = false;
+                loop {
+                    tokio::select! {
+                        r = conn.as_mut() => break r,
+                        () = drain.draining(), if !draining => {
+                            draining = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
                     }
                 }
-            }
+            })
         }
         Some(verdicts) => {
             let max_buf = limits.max_header_bytes.saturating_mul(2).max(8192);
@@ -198,12 +267,16 @@ async fn connection(
                 .header_read_timeout(header_read_timeout)
                 .max_headers(limits.max_header_count.saturating_add(16))
                 .max_buf_size(max_buf);
-            serve_http1(&shared.metrics, io, svc, b, idle_timeout, drain).await
+            Box::pin(serve_http1(
+                shared.metrics.clone(),
+                io,
+                svc,
+                b,
+                idle_timeout,
+                drain,
+            ))
         }
-    };
-    if let Err(e) = result {
-        connection_error(&shared, &name, peer, &e).await;
-    }
+    })
 }
 
 /// How long a keep-alive HTTP/1 connection holds hyper's buffers (an
@@ -223,7 +296,7 @@ type Http1Io = FramingTap<tokio_rustls::server::TlsStream<TcpStream>>;
 /// here, without hyper's buffers, for the client's next bytes (a new hyper
 /// connection serves them) or for `idle_timeout` (closed).
 async fn serve_http1<S, B>(
-    metrics: &portcullis_telemetry::Metrics,
+    metrics: Arc<portcullis_telemetry::Metrics>,
     mut io: Http1Io,
     mut svc: S,
     builder: hyper::server::conn::http1::Builder,
