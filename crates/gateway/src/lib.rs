@@ -20,8 +20,8 @@ mod background;
 mod bearer;
 mod body;
 mod browser;
-mod drain;
 mod bundle;
+mod drain;
 mod https;
 mod listener;
 mod reload;
@@ -275,7 +275,10 @@ impl Gateway {
         }
         tracing::info!(timeout = ?drain, "draining in-flight requests");
         // Listener tasks have ended: only connections still watch.
-        if tokio::time::timeout(drain, self.drain.drain()).await.is_err() {
+        if tokio::time::timeout(drain, self.drain.drain())
+            .await
+            .is_err()
+        {
             tracing::warn!("drain timeout reached; remaining connections are closed");
         }
         let _ = self.admin_shutdown_tx.send(true);

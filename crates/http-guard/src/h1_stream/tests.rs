@@ -768,7 +768,10 @@ fn between_messages_only_at_the_end_of_a_whole_message() {
         (b"\r\n", true),
         (b"POST /a HTTP/1.1\r\nContent-Length: 4\r\n\r\nab", false),
         (b"cd", true),
-        (b"POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n", false),
+        (
+            b"POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n",
+            false,
+        ),
         (b"0\r\n\r", false),
         (b"\n", true),
     ];
