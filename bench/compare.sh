@@ -48,10 +48,10 @@
 #   SCENARIO [mtls]       mtls (the default run) or jwt; the first argument
 #                         overrides it
 #   JWT_TOKENS [256]      distinct tokens rotated in the uncached jwt variant
-#   ASSERTION_SCOPE [request]  Portcullis's identity_assertion.scope in the
-#                         mtls scenario: request (an ES256 assertion signed
-#                         per request, the default) or connection (one per
-#                         connection and route, reused; docs/operations.md)
+#   ASSERTION_SCOPE [request]  Portcullis's identity_assertion.scope:
+#                         request (an ES256 assertion signed per request,
+#                         the default) or connection (one per connection,
+#                         route and bearer token, reused; docs/operations.md)
 # Every server listens on 127.0.0.1 only; nothing leaves the machine.
 set -euo pipefail
 
@@ -326,6 +326,8 @@ admin:
   bind: 127.0.0.1:$3
 audit:
   dest: $TMP/$1-audit.log
+identity_assertion:
+  scope: $ASSERTION_SCOPE
 bearer:
 $cache
   issuers:
@@ -519,12 +521,13 @@ EOF
     echo "portcullis: one token on every request, answered from the verified-token cache;"
     echo "portcullis-nocache: cache_entries 1 and $JWT_TOKENS tokens rotated per request, a signature check per request;"
     echo "haproxy: jwt_verify checks the signature on every request."
+    echo "Portcullis identity_assertion.scope: $ASSERTION_SCOPE"
     echo "target: throughput >= 3.0x haproxy: cached $target_cached (${tp_cached}x);" \
         "without the cache $target_nocache (${tp_nocache}x)"
 
     echo
     echo "---- markdown ----"
-    echo "Command: \`bench/compare.sh jwt\` (CONNECTIONS=$CONNECTIONS ROUNDS=$ROUNDS DURATION=$DURATION" \
+    echo "Command: \`bench/compare.sh jwt\` (ASSERTION_SCOPE=$ASSERTION_SCOPE CONNECTIONS=$CONNECTIONS ROUNDS=$ROUNDS DURATION=$DURATION" \
         "WARMUP=$WARMUP LOADGEN_THREADS=$LOADGEN_THREADS KX=$KX JWT_TOKENS=$JWT_TOKENS)"
     echo
     echo "| machine | |"

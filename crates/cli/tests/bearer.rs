@@ -211,7 +211,7 @@ fn audit_reason(env: &Env, n: usize) -> String {
 }
 
 #[tokio::test]
-async fn with_connection_scope_token_requests_still_get_their_own_assertion() {
+async fn with_connection_scope_an_assertion_is_reused_only_for_the_same_token() {
     let env = Env::start_full(
         "client_auth: optional",
         "identity_assertion:\n  scope: connection\n",
@@ -219,9 +219,17 @@ async fn with_connection_scope_token_requests_still_get_their_own_assertion() {
     .await;
     let client = env.anon();
     let mut send = client.h1_session(env.gw.addr).await.unwrap();
+    let alice_1 = env.key.sign(&claims("alice", json!({"jti": "a1"})));
+    let alice_2 = env.key.sign(&claims("alice", json!({"jti": "a2"})));
+    let bob = env.key.sign(&claims("bob", json!({"jti": "b1"})));
     let mut seen = Vec::new();
-    for sub in ["alice", "alice", "bob"] {
-        let token = env.key.sign(&claims(sub, json!({})));
+    for (token, sub) in [
+        (&alice_1, "alice"),
+        (&alice_1, "alice"),
+        (&alice_2, "alice"),
+        (&bob, "bob"),
+        (&alice_1, "alice"),
+    ] {
         let req = http::Request::get("/api/x")
             .header("host", "localhost")
             .header("authorization", format!("Bearer {token}"))
@@ -234,14 +242,47 @@ async fn with_connection_scope_token_requests_still_get_their_own_assertion() {
             .to_str()
             .unwrap()
             .to_owned();
-        let rid = rec.headers["x-portcullis-request-id"].to_str().unwrap();
         let payload = jwt_payload(&a);
         assert_eq!(payload["sub"], sub);
-        assert_eq!(payload["rid"], rid, "signed for this request: {payload}");
+        assert_eq!(payload["token_iss"], ISS);
+        assert!(
+            payload.get("rid").is_none(),
+            "a reusable assertion names no request: {payload}"
+        );
         seen.push(a);
     }
-    assert_ne!(seen[0], seen[1], "the same user twice: two assertions");
-    assert_ne!(seen[1], seen[2]);
+    assert_eq!(seen[0], seen[1], "the same token again: the same assertion");
+    assert_ne!(
+        seen[1], seen[2],
+        "another token of the same user: a new one"
+    );
+    assert_ne!(seen[2], seen[3]);
+    assert_ne!(seen[0], seen[4], "only the last assertion is kept");
+    // Every request was still authenticated: one verification per token,
+    // cache hits for the repeats.
+    let m = env.gw.metrics().await;
+    assert_eq!(
+        metric_value(&m, "portcullis_bearer_tokens_total{result=\"verified\""),
+        3.0
+    );
+    assert_eq!(
+        metric_value(&m, "portcullis_bearer_tokens_total{result=\"cached\""),
+        2.0
+    );
+    // An expired token on the same connection is refused, whatever
+    // assertion the connection holds.
+    let expired = env.key.sign(&claims(
+        "alice",
+        json!({"exp": now() - 60, "iat": now() - 600}),
+    ));
+    let req = http::Request::get("/api/x")
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {expired}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = send_on(&mut send, req).await.unwrap();
+    assert_invalid_token(&r);
+    assert_eq!(env.up.count(), 5, "nothing forwarded for the expired token");
 }
 
 #[tokio::test]

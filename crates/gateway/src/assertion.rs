@@ -2,12 +2,14 @@
 //! short-lived ES256 JWT that upstreams verify against the gateway's JWKS
 //! (`/.well-known/portcullis/jwks.json`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
+use portcullis_token::VerifiedToken;
 use zeroize::Zeroizing;
 
 /// The header the assertion travels in.
@@ -173,54 +175,72 @@ impl AssertionSigner {
 }
 
 /// A connection's reusable assertion (`identity_assertion.scope:
-/// connection`): one per route and set of roles, for requests that carry
-/// no identity beyond the connection's own.
+/// connection`): one per route and set of roles, for requests whose
+/// identity is the connection's own, or the connection's with the same
+/// verified bearer token.
 #[derive(Default)]
 pub(crate) struct ConnAssertion(std::sync::Mutex<Option<Cached>>);
 
 struct Cached {
     route: String,
     roles: Vec<String>,
+    /// The verified token the assertion speaks for: the very entry of the
+    /// verified-token cache, compared by address. Held here, so the
+    /// address cannot be reused by another token while cached.
+    token: Option<Arc<VerifiedToken>>,
     signed_at: i64,
     /// Reused until then: half the lifetime, so an upstream never gets an
-    /// assertion with less than half of it left.
+    /// assertion with less than half of it left, and never past the
+    /// token's `exp`.
     refresh_at: i64,
     value: http::HeaderValue,
 }
 
 impl ConnAssertion {
-    /// The assertion for `route` and `roles`, when one was signed on this
-    /// connection and is still fresh at `now_unix`.
+    /// The assertion for `route`, `roles` and `token`, when one was signed
+    /// on this connection and is still fresh at `now_unix`.
     pub(crate) fn get<'r>(
         &self,
         route: &str,
         roles: impl Iterator<Item = &'r str>,
+        token: Option<&Arc<VerifiedToken>>,
         now_unix: i64,
     ) -> Option<http::HeaderValue> {
         let guard = self.0.lock().ok()?;
         let c = guard.as_ref()?;
         let fresh = c.signed_at <= now_unix && now_unix < c.refresh_at;
-        (fresh && c.route == route && c.roles.iter().map(String::as_str).eq(roles))
+        let same_token = match (&c.token, token) {
+            (None, None) => true,
+            (Some(held), Some(given)) => Arc::ptr_eq(held, given),
+            _ => false,
+        };
+        (fresh && same_token && c.route == route && c.roles.iter().map(String::as_str).eq(roles))
             .then(|| c.value.clone())
     }
 
-    /// Keeps `value`, signed at `now_unix` with lifetime `ttl`, replacing
-    /// what the connection had.
+    /// Keeps `value`, signed at `now_unix` with lifetime `ttl` for `token`
+    /// (if any), replacing what the connection had.
     pub(crate) fn put(
         &self,
         route: &str,
         roles: Vec<String>,
+        token: Option<Arc<VerifiedToken>>,
         now_unix: i64,
         ttl: Duration,
         value: http::HeaderValue,
     ) {
         let half = i64::try_from(ttl.as_secs() / 2).unwrap_or(0);
+        let mut refresh_at = now_unix.saturating_add(half);
+        if let Some(t) = &token {
+            refresh_at = refresh_at.min(t.expires_at);
+        }
         if let Ok(mut guard) = self.0.lock() {
             *guard = Some(Cached {
                 route: route.to_owned(),
                 roles,
+                token,
                 signed_at: now_unix,
-                refresh_at: now_unix.saturating_add(half),
+                refresh_at,
                 value,
             });
         }

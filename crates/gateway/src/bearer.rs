@@ -159,7 +159,7 @@ impl BearerAuth {
         token: &str,
         cert: Option<&CertIdentity>,
         now: i64,
-    ) -> Result<(Arc<TokenIdentity>, bool), TokenRefusal> {
+    ) -> Result<(Arc<TokenIdentity>, Arc<VerifiedToken>, bool), TokenRefusal> {
         if token.len() > self.max_token_bytes {
             return Err(TokenRefusal::new(
                 "too_large",
@@ -228,7 +228,7 @@ impl BearerAuth {
                 v
             }
         };
-        Ok((identity(&verified, cert)?, cached))
+        Ok((identity(&verified, cert)?, verified, cached))
     }
 
     /// Per-issuer status for `/readyz`.

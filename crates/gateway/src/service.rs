@@ -433,7 +433,7 @@ async fn pipeline(
 
     // 5. Bearer token, if the request carries one and issuers are
     //    configured. A bad token is a 401, whatever the route.
-    let mut verified_token = false;
+    let mut verified_token = None;
     if let Some(auth) = &snap.bearer {
         let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
         let first = values.next();
@@ -463,13 +463,13 @@ async fn pipeline(
                     .authenticate(token, conn.principal.cert.as_ref(), now)
                     .await
                 {
-                    Ok((identity, cached)) => {
+                    Ok((identity, verified, cached)) => {
                         shared.metrics.bearer_token_accepted(cached);
                         facts.principal = Some(Arc::new(Principal {
                             cert: conn.principal.cert.clone(),
                             token: Some(identity),
                         }));
-                        verified_token = true;
+                        verified_token = Some(verified);
                     }
                     Err(r) => {
                         shared.metrics.bearer_token_refused(r.code);
@@ -485,7 +485,7 @@ async fn pipeline(
     }
     // 5b. Browser session: read from the authoritative store on every
     //     request; a store failure is a 503.
-    if !verified_token {
+    if verified_token.is_none() {
         if let Some(browser) = &snap.browser {
             match browser
                 .lookup(req.headers(), conn.principal.cert.as_ref())
@@ -662,7 +662,7 @@ fn build_upstream_request(
     snap: &Snapshot,
     permit: &Permit,
     principal: &Principal,
-    verified_token: bool,
+    verified_token: Option<Arc<portcullis_token::VerifiedToken>>,
     req: Request<Incoming>,
     host: &str,
     path: &str,
@@ -715,7 +715,7 @@ fn build_upstream_request(
     guard::sanitize_request_headers(&mut headers);
     // A verified bearer token has done its job: upstreams learn who from
     // the identity assertion, unless the route asks for the token itself.
-    if verified_token && !route.pass_bearer_token {
+    if verified_token.is_some() && !route.pass_bearer_token {
         headers.remove(header::AUTHORIZATION);
     }
     if let Some(browser) = &snap.browser {
@@ -731,14 +731,20 @@ fn build_upstream_request(
     insert(&mut headers, REQUEST_ID_HEADER, &facts.request_id);
 
     let now = jiff::Timestamp::now().as_second();
-    // With `scope: connection`, a request that carries no identity beyond
-    // the connection's (no bearer token, no session) reuses the
-    // connection's assertion for this route and these roles.
-    let reusable = facts.principal.is_none()
+    // With `scope: connection`, a request whose identity is the
+    // connection's, or the connection's with the same verified bearer
+    // token as before, reuses the connection's assertion for this route
+    // and these roles. Browser sessions always get their own.
+    let reusable = facts.session.is_none()
+        && (facts.principal.is_none() || verified_token.is_some())
         && snap.config.assertion.scope == portcullis_config::AssertionScope::Connection;
     let cached = if reusable {
-        conn.assertion
-            .get(&route.name, permit.decision().roles(), now)
+        conn.assertion.get(
+            &route.name,
+            permit.decision().roles(),
+            verified_token.as_ref(),
+            now,
+        )
     } else {
         None
     };
@@ -786,6 +792,7 @@ fn build_upstream_request(
                 conn.assertion.put(
                     &route.name,
                     roles,
+                    verified_token.clone(),
                     now,
                     conn.shared.signer.ttl(),
                     value.clone(),

@@ -96,32 +96,108 @@ fn a_connection_assertion_is_reused_for_the_same_route_and_roles_until_half_its_
     let cache = ConnAssertion::default();
     let v = http::HeaderValue::from_static("token-1");
     let roles = ["reader", "writer"];
-    assert!(cache.get("a", roles.into_iter(), 100).is_none(), "empty");
+    assert!(
+        cache.get("a", roles.into_iter(), None, 100).is_none(),
+        "empty"
+    );
     cache.put(
         "a",
         roles.iter().map(|r| (*r).to_owned()).collect(),
+        None,
         100,
         Duration::from_secs(60),
         v.clone(),
     );
-    assert_eq!(cache.get("a", roles.into_iter(), 100), Some(v.clone()));
-    assert_eq!(cache.get("a", roles.into_iter(), 129), Some(v.clone()));
+    assert_eq!(
+        cache.get("a", roles.into_iter(), None, 100),
+        Some(v.clone())
+    );
+    assert_eq!(
+        cache.get("a", roles.into_iter(), None, 129),
+        Some(v.clone())
+    );
     // Half the lifetime gone: a new one is due.
-    assert!(cache.get("a", roles.into_iter(), 130).is_none());
+    assert!(cache.get("a", roles.into_iter(), None, 130).is_none());
     // The clock went back: not reused.
-    assert!(cache.get("a", roles.into_iter(), 99).is_none());
+    assert!(cache.get("a", roles.into_iter(), None, 99).is_none());
     // Another route, other roles (fewer, more, other order): not reused.
-    assert!(cache.get("b", roles.into_iter(), 110).is_none());
-    assert!(cache.get("a", ["reader"].into_iter(), 110).is_none());
+    assert!(cache.get("b", roles.into_iter(), None, 110).is_none());
+    assert!(cache.get("a", ["reader"].into_iter(), None, 110).is_none());
     assert!(cache
-        .get("a", ["reader", "writer", "admin"].into_iter(), 110)
+        .get("a", ["reader", "writer", "admin"].into_iter(), None, 110)
         .is_none());
     assert!(cache
-        .get("a", ["writer", "reader"].into_iter(), 110)
+        .get("a", ["writer", "reader"].into_iter(), None, 110)
         .is_none());
     // A new one replaces the old one.
     let w = http::HeaderValue::from_static("token-2");
-    cache.put("b", vec![], 110, Duration::from_secs(60), w.clone());
-    assert_eq!(cache.get("b", std::iter::empty(), 110), Some(w));
-    assert!(cache.get("a", roles.into_iter(), 110).is_none());
+    cache.put("b", vec![], None, 110, Duration::from_secs(60), w.clone());
+    assert_eq!(cache.get("b", std::iter::empty(), None, 110), Some(w));
+    assert!(cache.get("a", roles.into_iter(), None, 110).is_none());
+}
+
+fn verified(expires_at: i64) -> std::sync::Arc<portcullis_token::VerifiedToken> {
+    let signer = AssertionSigner::new(None, "p", Duration::from_secs(30)).unwrap();
+    let (keys, _) =
+        portcullis_token::KeySet::from_jwks_json(signer.jwks_json().as_bytes()).unwrap();
+    std::sync::Arc::new(portcullis_token::VerifiedToken {
+        alg: portcullis_token::Alg::Es256,
+        kid: None,
+        typ: None,
+        issuer: "https://idp.test".to_owned(),
+        subject: Some("user-1".to_owned()),
+        audiences: vec!["api".to_owned()],
+        expires_at,
+        not_before: None,
+        issued_at: None,
+        claims: serde_json::Map::new(),
+        cnf_x5t_s256: None,
+        key_set_version: keys.version(),
+    })
+}
+
+#[test]
+fn a_token_assertion_is_reused_only_for_the_same_verified_token_and_before_its_exp() {
+    let cache = ConnAssertion::default();
+    let v = http::HeaderValue::from_static("token-assertion");
+    let roles = ["user"];
+    let token = verified(120);
+    cache.put(
+        "a",
+        vec!["user".to_owned()],
+        Some(token.clone()),
+        100,
+        Duration::from_secs(60),
+        v.clone(),
+    );
+    assert_eq!(
+        cache.get("a", roles.into_iter(), Some(&token), 110),
+        Some(v.clone())
+    );
+    // The same claims in another verification (another token, or the same
+    // one verified again): not reused.
+    let twin = verified(120);
+    assert!(cache
+        .get("a", roles.into_iter(), Some(&twin), 110)
+        .is_none());
+    // No token on this request: the token's assertion is not the
+    // connection's own.
+    assert!(cache.get("a", roles.into_iter(), None, 110).is_none());
+    // Within half the lifetime (130) but at the token's exp (120): not reused.
+    assert!(cache
+        .get("a", roles.into_iter(), Some(&token), 120)
+        .is_none());
+    // And a certificate-only assertion is never handed to a token request.
+    cache.put(
+        "a",
+        vec!["user".to_owned()],
+        None,
+        100,
+        Duration::from_secs(60),
+        v.clone(),
+    );
+    assert!(cache
+        .get("a", roles.into_iter(), Some(&token), 110)
+        .is_none());
+    assert_eq!(cache.get("a", roles.into_iter(), None, 110), Some(v));
 }
