@@ -25,14 +25,25 @@ use base64::Engine as _;
 use portcullis_token::{verify_signature, Alg, KeySet, VerifyingKey};
 use serde_json::{json, Value};
 
+/// Overrides where the Wycheproof `testvectors_v1` files are read from.
+const ENV_VAR: &str = "PORTCULLIS_WYCHEPROOF_DIR";
+
 fn data_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os(ENV_VAR) {
+        return PathBuf::from(p);
+    }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/wycheproof")
 }
 
 fn load(name: &str) -> Value {
     let path = data_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the Wycheproof suite is needed for this test but `{}` cannot be read ({e}); \
+             set {ENV_VAR} to the directory holding its files",
+            path.display()
+        )
+    });
     serde_json::from_str(&text).unwrap()
 }
 
