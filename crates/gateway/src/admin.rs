@@ -161,9 +161,7 @@ async fn sessions_api(shared: &Shared, req: Request<Incoming>) -> Response<Body>
     };
     let store = browser.store();
     let unavailable = |e: portcullis_session::StoreError| {
-        shared
-            .metrics
-            .session_store_error(&format!("{}: {e}", e.reason()));
+        shared.metrics.session_store_error(e.reason());
         json(
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({"error": e.reason(), "detail": e.to_string()}).to_string(),

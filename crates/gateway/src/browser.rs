@@ -871,11 +871,13 @@ impl Refresher {
 }
 
 fn store_refusal(e: portcullis_session::StoreError) -> Refusal {
-    Refusal::error(
+    let mut r = Refusal::error(
         StatusCode::SERVICE_UNAVAILABLE,
         "session_store",
         format!("{}: {e}", e.reason()),
-    )
+    );
+    r.store_reason = Some(e.reason());
+    r
 }
 
 fn header_value(s: &str) -> Result<HeaderValue, Refusal> {

@@ -26,6 +26,8 @@ pub(crate) struct Refusal {
     /// Headers the answer carries (a login redirect's `Location` and
     /// cookies).
     pub(crate) headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// The session store's reason code, when the store failed.
+    pub(crate) store_reason: Option<&'static str>,
 }
 
 impl Refusal {
@@ -38,6 +40,7 @@ impl Refusal {
             is_error: false,
             challenge: None,
             headers: Vec::new(),
+            store_reason: None,
         }
     }
 
@@ -62,6 +65,7 @@ impl Refusal {
             is_error: true,
             challenge: None,
             headers: Vec::new(),
+            store_reason: None,
         }
     }
 }

@@ -185,8 +185,8 @@ async fn serve(
             } else {
                 AuditDecision::Deny
             };
-            if refusal.code == "session_store" {
-                conn.shared.metrics.session_store_error(&refusal.detail);
+            if let Some(reason) = refusal.store_reason {
+                conn.shared.metrics.session_store_error(reason);
             }
             let reason = match facts.session_note {
                 Some(note) => format!(

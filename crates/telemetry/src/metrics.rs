@@ -478,14 +478,7 @@ impl Metrics {
     /// Counts a request refused because the session store failed; the
     /// label is the store's reason code (`timeout`, `unavailable`, ...),
     /// the text before the first `:` of `detail`.
-    pub fn session_store_error(&self, detail: &str) {
-        let reason = detail.split(':').next().unwrap_or("unknown");
-        let reason =
-            if reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') && reason.len() <= 32 {
-                reason
-            } else {
-                "unknown"
-            };
+    pub fn session_store_error(&self, reason: &'static str) {
         self.session_store_errors
             .get_or_create(&ReasonLabels {
                 reason: reason.to_owned(),
