@@ -17,7 +17,7 @@ pub(crate) struct Refusal {
     /// Operator-facing detail for the log and the audit record.
     pub(crate) detail: String,
     /// The policy rule involved (an explicit deny), if any.
-    pub(crate) rule: Option<String>,
+    pub(crate) rule: Option<Box<str>>,
     /// Policy denials and bad requests are `deny`; gateway or upstream
     /// faults are `error`.
     pub(crate) is_error: bool,

@@ -178,7 +178,7 @@ async fn serve(
                 "request refused"
             );
             if facts.rule.is_none() {
-                facts.rule = refusal.rule.clone();
+                facts.rule = refusal.rule.as_deref().map(str::to_owned);
             }
             let audit_decision = if refusal.is_error {
                 AuditDecision::Error
@@ -578,7 +578,7 @@ async fn pipeline(
             } else {
                 Refusal::deny(StatusCode::FORBIDDEN, d.reason_code(), detail)
             };
-            r.rule = d.rule().map(str::to_owned);
+            r.rule = d.rule().map(Box::from);
             return Err(r);
         }
     };
