@@ -657,3 +657,6 @@ async fn audit_connection_event(
     };
     shared.audit.record_deny(rec).await;
 }
+
+#[cfg(test)]
+mod tests;

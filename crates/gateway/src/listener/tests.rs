@@ -1,0 +1,137 @@
+//! The idle release of an HTTP/1 connection's [`FramingTap`]: it reports
+//! the end of the stream to hyper only between requests, with nothing
+//! unflushed, after [`HTTP1_IDLE_RELEASE`] without activity.
+
+use std::future::poll_fn;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+use super::*;
+
+fn tap(inner: DuplexStream) -> FramingTap<DuplexStream> {
+    FramingTap {
+        inner,
+        scanner: Http1FramingScanner::new(),
+        verdicts: Arc::new(FramingVerdicts::default()),
+        activity: Arc::new(Http1Activity::default()),
+        unflushed: false,
+        last_active: tokio::time::Instant::now(),
+        release_timer: None,
+        released: false,
+    }
+}
+
+/// One read attempt: `Some(bytes read)` when ready (0: end of stream).
+async fn try_read(t: &mut FramingTap<DuplexStream>) -> Option<usize> {
+    let mut buf = [0u8; 256];
+    poll_fn(|cx| {
+        let mut rb = ReadBuf::new(&mut buf);
+        match Pin::new(&mut *t).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => Poll::Ready(Some(rb.filled().len())),
+            Poll::Ready(Err(e)) => panic!("read failed: {e}"),
+            Poll::Pending => Poll::Ready(None),
+        }
+    })
+    .await
+}
+
+fn idle_for_longer_than_the_release(t: &mut FramingTap<DuplexStream>) {
+    t.last_active = tokio::time::Instant::now() - HTTP1_IDLE_RELEASE * 2;
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_released_after_the_release_time() {
+    let (client, server) = tokio::io::duplex(4096);
+    let mut t = tap(server);
+    // Just active: not yet.
+    assert_eq!(try_read(&mut t).await, None);
+    assert!(!t.released);
+    // The armed timer wakes the connection once the time has passed.
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), t.read(&mut buf))
+        .await
+        .expect("woken by the release timer")
+        .unwrap();
+    assert_eq!(n, 0, "end of stream reported to hyper");
+    assert!(t.released);
+    assert!(started.elapsed() >= HTTP1_IDLE_RELEASE - Duration::from_millis(5));
+    // Once released, hyper keeps seeing the end until the stream is
+    // taken back; the client's bytes stay in the stream meanwhile.
+    drop(client);
+}
+
+#[tokio::test]
+async fn no_release_while_a_request_is_in_flight() {
+    let (_client, server) = tokio::io::duplex(4096);
+    let mut t = tap(server);
+    idle_for_longer_than_the_release(&mut t);
+    let guard = InFlight::track(&t.activity, std::future::ready(()));
+    assert_eq!(try_read(&mut t).await, None);
+    assert!(!t.released);
+    drop(guard);
+    assert_eq!(try_read(&mut t).await, Some(0));
+    assert!(t.released);
+}
+
+#[tokio::test]
+async fn no_release_inside_a_request_head_or_body() {
+    let (mut client, server) = tokio::io::duplex(4096);
+    let mut t = tap(server);
+    client
+        .write_all(b"POST /a HTTP/1.1\r\nContent-Length: 4\r\n\r\nab")
+        .await
+        .unwrap();
+    assert!(try_read(&mut t).await.unwrap() > 0);
+    idle_for_longer_than_the_release(&mut t);
+    assert_eq!(try_read(&mut t).await, None, "half a body read");
+    client.write_all(b"cd").await.unwrap();
+    assert_eq!(try_read(&mut t).await, Some(2));
+    idle_for_longer_than_the_release(&mut t);
+    assert_eq!(try_read(&mut t).await, Some(0), "whole message read");
+
+    let (mut client, server) = tokio::io::duplex(4096);
+    let mut t = tap(server);
+    client.write_all(b"GET /a HTTP/1.1\r\nHo").await.unwrap();
+    assert!(try_read(&mut t).await.unwrap() > 0);
+    idle_for_longer_than_the_release(&mut t);
+    assert_eq!(try_read(&mut t).await, None, "half a head read");
+}
+
+#[tokio::test]
+async fn no_release_with_a_response_not_yet_flushed() {
+    let (mut client, server) = tokio::io::duplex(4096);
+    let mut t = tap(server);
+    t.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+    assert!(t.unflushed);
+    idle_for_longer_than_the_release(&mut t);
+    assert_eq!(try_read(&mut t).await, None);
+    t.flush().await.unwrap();
+    assert!(!t.unflushed);
+    // The flush counts as activity: the release comes a full release
+    // time later, woken by the timer the flush armed.
+    assert_eq!(try_read(&mut t).await, None);
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), t.read(&mut buf))
+        .await
+        .expect("woken by the release timer")
+        .unwrap();
+    assert_eq!(n, 0);
+    let mut got = vec![0u8; 19];
+    client.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"HTTP/1.1 200 OK\r\n\r\n");
+}
+
+#[tokio::test]
+async fn bytes_from_the_client_are_read_not_released() {
+    let (mut client, server) = tokio::io::duplex(4096);
+    let mut t = tap(server);
+    idle_for_longer_than_the_release(&mut t);
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(try_read(&mut t).await, Some(27));
+    assert!(!t.released);
+    assert_eq!(t.verdicts.lock().len(), 1, "the head was judged");
+}
