@@ -230,12 +230,7 @@ async fn with_connection_scope_an_assertion_is_reused_only_for_the_same_token() 
         (&bob, "bob"),
         (&alice_1, "alice"),
     ] {
-        let req = http::Request::get("/api/x")
-            .header("host", "localhost")
-            .header("authorization", format!("Bearer {token}"))
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let r = send_on(&mut send, req).await.unwrap();
+        let r = send_on(&mut send, bearer_get(token)).await.unwrap();
         assert_eq!(r.status, 200, "{}", env.gw.stderr());
         let rec = env.up.records().pop().unwrap();
         let a = rec.headers["x-portcullis-identity"]
@@ -275,14 +270,18 @@ async fn with_connection_scope_an_assertion_is_reused_only_for_the_same_token() 
         "alice",
         json!({"exp": now() - 60, "iat": now() - 600}),
     ));
-    let req = http::Request::get("/api/x")
-        .header("host", "localhost")
-        .header("authorization", format!("Bearer {expired}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let r = send_on(&mut send, req).await.unwrap();
+    let r = send_on(&mut send, bearer_get(&expired)).await.unwrap();
     assert_invalid_token(&r);
     assert_eq!(env.up.count(), 5, "nothing forwarded for the expired token");
+}
+
+/// `GET /api/x` with `Authorization: Bearer token`.
+fn bearer_get(token: &str) -> http::Request<Full<Bytes>> {
+    http::Request::get("/api/x")
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
 
 #[tokio::test]
@@ -665,7 +664,8 @@ async fn several_issuers_each_verify_with_their_own_keys_only() {
         .get(&anon, "/api/x", Some(&partner.sign(&partner_claims("p"))))
         .await;
     assert_eq!(r.status, 403, "verified, then denied by policy");
-    assert_eq!(env.gw.audit()[0]["token_issuer"], "https://partner.test");
+    let first = wait_for(|| env.gw.audit().first().cloned());
+    assert_eq!(first["token_issuer"], "https://partner.test");
     // A token claiming the partner but signed with the first issuer's key
     // (same kid): the partner's key set is the only one consulted.
     assert_invalid_token(

@@ -26,6 +26,27 @@ fn with_timeouts(config: &str, timeouts: &str) -> String {
     )
 }
 
+/// The basic setup with the listener's `timeouts:` section set.
+async fn start_with_timeouts(timeouts: &'static str) -> TestEnv {
+    TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        move |c, _, _| with_timeouts(&c, timeouts),
+        BASIC_POLICY,
+    )
+    .await
+}
+
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// A connection that has sent one `GET /api/x` (its answer left unread).
+async fn after_one_request(env: &TestEnv) -> Tls {
+    let mut tls = env.reader.tls(env.gw.addr).await.unwrap();
+    tls.write_all(b"GET /api/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tls
+}
+
 fn get(path: &str) -> http::Request<Full<Bytes>> {
     http::Request::get(path)
         .header("host", "localhost")
@@ -146,17 +167,8 @@ async fn pipelined_requests_after_a_release_are_all_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_are_closed_after_the_idle_timeout() {
-    let env = TestEnv::start_with(
-        UpstreamBehaviour::default(),
-        |c, _, _| with_timeouts(&c, "{ idle: 1s }"),
-        BASIC_POLICY,
-    )
-    .await;
-    // After a request.
-    let mut used = env.reader.tls(env.gw.addr).await.unwrap();
-    used.write_all(b"GET /api/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
+    let env = start_with_timeouts("{ idle: 1s }").await;
+    let mut used = after_one_request(&env).await;
     // After the handshake only.
     let mut silent = env.reader.tls(env.gw.addr).await.unwrap();
     let start = Instant::now();
@@ -173,12 +185,7 @@ async fn silent_connections_are_closed_after_the_idle_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_started_head_is_bounded_by_header_read_not_idle() {
-    let env = TestEnv::start_with(
-        UpstreamBehaviour::default(),
-        |c, _, _| with_timeouts(&c, "{ idle: 30s, header_read: 1s }"),
-        BASIC_POLICY,
-    )
-    .await;
+    let env = start_with_timeouts("{ idle: 30s, header_read: 1s }").await;
     let mut tls = env.reader.tls(env.gw.addr).await.unwrap();
     // Idle first (parked), then half a head and silence.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -209,10 +216,7 @@ async fn sigterm_closes_waiting_connections_without_waiting_for_the_drain_timeou
         BASIC_POLICY,
     )
     .await;
-    let mut used = env.reader.tls(env.gw.addr).await.unwrap();
-    used.write_all(b"GET /api/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
+    let mut used = after_one_request(&env).await;
     let mut silent = env.reader.tls(env.gw.addr).await.unwrap();
     assert_eq!(wait_idle_gauge(&env.gw, 2.0).await, 2.0);
     let start = Instant::now();
