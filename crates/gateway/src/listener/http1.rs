@@ -1,0 +1,387 @@
+//! HTTP/1 connections: read through a [`FramingTap`], and served by hyper
+//! only while they have work.
+//!
+//! hyper's parser hides a `Content-Length` next to `Transfer-Encoding` and
+//! folds equal duplicate `Content-Length` fields, so the tap judges the
+//! framing of every request head on the raw bytes, before hyper parses
+//! them, and the service refuses a request whose verdict is not clean.
+//!
+//! Between requests the tap also lets hyper go: see [`serve`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{HeaderMap, Response};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use portcullis_http_guard::{FramingError, Http1FramingScanner, VerdictQueue};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::Serving;
+use crate::drain::DrainWatch;
+use crate::service::{handle, ConnCtx};
+
+/// The listener settings an HTTP/1 connection is served with.
+pub(super) struct Settings {
+    pub(super) header_read_timeout: Duration,
+    pub(super) idle_timeout: Duration,
+    pub(super) limits: portcullis_config::Limits,
+}
+
+/// Starts serving an HTTP/1 connection whose requests take their framing
+/// verdicts from `verdicts` (the queue `ctx` holds too).
+pub(super) fn serve(
+    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    ctx: Arc<ConnCtx>,
+    verdicts: Arc<FramingVerdicts>,
+    settings: Settings,
+    metrics: Arc<portcullis_telemetry::Metrics>,
+    drain: DrainWatch,
+) -> Serving {
+    let Settings {
+        header_read_timeout,
+        idle_timeout,
+        limits,
+    } = settings;
+    let max_buf = limits.max_header_bytes.saturating_mul(2).max(8192);
+    // hyper may read past `max_buf` in one read, so the scanner allows
+    // twice as much: every head hyper accepts fits.
+    let scanner = Http1FramingScanner::with_max_head_bytes(max_buf.saturating_mul(2));
+    let activity = Arc::new(Http1Activity::default());
+    let tracked = activity.clone();
+    let svc = service_fn(move |req| InFlight::track(&tracked, handle(ctx.clone(), req)));
+    let io = FramingTap {
+        inner: tls,
+        scanner,
+        verdicts,
+        activity,
+        unflushed: false,
+        last_active: tokio::time::Instant::now(),
+        release_timer: None,
+        released: false,
+    };
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_headers(limits.max_header_count.saturating_add(16))
+        .max_buf_size(max_buf);
+    Box::pin(run(metrics, io, svc, b, idle_timeout, drain))
+}
+
+/// How long a keep-alive HTTP/1 connection holds hyper's buffers (an
+/// 8 KiB read and an 8 KiB write buffer) after its last activity: past
+/// this, they are released until the client sends again.
+pub(crate) const HTTP1_IDLE_RELEASE: Duration = Duration::from_millis(100);
+
+/// Bound on sending TLS `close_notify` when a connection ends.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Http1Io = FramingTap<tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// Runs an HTTP/1 connection. hyper runs only while the connection has
+/// work: once it has been idle for [`HTTP1_IDLE_RELEASE`] between
+/// requests, its [`FramingTap`] reports the end of the stream to hyper,
+/// which finishes without closing the TLS stream; the stream then waits
+/// here, without hyper's buffers, for the client's next bytes (a new hyper
+/// connection serves them) or for `idle_timeout` (closed).
+async fn run<S, B>(
+    metrics: Arc<portcullis_telemetry::Metrics>,
+    mut io: Http1Io,
+    mut svc: S,
+    builder: hyper::server::conn::http1::Builder,
+    idle_timeout: Duration,
+    mut drain: DrainWatch,
+) -> Result<(), hyper::Error>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        // rustls holds no decrypted bytes: wait for the socket.
+        if io.inner.get_ref().1.wants_read() {
+            let tcp = &io.inner.get_ref().0;
+            let _idle = metrics.connection_idle();
+            tokio::select! {
+                biased;
+                () = drain.draining() => break,
+                r = tcp.readable() => if r.is_err() { break },
+                () = tokio::time::sleep(idle_timeout) => break,
+            }
+        }
+        if drain.is_draining() {
+            break;
+        }
+        io.released = false;
+        // Boxed: an idle connection keeps no room for hyper's state.
+        let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), svc));
+        let mut draining = false;
+        let done = loop {
+            tokio::select! {
+                r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => break r,
+                () = drain.draining(), if !draining => {
+                    draining = true;
+                    Pin::new(&mut *conn).graceful_shutdown();
+                }
+            }
+        };
+        let parts = conn.into_parts();
+        io = parts.io.into_inner();
+        svc = parts.service;
+        done?;
+        // Continue only after an idle release with nothing left unread; a
+        // client that closed, `Connection: close`, or a drain end here.
+        if !io.released || !parts.read_buf.is_empty() || draining {
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, io.shutdown()).await;
+    Ok(())
+}
+
+/// What an HTTP/1 connection's service and its [`FramingTap`] share:
+/// the number of requests whose response is not yet complete.
+#[derive(Debug, Default)]
+struct Http1Activity {
+    in_flight: AtomicUsize,
+}
+
+/// Counts a request as in flight from the service call until its response
+/// body has been sent (or dropped).
+struct InFlight(Arc<Http1Activity>);
+
+impl InFlight {
+    fn track<F>(activity: &Arc<Http1Activity>, fut: F) -> Tracked<F> {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        Tracked {
+            fut,
+            guard: Some(InFlight(activity.clone())),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The service future of an HTTP/1 request; its response body carries the
+/// request's [`InFlight`] guard.
+struct Tracked<F> {
+    fut: F,
+    guard: Option<InFlight>,
+}
+
+impl<F> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response<crate::upstream::Body>, Infallible>> + Unpin,
+{
+    type Output = Result<Response<TrackedBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Poll::Ready(Ok(resp)) = Pin::new(&mut this.fut).poll(cx) else {
+            return Poll::Pending;
+        };
+        let guard = this.guard.take();
+        Poll::Ready(Ok(resp.map(|inner| TrackedBody {
+            inner,
+            _guard: guard,
+        })))
+    }
+}
+
+/// A response body that holds its request's [`InFlight`] guard.
+struct TrackedBody {
+    inner: crate::upstream::Body,
+    _guard: Option<InFlight>,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = crate::upstream::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The framing verdicts of one HTTP/1 connection's request heads, in
+/// order: pushed by its [`FramingTap`], taken by the service as hyper
+/// hands over each request.
+#[derive(Debug, Default)]
+pub(crate) struct FramingVerdicts(Mutex<VerdictQueue>);
+
+impl FramingVerdicts {
+    fn lock(&self) -> MutexGuard<'_, VerdictQueue> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The verdict of the request hyper just handed over, checked against
+    /// its parsed `headers`. Fails closed (see [`VerdictQueue::next_for`]).
+    pub(crate) fn next_for(&self, headers: &HeaderMap) -> Result<(), FramingError> {
+        self.lock().next_for(headers)
+    }
+}
+
+/// An HTTP/1 connection's stream that feeds every byte hyper reads into
+/// the connection's [`Http1FramingScanner`] on the way, and queues the
+/// verdicts. hyper reads only through it, so the scanner sees exactly the
+/// bytes hyper parses, and has judged a request head before hyper hands
+/// the request to the service.
+///
+/// Cost per read: head bytes are looked at twice (end of head, then the
+/// field lines), chunk-size lines once, body data not at all; at most one
+/// uncontended lock, and only if the read completes a head; no allocation
+/// beyond the queue's first, unless a head spans reads.
+struct FramingTap<S> {
+    inner: S,
+    scanner: Http1FramingScanner,
+    verdicts: Arc<FramingVerdicts>,
+    activity: Arc<Http1Activity>,
+    /// Written since the last completed flush.
+    unflushed: bool,
+    /// Last bytes read or response flushed.
+    last_active: tokio::time::Instant,
+    /// Wakes the connection [`HTTP1_IDLE_RELEASE`] after `last_active`;
+    /// created on first use and kept.
+    release_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The end of the stream was reported to hyper for an idle release.
+    released: bool,
+}
+
+impl<S> FramingTap<S> {
+    /// Between requests: no response under way or unflushed, and the bytes
+    /// read end at the end of a message, so hyper holds no partial input.
+    fn is_idle(&self) -> bool {
+        !self.unflushed
+            && self.activity.in_flight.load(Ordering::Relaxed) == 0
+            && self.scanner.is_between_messages()
+    }
+
+    /// Whether the idle period has lasted [`HTTP1_IDLE_RELEASE`]; if not,
+    /// makes sure the task is woken when it will have.
+    fn poll_idle_release(&mut self, cx: &mut Context<'_>) -> bool {
+        let due = self.last_active + HTTP1_IDLE_RELEASE;
+        if tokio::time::Instant::now() >= due {
+            return true;
+        }
+        let timer = self
+            .release_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if timer.deadline() != due && (timer.is_elapsed() || timer.deadline() > due) {
+            timer.as_mut().reset(due);
+        }
+        // An earlier deadline still pending fires first and re-arms then.
+        let _ = timer.as_mut().poll(cx);
+        false
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FramingTap<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.released {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        match polled {
+            Poll::Ready(Ok(())) => {
+                if let Some(read) = buf.filled().get(before..) {
+                    if !read.is_empty() {
+                        this.last_active = tokio::time::Instant::now();
+                    }
+                    let mut queue = None;
+                    this.scanner.feed(read, |verdict| {
+                        queue
+                            .get_or_insert_with(|| this.verdicts.lock())
+                            .push(verdict);
+                    });
+                }
+            }
+            Poll::Pending if this.is_idle() && this.poll_idle_release(cx) => {
+                // The end of the stream, as far as hyper knows: it ends
+                // this connection cleanly, and `serve_http1` keeps the
+                // TLS stream for the next request.
+                this.released = true;
+                return Poll::Ready(Ok(()));
+            }
+            _ => {}
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FramingTap<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.unflushed = true;
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.unflushed = true;
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.inner).poll_flush(cx);
+        if this.unflushed && matches!(flushed, Poll::Ready(Ok(()))) {
+            this.unflushed = false;
+            this.last_active = tokio::time::Instant::now();
+            // hyper reads again only when the client sends; the timer
+            // wakes the connection to release its buffers if it does not.
+            if this.is_idle() {
+                this.poll_idle_release(cx);
+            }
+        }
+        flushed
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests;
