@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use http_body::{Body, Frame, SizeHint};
 
-use crate::upstream::BoxError;
+/// The error type of every body the gateway passes on.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The error a stalled body ends with.
 #[derive(Debug, thiserror::Error)]

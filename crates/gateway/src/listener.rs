@@ -15,12 +15,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use crate::drain::DrainWatch;
-use crate::service::{handle, ConnCtx};
+use crate::service::{handle, ConnCtx, FramingVerdicts};
 use crate::Shared;
 
 mod http1;
-
-pub(crate) use http1::FramingVerdicts;
 
 /// Maximum concurrent HTTP/2 streams per connection.
 pub const MAX_CONCURRENT_STREAMS: u32 = 256;

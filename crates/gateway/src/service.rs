@@ -10,10 +10,10 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use http::{header, HeaderValue, Request, Response, StatusCode, Version};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use portcullis_http_guard as guard;
@@ -24,7 +24,6 @@ use crate::assertion::{AssertionClaims, IDENTITY_HEADER, JWKS_PATH};
 use crate::authz::{authorize, AuthzInput, Permit};
 use crate::bearer::bearer_token;
 use crate::body::StallTimeout;
-use crate::listener::FramingVerdicts;
 use crate::response::{self, Refusal};
 use crate::state::Snapshot;
 use crate::upstream::{Body, UpstreamError};
@@ -91,6 +90,24 @@ struct Facts {
 const CHALLENGE_INVALID_TOKEN: &str = "Bearer realm=\"portcullis\", error=\"invalid_token\"";
 const CHALLENGE_INVALID_REQUEST: &str = "Bearer realm=\"portcullis\", error=\"invalid_request\"";
 const CHALLENGE: &str = "Bearer realm=\"portcullis\"";
+
+/// The framing verdicts of one HTTP/1 connection's request heads, in
+/// order: pushed by its framing tap (`listener::http1`), taken by the service as hyper
+/// hands over each request.
+#[derive(Debug, Default)]
+pub(crate) struct FramingVerdicts(Mutex<guard::VerdictQueue>);
+
+impl FramingVerdicts {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, guard::VerdictQueue> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The verdict of the request hyper just handed over, checked against
+    /// its parsed `headers`. Fails closed (see [`guard::VerdictQueue::next_for`]).
+    pub(crate) fn next_for(&self, headers: &HeaderMap) -> Result<(), guard::FramingError> {
+        self.lock().next_for(headers)
+    }
+}
 
 /// The service of one connection. On HTTP/1 it takes the request's
 /// framing verdict when hyper calls it, not when the future first runs.

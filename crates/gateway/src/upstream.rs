@@ -16,7 +16,7 @@ use portcullis_config::Upstream;
 
 use crate::authz::Permit;
 
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) use crate::body::BoxError;
 pub(crate) type Body = BoxBody<Bytes, BoxError>;
 
 /// Idle pooled connections kept per upstream host.

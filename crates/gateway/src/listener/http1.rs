@@ -13,20 +13,20 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderMap, Response};
+use http::Response;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use portcullis_http_guard::{FramingError, Http1FramingScanner, VerdictQueue};
+use portcullis_http_guard::Http1FramingScanner;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::Serving;
 use crate::drain::DrainWatch;
-use crate::service::{handle, ConnCtx};
+use crate::service::{handle, ConnCtx, FramingVerdicts};
 
 /// The listener settings an HTTP/1 connection is served with.
 pub(super) struct Settings {
@@ -224,24 +224,6 @@ impl hyper::body::Body for TrackedBody {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// The framing verdicts of one HTTP/1 connection's request heads, in
-/// order: pushed by its [`FramingTap`], taken by the service as hyper
-/// hands over each request.
-#[derive(Debug, Default)]
-pub(crate) struct FramingVerdicts(Mutex<VerdictQueue>);
-
-impl FramingVerdicts {
-    fn lock(&self) -> MutexGuard<'_, VerdictQueue> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The verdict of the request hyper just handed over, checked against
-    /// its parsed `headers`. Fails closed (see [`VerdictQueue::next_for`]).
-    pub(crate) fn next_for(&self, headers: &HeaderMap) -> Result<(), FramingError> {
-        self.lock().next_for(headers)
     }
 }
 
