@@ -30,12 +30,30 @@ pub struct Browser {
     pub dir: tempfile::TempDir,
 }
 
+/// A port that is free now and that the kernel will not hand out on its
+/// own meanwhile: it is picked at random below the ephemeral range, so no
+/// port-0 bind or outgoing connection of a parallel test can take it
+/// between this call and the gateway's bind (the OpenID provider starts in
+/// between).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher, Hasher};
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
+    let random = std::collections::hash_map::RandomState::new();
+    for attempt in 0u32..200 {
+        let mut h = random.build_hasher();
+        h.write_u32(attempt);
+        h.write_u32(std::process::id());
+        let span = u64::from(high - low);
+        let port = low + u16::try_from(h.finish() % span).unwrap();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port found below the ephemeral range {ephemeral_low}..");
 }
 
 pub fn policy(issuer: &str) -> String {
