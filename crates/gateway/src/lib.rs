@@ -23,6 +23,7 @@ mod browser;
 mod bundle;
 mod drain;
 mod https;
+mod installed;
 mod listener;
 mod reload;
 mod response;

@@ -79,7 +79,7 @@ pub(crate) fn load_with(
         ),
         // Only the verified, installed bundle; before the first one, the
         // empty policy (and the gateway answers 503 anyway).
-        Some(src) => match crate::bundle::read_installed(src).map_err(LoadError::Policy)? {
+        Some(src) => match crate::installed::read_installed(src).map_err(LoadError::Policy)? {
             None => (
                 Arc::new(LoadedPolicy {
                     policy: portcullis_policy::Policy::empty(),
