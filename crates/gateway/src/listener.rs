@@ -87,19 +87,10 @@ async fn connection(
     else {
         return;
     };
-    let handshake_timeout = listener.tls_handshake_timeout;
-    let header_read_timeout = listener.header_read_timeout;
-    let idle_timeout = listener.idle_timeout;
-    let limits = listener.limits;
+    let settings = ConnSettings::of(listener);
     let trust_domains = listener.tls.client_auth.spiffe_trust_domains.clone();
     drop(snap);
 
-    let settings = ConnSettings {
-        handshake_timeout,
-        header_read_timeout,
-        idle_timeout,
-        limits,
-    };
     // Boxed, like the serving future it returns: the connection task then
     // keeps only a pointer for the life of the connection, not room for
     // the handshake's state and the TLS stream next to the serving state.
@@ -158,12 +149,24 @@ async fn accept(
 /// A connection's HTTP service, running until the connection ends.
 type Serving = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;
 
-/// The listener settings a connection is served with.
+/// The listener settings a connection is served with, copied out of the
+/// snapshot so a long connection does not keep an old one alive.
 struct ConnSettings {
     handshake_timeout: Duration,
     header_read_timeout: Duration,
     idle_timeout: Duration,
     limits: portcullis_config::Limits,
+}
+
+impl ConnSettings {
+    fn of(listener: &portcullis_config::Listener) -> Self {
+        Self {
+            handshake_timeout: listener.tls_handshake_timeout,
+            header_read_timeout: listener.header_read_timeout,
+            idle_timeout: listener.idle_timeout,
+            limits: listener.limits,
+        }
+    }
 }
 
 /// Turns the verified peer into the connection's principal and starts
@@ -178,12 +181,6 @@ fn start_serving(
     settings: ConnSettings,
     drain: DrainWatch,
 ) -> Result<Serving, (&'static str, String)> {
-    let ConnSettings {
-        handshake_timeout: _,
-        header_read_timeout,
-        idle_timeout,
-        limits,
-    } = settings;
     let (_, session) = tls.get_ref();
     let sni = session.server_name().map(str::to_owned);
     let h2 = session.alpn_protocol() == Some(b"h2");
@@ -208,19 +205,10 @@ fn start_serving(
         assertion: crate::assertion::ConnAssertion::default(),
     });
     Ok(match framing {
-        None => serve_http2(tls, ctx, &limits, drain),
-        Some(verdicts) => http1::serve(
-            tls,
-            ctx,
-            verdicts,
-            http1::Settings {
-                header_read_timeout,
-                idle_timeout,
-                limits,
-            },
-            shared.metrics.clone(),
-            drain,
-        ),
+        None => serve_http2(tls, ctx, &settings.limits, drain),
+        Some(verdicts) => {
+            http1::serve(tls, ctx, verdicts, &settings, shared.metrics.clone(), drain)
+        }
     })
 }
 

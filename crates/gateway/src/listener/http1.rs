@@ -24,16 +24,9 @@ use portcullis_http_guard::Http1FramingScanner;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::Serving;
+use super::{ConnSettings, Serving};
 use crate::drain::DrainWatch;
 use crate::service::{handle, ConnCtx, FramingVerdicts};
-
-/// The listener settings an HTTP/1 connection is served with.
-pub(super) struct Settings {
-    pub(super) header_read_timeout: Duration,
-    pub(super) idle_timeout: Duration,
-    pub(super) limits: portcullis_config::Limits,
-}
 
 /// Starts serving an HTTP/1 connection whose requests take their framing
 /// verdicts from `verdicts` (the queue `ctx` holds too).
@@ -41,15 +34,11 @@ pub(super) fn serve(
     tls: tokio_rustls::server::TlsStream<TcpStream>,
     ctx: Arc<ConnCtx>,
     verdicts: Arc<FramingVerdicts>,
-    settings: Settings,
+    settings: &ConnSettings,
     metrics: Arc<portcullis_telemetry::Metrics>,
     drain: DrainWatch,
 ) -> Serving {
-    let Settings {
-        header_read_timeout,
-        idle_timeout,
-        limits,
-    } = settings;
+    let limits = settings.limits;
     let max_buf = limits.max_header_bytes.saturating_mul(2).max(8192);
     // hyper may read past `max_buf` in one read, so the scanner allows
     // twice as much: every head hyper accepts fits.
@@ -69,10 +58,10 @@ pub(super) fn serve(
     };
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        .header_read_timeout(settings.header_read_timeout)
         .max_headers(limits.max_header_count.saturating_add(16))
         .max_buf_size(max_buf);
-    Box::pin(run(metrics, io, svc, b, idle_timeout, drain))
+    Box::pin(run(metrics, io, svc, b, settings.idle_timeout, drain))
 }
 
 /// How long a keep-alive HTTP/1 connection holds hyper's buffers (an
@@ -244,7 +233,9 @@ struct FramingTap<S> {
     activity: Arc<Http1Activity>,
     /// Written since the last completed flush.
     unflushed: bool,
-    /// Last bytes read or response flushed.
+    /// When the last response was flushed (or the tap was made): idle
+    /// time counts from there, as bytes read without a response leave
+    /// the connection busy (a partial message, or a request in flight).
     last_active: tokio::time::Instant,
     /// Wakes the connection [`HTTP1_IDLE_RELEASE`] after `last_active`;
     /// created on first use and kept.
@@ -265,17 +256,23 @@ impl<S> FramingTap<S> {
     /// Whether the idle period has lasted [`HTTP1_IDLE_RELEASE`]; if not,
     /// makes sure the task is woken when it will have.
     fn poll_idle_release(&mut self, cx: &mut Context<'_>) -> bool {
+        let now = tokio::time::Instant::now();
         let due = self.last_active + HTTP1_IDLE_RELEASE;
-        if tokio::time::Instant::now() >= due {
+        if now >= due {
             return true;
         }
-        let timer = self
-            .release_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-        if timer.deadline() != due && (timer.is_elapsed() || timer.deadline() > due) {
-            timer.as_mut().reset(due);
-        }
-        // An earlier deadline still pending fires first and re-arms then.
+        let timer = match &mut self.release_timer {
+            // Still pending: it fires at or before `due`, and a wake-up
+            // before it re-arms the timer here.
+            Some(timer) if timer.deadline() > now => timer,
+            Some(timer) => {
+                timer.as_mut().reset(due);
+                timer
+            }
+            None => self
+                .release_timer
+                .insert(Box::pin(tokio::time::sleep_until(due))),
+        };
         let _ = timer.as_mut().poll(cx);
         false
     }
@@ -296,9 +293,6 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingTap<S> {
         match polled {
             Poll::Ready(Ok(())) => {
                 if let Some(read) = buf.filled().get(before..) {
-                    if !read.is_empty() {
-                        this.last_active = tokio::time::Instant::now();
-                    }
                     let mut queue = None;
                     this.scanner.feed(read, |verdict| {
                         queue
@@ -309,7 +303,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingTap<S> {
             }
             Poll::Pending if this.is_idle() && this.poll_idle_release(cx) => {
                 // The end of the stream, as far as hyper knows: it ends
-                // this connection cleanly, and `serve_http1` keeps the
+                // this connection cleanly, and [`run`] keeps the
                 // TLS stream for the next request.
                 this.released = true;
                 return Poll::Ready(Ok(()));
