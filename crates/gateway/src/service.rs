@@ -751,9 +751,9 @@ fn build_upstream_request(
     // With `scope: connection`, a request whose identity is the
     // connection's, or the connection's with the same verified bearer
     // token as before, reuses the connection's assertion for this route
-    // and these roles. Browser sessions always get their own.
+    // and these roles. Browser sessions (the only other identity a
+    // request can add) always get their own.
     let reusable = facts.session.is_none()
-        && (facts.principal.is_none() || verified_token.is_some())
         && snap.config.assertion.scope == portcullis_config::AssertionScope::Connection;
     let cached = if reusable {
         conn.assertion.get(

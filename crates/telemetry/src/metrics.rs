@@ -554,7 +554,7 @@ impl Metrics {
         self.connections.get_or_create(&labels).inc();
         let active = self.connections_active.get_or_create_owned(&labels);
         active.inc();
-        ConnectionGuard { active }
+        ConnectionGuard { gauge: active }
     }
 
     /// Counts an HTTP/1 connection in `connections_idle` until the guard
@@ -563,7 +563,7 @@ impl Metrics {
     pub fn connection_idle(&self) -> ConnectionGuard {
         self.connections_idle.inc();
         ConnectionGuard {
-            active: self.connections_idle.clone(),
+            gauge: self.connections_idle.clone(),
         }
     }
 
@@ -585,15 +585,16 @@ impl Metrics {
     }
 }
 
-/// Keeps one connection counted in `portcullis_connections_active`; the
-/// gauge is decremented when the guard is dropped.
+/// Keeps one connection counted in a gauge (`portcullis_connections_active`
+/// or `portcullis_connections_idle`); the gauge is decremented when the
+/// guard is dropped.
 #[derive(Debug)]
 pub struct ConnectionGuard {
-    active: Gauge,
+    gauge: Gauge,
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.active.dec();
+        self.gauge.dec();
     }
 }
