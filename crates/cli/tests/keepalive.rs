@@ -16,21 +16,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const IDLE_GAUGE: &str = "portcullis_connections_idle ";
 
-/// Sets the listener's `timeouts:` section.
-fn with_timeouts(config: &str, timeouts: &str) -> String {
-    assert!(config.contains("\nroutes:\n"), "not a config_yaml text");
-    config.replacen(
-        "\nroutes:\n",
-        &format!("\n    timeouts: {timeouts}\nroutes:\n"),
-        1,
-    )
-}
-
 /// The basic setup with the listener's `timeouts:` section set.
 async fn start_with_timeouts(timeouts: &'static str) -> TestEnv {
     TestEnv::start_with(
         UpstreamBehaviour::default(),
-        move |c, _, _| with_timeouts(&c, timeouts),
+        move |c, _, _| with_listener_key(&c, "timeouts", timeouts),
         BASIC_POLICY,
     )
     .await

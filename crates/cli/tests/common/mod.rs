@@ -820,10 +820,15 @@ impl Client {
 /// Adds `limits:` (a YAML flow mapping such as `{ max_body_bytes: 1024 }`)
 /// to the listener of a [`config_yaml`] configuration.
 pub fn with_listener_limits(config: &str, limits: &str) -> String {
+    with_listener_key(config, "limits", limits)
+}
+
+/// Adds `key: value` to the (last) listener of a [`config_yaml`] text.
+pub fn with_listener_key(config: &str, key: &str, value: &str) -> String {
     assert!(config.contains("\nroutes:\n"), "not a config_yaml text");
     config.replacen(
         "\nroutes:\n",
-        &format!("\n    limits: {limits}\nroutes:\n"),
+        &format!("\n    {key}: {value}\nroutes:\n"),
         1,
     )
 }
