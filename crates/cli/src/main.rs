@@ -3,6 +3,15 @@
 
 mod command;
 
+/// mimalloc instead of the system allocator: a proxied request makes a few
+/// allocations larger than 1 KiB (HTTP read buffers, header maps, request
+/// futures) among dozens of small ones, a pattern on which glibc's malloc
+/// spends much of its time consolidating free lists; frees from the audit
+/// writer thread of records made on a worker are cheap in mimalloc too.
+/// See docs/benchmarks.md ("Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

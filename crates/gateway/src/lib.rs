@@ -53,6 +53,18 @@ pub use upstream::MAX_IDLE_PER_UPSTREAM;
 /// Request id sent upstream and back to the client.
 pub const REQUEST_ID_HEADER: &str = "x-portcullis-request-id";
 
+/// Names of the headers the gateway writes on every request, made once:
+/// inserting by `&str` builds (and allocates) a non-standard name each time.
+pub(crate) mod names {
+    use http::HeaderName;
+
+    pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static(crate::REQUEST_ID_HEADER);
+    pub(crate) const IDENTITY: HeaderName = HeaderName::from_static(crate::IDENTITY_HEADER);
+    pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]

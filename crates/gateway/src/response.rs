@@ -97,7 +97,7 @@ pub(crate) fn generic(status: StatusCode, request_id: &str) -> Response<Body> {
         http::HeaderValue::from_static("no-store"),
     );
     if let Ok(v) = http::HeaderValue::from_str(request_id) {
-        h.insert(crate::REQUEST_ID_HEADER, v);
+        h.insert(crate::names::REQUEST_ID, v);
     }
     if status == StatusCode::MISDIRECTED_REQUEST || status == StatusCode::BAD_REQUEST {
         h.insert(header::CONNECTION, http::HeaderValue::from_static("close"));

@@ -7,6 +7,7 @@
 //! normalised once, before the decision, and the upstream URI is built
 //! from that normalised path.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,14 +21,14 @@ use portcullis_http_guard as guard;
 use portcullis_identity::Principal;
 use portcullis_telemetry::{AuditDecision, AuditRecord};
 
-use crate::assertion::{AssertionClaims, IDENTITY_HEADER, JWKS_PATH};
+use crate::assertion::{AssertionClaims, JWKS_PATH};
 use crate::authz::{authorize, AuthzInput, Permit};
 use crate::bearer::bearer_token;
 use crate::body::StallTimeout;
 use crate::response::{self, Refusal};
 use crate::state::Snapshot;
 use crate::upstream::{Body, UpstreamError};
-use crate::{Shared, REQUEST_ID_HEADER};
+use crate::{names, Shared};
 
 /// What one connection knows about its peer.
 pub(crate) struct ConnCtx {
@@ -48,18 +49,20 @@ pub(crate) struct ConnCtx {
 /// Strings every request of a connection repeats in its audit record and
 /// upstream headers.
 pub(crate) struct ConnStrings {
-    pub(crate) principal: String,
-    pub(crate) thumbprint: Option<String>,
-    pub(crate) source: String,
+    pub(crate) principal: Arc<str>,
+    pub(crate) spiffe_id: Option<Arc<str>>,
+    pub(crate) thumbprint: Option<Arc<str>>,
+    pub(crate) source: Arc<str>,
     pub(crate) peer_ip: HeaderValue,
 }
 
 impl ConnStrings {
     pub(crate) fn new(principal: &Principal, peer: SocketAddr) -> Self {
         Self {
-            principal: principal.display_name().into_owned(),
-            thumbprint: principal.cert.as_ref().map(|c| c.thumbprint.to_hex()),
-            source: peer.to_string(),
+            principal: principal.display_name().into(),
+            spiffe_id: principal.spiffe_id().map(|s| s.as_str().into()),
+            thumbprint: principal.cert.as_ref().map(|c| c.thumbprint.to_hex().into()),
+            source: peer.to_string().into(),
             // An IP address is always a valid header value.
             peer_ip: HeaderValue::from_str(&peer.ip().to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
@@ -71,9 +74,9 @@ impl ConnStrings {
 struct Facts {
     request_id: String,
     trace_id: Option<String>,
-    method: String,
+    method: Cow<'static, str>,
     path: String,
-    route: Option<String>,
+    route: Option<Arc<str>>,
     rule: Option<String>,
     /// The principal of this request when it differs from the
     /// connection's (a verified bearer token or a session was added).
@@ -139,7 +142,7 @@ async fn serve(
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .and_then(portcullis_telemetry::parse_traceparent),
-        method: req.method().as_str().to_owned(),
+        method: method_name(req.method()),
         path: escape_for_log(req.uri().path()),
         route: None,
         rule: None,
@@ -150,12 +153,12 @@ async fn serve(
     };
     let result = pipeline(&conn, &snap, req, framing, &mut facts).await;
     let latency = start.elapsed();
-    let route_label = facts.route.clone().unwrap_or_else(|| "-".to_owned());
+    let route_label = facts.route.as_deref().unwrap_or("-");
     match result {
         Ok(resp) => {
             let status = resp.status().as_u16();
             conn.shared.metrics.observe_request(
-                &route_label,
+                route_label,
                 portcullis_telemetry::Decision::Allow,
                 status,
                 latency,
@@ -163,7 +166,7 @@ async fn serve(
             let rec = record(
                 &conn,
                 &snap,
-                &facts,
+                facts,
                 AuditDecision::Allow,
                 status,
                 None,
@@ -181,7 +184,7 @@ async fn serve(
             };
             conn.shared
                 .metrics
-                .observe_request(&route_label, decision, status, latency);
+                .observe_request(route_label, decision, status, latency);
             let principal = facts.principal.as_ref().unwrap_or(&conn.principal);
             tracing::info!(
                 request_id = %facts.request_id,
@@ -212,17 +215,19 @@ async fn serve(
                 ),
                 None => format!("{}: {}", refusal.code, refusal.detail),
             };
+            let request_id = facts.request_id.clone();
+            let close_connection = facts.close_connection;
             let rec = record(
                 &conn,
                 &snap,
-                &facts,
+                facts,
                 audit_decision,
                 status,
                 Some(reason),
                 latency,
             );
             conn.shared.audit.record_deny(rec).await;
-            let mut resp = response::generic(refusal.status, &facts.request_id);
+            let mut resp = response::generic(refusal.status, &request_id);
             if let Some(challenge) = refusal.challenge {
                 resp.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
@@ -232,7 +237,7 @@ async fn serve(
             for (name, value) in refusal.headers {
                 resp.headers_mut().append(name, value);
             }
-            if facts.close_connection {
+            if close_connection {
                 resp.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
@@ -244,7 +249,7 @@ async fn serve(
 fn record(
     conn: &ConnCtx,
     snap: &Snapshot,
-    facts: &Facts,
+    facts: Facts,
     decision: AuditDecision,
     status: u16,
     reason: Option<String>,
@@ -253,29 +258,49 @@ fn record(
     let token = facts.principal.as_ref().and_then(|p| p.token.as_ref());
     AuditRecord {
         time: portcullis_telemetry::audit_time_now(),
-        request_id: facts.request_id.clone(),
-        trace_id: facts.trace_id.clone(),
-        principal: match &facts.principal {
-            Some(p) => p.display_name().into_owned(),
-            None => conn.strings.principal.clone(),
-        },
-        spiffe_id: conn.principal.spiffe_id().map(|s| s.as_str().to_owned()),
-        cert_thumbprint: conn.strings.thumbprint.clone(),
         token_issuer: token.map(|t| t.issuer.clone()),
         token_subject: token.and_then(|t| t.subject.clone()),
+        principal: match &facts.principal {
+            Some(p) => p.display_name().into(),
+            None => conn.strings.principal.clone(),
+        },
+        request_id: facts.request_id,
+        trace_id: facts.trace_id,
+        spiffe_id: conn.strings.spiffe_id.clone(),
+        cert_thumbprint: conn.strings.thumbprint.clone(),
         bundle_revision: snap.bundle.as_ref().map(|(r, _)| *r),
         bundle_digest: snap.bundle.as_ref().map(|(_, d)| d.clone()),
-        route: facts.route.clone(),
-        method: facts.method.clone(),
-        path: facts.path.clone(),
+        route: facts.route,
+        method: facts.method,
+        path: facts.path,
         source: conn.strings.source.clone(),
         decision,
         status,
-        rule: facts.rule.clone(),
+        rule: facts.rule,
         reason,
-        policy_revision: snap.policy.policy.revision().to_owned(),
-        policy_sha256: snap.policy.sha256.clone(),
+        policy_revision: snap.audit.policy_revision.clone(),
+        policy_sha256: snap.audit.policy_sha256.clone(),
         latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+    }
+}
+
+/// The method's name; no allocation for the standard methods.
+fn method_name(m: &http::Method) -> Cow<'static, str> {
+    use http::Method;
+    const STANDARD: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    match STANDARD.iter().find(|(s, _)| s == m) {
+        Some((_, name)) => Cow::Borrowed(name),
+        None => Cow::Owned(m.as_str().to_owned()),
     }
 }
 
@@ -544,7 +569,13 @@ async fn pipeline(
             "route index out of range",
         )
     })?;
-    facts.route = Some(route.name.clone());
+    facts.route = Some(
+        snap.audit
+            .route_names
+            .get(route_id)
+            .cloned()
+            .unwrap_or_else(|| route.name.as_str().into()),
+    );
 
     // 7. Authorize. Fail closed: anything but an explicit allow is a 403;
     //    a request with no credential at all, where tokens are accepted,
@@ -642,7 +673,7 @@ async fn pipeline(
             let (mut parts, body) = resp.into_parts();
             guard::sanitize_response_headers(&mut parts.headers);
             if let Ok(v) = HeaderValue::from_str(&facts.request_id) {
-                parts.headers.insert(REQUEST_ID_HEADER, v);
+                parts.headers.insert(names::REQUEST_ID, v);
             }
             let body = StallTimeout::new(body, route.upstream.body_timeout).boxed();
             Ok(Response::from_parts(parts, body))
@@ -742,10 +773,10 @@ fn build_upstream_request(
     if let Some(h) = original_host {
         headers.insert(header::HOST, h);
     }
-    headers.insert("x-forwarded-for", conn.strings.peer_ip.clone());
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-    insert(&mut headers, "x-forwarded-host", host);
-    insert(&mut headers, REQUEST_ID_HEADER, &facts.request_id);
+    headers.insert(names::X_FORWARDED_FOR, conn.strings.peer_ip.clone());
+    headers.insert(names::X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    insert(&mut headers, names::X_FORWARDED_HOST, host);
+    insert(&mut headers, names::REQUEST_ID, &facts.request_id);
 
     let now = jiff::Timestamp::now().as_second();
     // With `scope: connection`, a request whose identity is the
@@ -774,7 +805,7 @@ fn build_upstream_request(
                 display = principal.display_name();
                 &*display
             } else {
-                conn.strings.principal.as_str()
+                &*conn.strings.principal
             };
             let token = principal.token.as_deref();
             let fresh_jti;
@@ -818,7 +849,7 @@ fn build_upstream_request(
             value
         }
     };
-    headers.insert(IDENTITY_HEADER, value);
+    headers.insert(names::IDENTITY, value);
 
     let body = StallTimeout::new(
         Limited::new(body, usize::try_from(limits).unwrap_or(usize::MAX)),
@@ -833,7 +864,7 @@ fn build_upstream_request(
     Ok(out)
 }
 
-fn insert(headers: &mut http::HeaderMap, name: &'static str, value: &str) {
+fn insert(headers: &mut http::HeaderMap, name: http::HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
     }

@@ -27,8 +27,29 @@ pub(crate) struct Snapshot {
     /// Browser login and sessions, when `oidc` is configured.
     pub(crate) browser: Option<crate::browser::BrowserAuth>,
     /// Revision and digest of the signed bundle the policy came from.
-    pub(crate) bundle: Option<(u64, String)>,
+    pub(crate) bundle: Option<(u64, Arc<str>)>,
+    /// Strings every audit record of this snapshot repeats, shared.
+    pub(crate) audit: AuditStrings,
     pub(crate) loaded_at: jiff::Timestamp,
+}
+
+/// The policy's revision and digest and the route names, made once per
+/// snapshot and shared by the audit records of its requests.
+pub(crate) struct AuditStrings {
+    pub(crate) policy_revision: Arc<str>,
+    pub(crate) policy_sha256: Arc<str>,
+    /// By route index.
+    pub(crate) route_names: Vec<Arc<str>>,
+}
+
+impl AuditStrings {
+    fn new(policy: &LoadedPolicy, config: &Config) -> Self {
+        Self {
+            policy_revision: policy.policy.revision().into(),
+            policy_sha256: policy.sha256.as_str().into(),
+            route_names: config.routes.iter().map(|r| r.name.as_str().into()).collect(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -100,7 +121,7 @@ pub(crate) fn load_with(
                         .map_err(|e| LoadError::Policy(e.to_string()))?,
                     ),
                 };
-                (policy, Some((i.revision, i.digest)))
+                (policy, Some((i.revision, Arc::from(i.digest))))
             }
         },
     };
@@ -195,6 +216,7 @@ fn build(
     };
     Ok(Snapshot {
         bundle: None,
+        audit: AuditStrings::new(&policy, &config),
         browser,
         bearer,
         routes: RouteTable::new(&config.routes),

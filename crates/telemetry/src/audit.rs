@@ -8,6 +8,7 @@
 //! See [`AuditLog`] for what happens when the queue is full, log rotation
 //! and shutdown.
 
+use std::borrow::Cow;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,18 +52,22 @@ pub const WRITE_BATCH: usize = 256;
 pub const LINE_BUFFER_RETAIN_BYTES: usize = 64 * 1024;
 
 /// One access decision, as written to the audit log.
+///
+/// Strings a connection or a policy snapshot repeats in every record are
+/// shared ([`Arc<str>`]), so a record costs few allocations on the request
+/// path; the time is formatted by the writer.
 #[derive(serde::Serialize, Clone, Debug)]
 pub struct AuditRecord {
-    /// RFC 3339 time in UTC with fractional seconds (see [`audit_time_now`]).
-    pub time: String,
+    /// When the decision was made (see [`audit_time_now`]).
+    pub time: AuditTime,
     pub request_id: String,
     /// Trace id from a valid W3C `traceparent` header, when present.
     pub trace_id: Option<String>,
     /// Display name of the principal, or `anonymous`.
-    pub principal: String,
-    pub spiffe_id: Option<String>,
+    pub principal: Arc<str>,
+    pub spiffe_id: Option<Arc<str>>,
     /// SHA-256 of the client certificate, lowercase hex.
-    pub cert_thumbprint: Option<String>,
+    pub cert_thumbprint: Option<Arc<str>>,
     /// `iss` of the verified bearer token, when the request carried one.
     pub token_issuer: Option<String>,
     /// `sub` of the verified bearer token.
@@ -70,29 +75,45 @@ pub struct AuditRecord {
     /// Revision and manifest digest of the signed bundle the deciding
     /// policy came from.
     pub bundle_revision: Option<u64>,
-    pub bundle_digest: Option<String>,
+    pub bundle_digest: Option<Arc<str>>,
     /// Name of the matched route.
-    pub route: Option<String>,
-    pub method: String,
+    pub route: Option<Arc<str>>,
+    pub method: Cow<'static, str>,
     /// The normalised path (or the raw one, escaped, for a 400).
     pub path: String,
     /// Client address, `ip:port`.
-    pub source: String,
+    pub source: Arc<str>,
     pub decision: AuditDecision,
     pub status: u16,
     /// The matched rule (allow or explicit deny).
     pub rule: Option<String>,
     /// Deny or error reason code and explanation.
     pub reason: Option<String>,
-    pub policy_revision: String,
-    pub policy_sha256: String,
+    pub policy_revision: Arc<str>,
+    pub policy_sha256: Arc<str>,
     pub latency_us: u64,
 }
 
-/// The current time as written in [`AuditRecord::time`]: RFC 3339, UTC,
+/// The time of an audit record, written as RFC 3339 in UTC with
 /// microsecond precision, e.g. `2025-01-31T12:00:00.123456Z`.
-pub fn audit_time_now() -> String {
-    format!("{:.6}", jiff::Timestamp::now())
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditTime(pub jiff::Timestamp);
+
+impl serde::Serialize for AuditTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:.6}", self.0))
+    }
+}
+
+impl std::fmt::Display for AuditTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.6}", self.0)
+    }
+}
+
+/// The current time, for [`AuditRecord::time`].
+pub fn audit_time_now() -> AuditTime {
+    AuditTime(jiff::Timestamp::now())
 }
 
 /// Where audit lines go.

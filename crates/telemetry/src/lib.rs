@@ -19,7 +19,7 @@ mod request_id;
 mod trace_context;
 
 pub use audit::{
-    audit_time_now, AuditConfig, AuditDecision, AuditDest, AuditError, AuditLog, AuditRecord,
+    audit_time_now, AuditConfig, AuditDecision, AuditTime, AuditDest, AuditError, AuditLog, AuditRecord,
     AuditWriterTask, COALESCE_DELAY, DEFAULT_DENY_WAIT, DEFAULT_QUEUE_CAPACITY,
     LINE_BUFFER_RETAIN_BYTES, MAX_DENY_WAIT, MAX_QUEUE_CAPACITY, WRITE_BATCH, WRITE_BUFFER_BYTES,
 };

@@ -10,17 +10,17 @@ fn record(id: &str, decision: Decision) -> AuditRecord {
         time: audit_time_now(),
         request_id: id.to_owned(),
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
-        principal: "spiffe://example.org/web".to_owned(),
-        spiffe_id: Some("spiffe://example.org/web".to_owned()),
-        cert_thumbprint: Some("ab".repeat(32)),
+        principal: "spiffe://example.org/web".into(),
+        spiffe_id: Some("spiffe://example.org/web".into()),
+        cert_thumbprint: Some("ab".repeat(32).into()),
         token_issuer: None,
         token_subject: None,
         bundle_revision: None,
         bundle_digest: None,
-        route: Some("api".to_owned()),
-        method: "GET".to_owned(),
+        route: Some("api".into()),
+        method: "GET".into(),
         path: "/v1/items".to_owned(),
-        source: "192.0.2.7:51234".to_owned(),
+        source: "192.0.2.7:51234".into(),
         decision,
         status: match decision {
             Decision::Allow => 200,
@@ -29,8 +29,8 @@ fn record(id: &str, decision: Decision) -> AuditRecord {
         },
         rule: Some("read-items".to_owned()),
         reason: None,
-        policy_revision: "r7".to_owned(),
-        policy_sha256: "cd".repeat(32),
+        policy_revision: "r7".into(),
+        policy_sha256: "cd".repeat(32).into(),
         latency_us: 412,
     }
 }
@@ -316,7 +316,7 @@ async fn newlines_in_fields_stay_on_one_line() {
         AuditLog::start_with_writer(sink, 4, DEFAULT_DENY_WAIT, Arc::new(Metrics::new())).unwrap();
     let mut rec = deny("evil");
     rec.path = "/a\nb\r\nc".to_owned();
-    rec.principal = "x\n{\"decision\":\"allow\"}".to_owned();
+    rec.principal = "x\n{\"decision\":\"allow\"}".into();
     rec.reason = Some("bad\u{1b}[31m\u{2028}".to_owned());
     log.record_deny(rec.clone()).await;
     log.record(allow("next"));
@@ -328,7 +328,7 @@ async fn newlines_in_fields_stay_on_one_line() {
     assert!(!lines[0].contains('\r') && !lines[0].contains('\u{1b}'));
     let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(v["path"], rec.path.as_str());
-    assert_eq!(v["principal"], rec.principal.as_str());
+    assert_eq!(v["principal"], &*rec.principal);
     assert_eq!(v["reason"], rec.reason.as_deref().unwrap());
     assert_eq!(v["decision"], "deny");
 }
