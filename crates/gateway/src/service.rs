@@ -61,7 +61,10 @@ impl ConnStrings {
         Self {
             principal: principal.display_name().into(),
             spiffe_id: principal.spiffe_id().map(|s| s.as_str().into()),
-            thumbprint: principal.cert.as_ref().map(|c| c.thumbprint.to_hex().into()),
+            thumbprint: principal
+                .cert
+                .as_ref()
+                .map(|c| c.thumbprint.to_hex().into()),
             source: peer.to_string().into(),
             // An IP address is always a valid header value.
             peer_ip: HeaderValue::from_str(&peer.ip().to_string())

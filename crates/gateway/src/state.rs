@@ -47,7 +47,11 @@ impl AuditStrings {
         Self {
             policy_revision: policy.policy.revision().into(),
             policy_sha256: policy.sha256.as_str().into(),
-            route_names: config.routes.iter().map(|r| r.name.as_str().into()).collect(),
+            route_names: config
+                .routes
+                .iter()
+                .map(|r| r.name.as_str().into())
+                .collect(),
         }
     }
 }

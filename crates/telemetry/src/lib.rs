@@ -19,8 +19,8 @@ mod request_id;
 mod trace_context;
 
 pub use audit::{
-    audit_time_now, AuditConfig, AuditDecision, AuditTime, AuditDest, AuditError, AuditLog, AuditRecord,
-    AuditWriterTask, COALESCE_DELAY, DEFAULT_DENY_WAIT, DEFAULT_QUEUE_CAPACITY,
+    audit_time_now, AuditConfig, AuditDecision, AuditDest, AuditError, AuditLog, AuditRecord,
+    AuditTime, AuditWriterTask, COALESCE_DELAY, DEFAULT_DENY_WAIT, DEFAULT_QUEUE_CAPACITY,
     LINE_BUFFER_RETAIN_BYTES, MAX_DENY_WAIT, MAX_QUEUE_CAPACITY, WRITE_BATCH, WRITE_BUFFER_BYTES,
 };
 pub use logging::{init_tracing, TracingInitError};

@@ -10,6 +10,11 @@
 
 #![expect(clippy::expect_used, reason = "benchmark setup fails loudly")]
 
+/// The allocator of the `portcullis` binary, so the JWT layer's
+/// allocations cost here what they cost in the gateway.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::sync::Arc;
 
