@@ -457,20 +457,21 @@ async fn pipeline(
     // Gateway-owned endpoints of the browser login.
     if let Some(browser) = &snap.browser {
         if req.method() == http::Method::GET && path == crate::browser::CALLBACK_PATH {
-            let (resp, note) = browser
-                .callback(
-                    query.as_deref().unwrap_or(""),
-                    req.headers(),
-                    conn.principal.cert.as_ref(),
-                )
-                .await?;
+            // Boxed, like every browser-only step: the future of every
+            // request would otherwise reserve room for them.
+            let (resp, note) = Box::pin(browser.callback(
+                query.as_deref().unwrap_or(""),
+                req.headers(),
+                conn.principal.cert.as_ref(),
+            ))
+            .await?;
             facts.rule = Some(format!("gateway:login ({note})"));
             return Ok(resp);
         }
         if path == crate::browser::LOGOUT_PATH
             && (req.method() == http::Method::GET || req.method() == http::Method::POST)
         {
-            let (resp, note) = browser.logout(req.headers()).await?;
+            let (resp, note) = Box::pin(browser.logout(req.headers())).await?;
             facts.rule = Some(format!("gateway:logout ({note})"));
             return Ok(resp);
         }
@@ -532,10 +533,7 @@ async fn pipeline(
     //     request; a store failure is a 503.
     if verified_token.is_none() {
         if let Some(browser) = &snap.browser {
-            match browser
-                .lookup(req.headers(), conn.principal.cert.as_ref())
-                .await?
-            {
+            match Box::pin(browser.lookup(req.headers(), conn.principal.cert.as_ref())).await? {
                 crate::browser::SessionLookup::None => {}
                 crate::browser::SessionLookup::Rejected(why) => facts.session_note = Some(why),
                 crate::browser::SessionLookup::Live(live) => {
@@ -612,16 +610,24 @@ async fn pipeline(
                 };
                 if principal.token.is_none() {
                     if html {
-                        return Err(browser
-                            .login_redirect(&return_to, None, "login_required", detail)
-                            .await?);
+                        return Err(Box::pin(browser.login_redirect(
+                            &return_to,
+                            None,
+                            "login_required",
+                            detail,
+                        ))
+                        .await?);
                     }
                     return Err(Refusal::unauthorized("login_required", CHALLENGE, detail));
                 }
                 if let (Some(key), true, true) = (facts.session, mfa, html) {
-                    return Err(browser
-                        .login_redirect(&return_to, Some(&key), "step_up_required", detail)
-                        .await?);
+                    return Err(Box::pin(browser.login_redirect(
+                        &return_to,
+                        Some(&key),
+                        "step_up_required",
+                        detail,
+                    ))
+                    .await?);
                 }
             }
             let mut r = if snap.bearer.is_some() && principal.is_anonymous() {
