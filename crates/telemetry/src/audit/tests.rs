@@ -544,3 +544,33 @@ fn start_outside_a_runtime_is_an_error() {
     .unwrap_err();
     assert!(matches!(err, AuditError::NoRuntime), "{err:?}");
 }
+
+/// `write_json` is byte for byte what the derived `Serialize` writes, with
+/// every optional member absent and present and strings that need escaping.
+#[test]
+fn write_json_matches_the_derived_serialisation() {
+    let mut full = deny("r\"1");
+    full.token_issuer = Some("https://idp.example/\u{7f}".to_owned());
+    full.token_subject = Some("alice\n".to_owned());
+    full.bundle_revision = Some(42);
+    full.bundle_digest = Some("ef".repeat(32).into());
+    full.reason = Some("bad\u{1b}[31m\u{2028}\\".to_owned());
+    full.method = "PURGE".into();
+    full.latency_us = u64::MAX;
+    let mut empty = allow("r2");
+    empty.trace_id = None;
+    empty.spiffe_id = None;
+    empty.cert_thumbprint = None;
+    empty.route = None;
+    empty.rule = None;
+    empty.principal = "".into();
+    for rec in [full, empty, record("r3", Decision::Error)] {
+        let mut ours = Vec::new();
+        rec.write_json(&mut ours).unwrap();
+        let derived = serde_json::to_vec(&rec).unwrap();
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(derived).unwrap()
+        );
+    }
+}
