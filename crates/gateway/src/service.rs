@@ -76,6 +76,9 @@ impl ConnStrings {
 /// Everything about one request that ends up in its audit record.
 struct Facts {
     request_id: String,
+    /// The same id as a header value, made once for the upstream request
+    /// and the response.
+    request_id_header: Option<HeaderValue>,
     trace_id: Option<String>,
     method: Cow<'static, str>,
     path: String,
@@ -138,8 +141,10 @@ async fn serve(
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let snap = conn.shared.state.load_full();
+    let request_id = portcullis_telemetry::new_request_id();
     let mut facts = Facts {
-        request_id: portcullis_telemetry::new_request_id(),
+        request_id_header: HeaderValue::from_str(&request_id).ok(),
+        request_id,
         trace_id: req
             .headers()
             .get("traceparent")
@@ -681,8 +686,8 @@ async fn pipeline(
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             guard::sanitize_response_headers(&mut parts.headers);
-            if let Ok(v) = HeaderValue::from_str(&facts.request_id) {
-                parts.headers.insert(names::REQUEST_ID, v);
+            if let Some(v) = &facts.request_id_header {
+                parts.headers.insert(names::REQUEST_ID, v.clone());
             }
             let body = StallTimeout::new(body, route.upstream.body_timeout).boxed();
             Ok(Response::from_parts(parts, body))
@@ -750,21 +755,30 @@ fn build_upstream_request(
         })
         .or_else(|| HeaderValue::from_str(host).ok());
 
-    let mut uri = format!(
-        "{}://{}{}",
-        route.upstream.scheme, route.upstream.authority, path
-    );
+    // From parts: the route's scheme and authority are parsed once, at
+    // load; only the judged path (and query) is new.
+    let mut target = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
+    target.push_str(path);
     if let Some(q) = query {
-        uri.push('?');
-        uri.push_str(q);
+        target.push('?');
+        target.push_str(q);
     }
-    let uri: http::Uri = uri.parse().map_err(|_| {
-        Refusal::error(
-            StatusCode::BAD_GATEWAY,
-            "internal",
-            "cannot build the upstream uri",
-        )
-    })?;
+    let uri = http::uri::PathAndQuery::from_maybe_shared(target)
+        .ok()
+        .and_then(|pq| {
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(route.upstream.scheme.clone());
+            uri.authority = Some(route.upstream.authority.clone());
+            uri.path_and_query = Some(pq);
+            http::Uri::from_parts(uri).ok()
+        })
+        .ok_or_else(|| {
+            Refusal::error(
+                StatusCode::BAD_GATEWAY,
+                "internal",
+                "cannot build the upstream uri",
+            )
+        })?;
 
     let mut headers = parts.headers;
     // Client hop-by-hop and identity headers go first; the gateway's own
@@ -785,7 +799,9 @@ fn build_upstream_request(
     headers.insert(names::X_FORWARDED_FOR, conn.strings.peer_ip.clone());
     headers.insert(names::X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     insert(&mut headers, names::X_FORWARDED_HOST, host);
-    insert(&mut headers, names::REQUEST_ID, &facts.request_id);
+    if let Some(v) = &facts.request_id_header {
+        headers.insert(names::REQUEST_ID, v.clone());
+    }
 
     let now = jiff::Timestamp::now().as_second();
     // With `scope: connection`, a request whose identity is the
