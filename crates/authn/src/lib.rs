@@ -22,6 +22,7 @@ mod dn;
 mod error;
 mod identity;
 pub mod pem;
+mod provider;
 mod tls;
 mod verifier;
 

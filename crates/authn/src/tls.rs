@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use rustls::crypto::CryptoProvider;
 use rustls::server::NoServerSessionStorage;
 use rustls::version::{TLS12, TLS13};
 use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
@@ -17,11 +16,6 @@ pub const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// TLS 1.3 and 1.2; nothing older.
 const VERSIONS: &[&SupportedProtocolVersion] = &[&TLS13, &TLS12];
-
-/// The one crypto provider Portcullis uses: aws-lc-rs.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
 
 fn alpn() -> Vec<Vec<u8>> {
     ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect()
@@ -46,7 +40,7 @@ pub fn server_config(
         ));
     }
     let verifier = client_verifier(client_auth)?;
-    let mut config = ServerConfig::builder_with_provider(provider())
+    let mut config = ServerConfig::builder_with_provider(crate::provider::provider())
         .with_protocol_versions(VERSIONS)
         .map_err(|e| AuthnError::Protocol(e.to_string()))?
         .with_client_cert_verifier(verifier)
@@ -68,7 +62,7 @@ pub fn upstream_client_config(
         return Err(AuthnError::NoUpstreamRoots);
     }
     let store = root_store(&roots)?;
-    let mut config = ClientConfig::builder_with_provider(provider())
+    let mut config = ClientConfig::builder_with_provider(crate::provider::provider())
         .with_protocol_versions(VERSIONS)
         .map_err(|e| AuthnError::Protocol(e.to_string()))?
         .with_root_certificates(store)

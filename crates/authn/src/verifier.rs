@@ -41,7 +41,7 @@ pub fn client_verifier(config: &ClientAuthConfig) -> Result<Arc<ClientVerifier>,
     }
     let roots = root_store(&config.roots)?;
     let mut builder =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crate::tls::provider());
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crate::provider::provider());
     if !config.crls.is_empty() {
         // Defaults kept: every certificate of the chain is checked and an
         // unknown status (no CRL of its issuer) fails. A stale CRL fails

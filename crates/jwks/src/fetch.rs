@@ -1,7 +1,6 @@
 //! One fetch: the https client, bounded GETs, the discovery document and
 //! key files.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,6 +19,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::io::AsyncReadExt;
 
 use crate::error::{FetchError, StartError};
+use crate::redact::Redacted;
 use crate::settings::DISCOVERY_PATH;
 use crate::FetchSettings;
 
@@ -43,38 +43,6 @@ pub(crate) const ACCEPT_JWKS: &str = "application/jwk-set+json, application/json
 pub(crate) const ACCEPT_JSON: &str = "application/json";
 
 pub(crate) type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
-
-/// Shows a URI without credentials or query: `scheme://authority/path`,
-/// with `?[redacted]` when a query was present (it may carry a secret).
-pub(crate) struct Redacted<'a>(pub(crate) &'a Uri);
-
-impl fmt::Display for Redacted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let uri = self.0;
-        if let Some(scheme) = uri.scheme_str() {
-            write!(f, "{scheme}://")?;
-        }
-        if let Some(authority) = uri.authority() {
-            // Userinfo is refused at construction; show the host only anyway.
-            let host_port = authority
-                .as_str()
-                .rsplit_once('@')
-                .map_or(authority.as_str(), |(_, h)| h);
-            f.write_str(host_port)?;
-        }
-        f.write_str(uri.path())?;
-        if uri.query().is_some() {
-            f.write_str("?[redacted]")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Redacted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{self}\"")
-    }
-}
 
 /// What is wrong with a URL that should name an https resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,7 @@
 
 mod error;
 mod fetch;
+mod redact;
 mod schedule;
 mod settings;
 mod source;

@@ -57,7 +57,7 @@ impl fmt::Debug for JwksSource {
             }
             Self::Uri(uri) => f
                 .debug_tuple("Uri")
-                .field(&crate::fetch::Redacted(uri))
+                .field(&crate::redact::Redacted(uri))
                 .finish(),
             Self::File(path) => f.debug_tuple("File").field(path).finish(),
         }

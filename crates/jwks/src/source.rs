@@ -14,7 +14,8 @@ use portcullis_token::{KeySet, KeySetVersion};
 use tokio::sync::{watch, Notify};
 
 use crate::error::{FetchError, StartError, Unavailable};
-use crate::fetch::{self, FileStamp, HttpsClient, Redacted};
+use crate::fetch::{self, FileStamp, HttpsClient};
+use crate::redact::Redacted;
 use crate::schedule::{freshness_lifetime, jitter_seed, refresh_delay, retry_delay};
 use crate::{FetchSettings, JwksSource};
 

@@ -129,7 +129,7 @@ fn signing_key_usage_on_svid_is_refused_although_webpki_accepts_it() {
     let mut plain = config(&p, ClientAuthMode::Required);
     plain.spiffe_trust_domains.clear();
     let roots = Arc::new(root_store(&plain.roots).unwrap());
-    let webpki = WebPkiClientVerifier::builder_with_provider(roots, crate::tls::provider())
+    let webpki = WebPkiClientVerifier::builder_with_provider(roots, crate::provider::provider())
         .build()
         .unwrap();
     webpki
