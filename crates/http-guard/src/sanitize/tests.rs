@@ -327,3 +327,83 @@ fn removal_reason_labels_are_distinct() {
         assert!(!labels[i + 1..].contains(a), "{a}");
     }
 }
+
+/// The length and first-byte prefilter never changes a verdict: the
+/// filtered checks agree with a plain scan of the lists for every listed
+/// name and prefix in several spellings, their neighbours one byte
+/// longer or shorter, and common headers.
+#[test]
+fn prefilter_agrees_with_a_full_scan() {
+    fn scan_hop(n: &str) -> bool {
+        HOP_BY_HOP_HEADERS
+            .iter()
+            .any(|h| canon_eq(n.as_bytes(), h.as_bytes()))
+    }
+    fn scan_identity(n: &str) -> bool {
+        let n = n.as_bytes();
+        IDENTITY_HEADERS.iter().any(|h| canon_eq(n, h.as_bytes()))
+            || IDENTITY_HEADER_PREFIXES
+                .iter()
+                .any(|p| canon_starts_with(n, p.as_bytes()))
+    }
+    let mut names: Vec<String> = Vec::new();
+    let listed = HOP_BY_HOP_HEADERS
+        .iter()
+        .chain(IDENTITY_HEADERS.iter())
+        .chain(IDENTITY_HEADER_PREFIXES.iter())
+        .chain(CONNECTION_OPTION_EXEMPT.iter());
+    for name in listed {
+        for variant in [
+            name.to_string(),
+            name.to_ascii_uppercase(),
+            name.replace('-', "_"),
+            format!("{name}x"),
+            format!("{name}-user"),
+            name[..name.len() - 1].to_string(),
+            format!("a{name}"),
+        ] {
+            names.push(variant);
+        }
+    }
+    for common in [
+        "host",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "content-type",
+        "content-length",
+        "authorization",
+        "cookie",
+        "date",
+        "server",
+        "etag",
+        "cache-control",
+        "x",
+        "",
+        "_",
+        "X_FORWARDED_FOR",
+        "cf-access-jwt-assertion",
+        "x-consumer-id",
+        "\u{e9}",
+        "x-portcullis-",
+    ] {
+        names.push(common.to_owned());
+    }
+    names.push("x-forwarded-".repeat(8));
+    let mut checked = 0;
+    for n in &names {
+        assert_eq!(is_hop_by_hop(n), scan_hop(n), "hop-by-hop `{n}`");
+        assert_eq!(is_identity_header(n), scan_identity(n), "identity `{n}`");
+        checked += 1;
+    }
+    // Every listed exact name is still recognised in all three spellings.
+    for name in IDENTITY_HEADERS {
+        assert!(is_identity_header(
+            &name.to_ascii_uppercase().replace('-', "_")
+        ));
+    }
+    for name in HOP_BY_HOP_HEADERS {
+        assert!(is_hop_by_hop(&name.to_ascii_uppercase()));
+    }
+    assert!(checked > 400, "{checked}");
+}
