@@ -354,9 +354,14 @@ impl GatewayProc {
 
     /// Every audit record written so far (the writer flushes whenever its
     /// queue is empty, so poll with [`Self::wait_audit`] after requests).
+    /// Only complete lines count: a read that races the writer's `write`
+    /// can see the first part of a line (the kernel copies a write into
+    /// the file page by page, and reads do not wait for it), as any
+    /// program tailing the log can.
     pub fn audit(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.join("audit.log"))
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
+        let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
+        complete
             .lines()
             .map(|l| {
                 serde_json::from_str(l)
