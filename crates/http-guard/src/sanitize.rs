@@ -204,7 +204,8 @@ fn sanitize(headers: &mut HeaderMap, request: bool) -> SanitizeReport {
     let options = connection_options(headers);
     let mut report = SanitizeReport::default();
     for exempt in CONNECTION_OPTION_EXEMPT {
-        // The cheap comparison first: most messages name no option.
+        // The cheap comparison first: most messages name no option, and
+        // a lookup by `&str` parses the name.
         if options.iter().any(|o| canon_eq(o, exempt.as_bytes())) && headers.contains_key(exempt) {
             report.ignored_connection_options.push(exempt);
         }
@@ -250,8 +251,9 @@ fn is_connection_option_exempt(name: &str) -> bool {
 }
 
 fn is_hop_by_hop(name: &str) -> bool {
-    let n = name.as_bytes();
-    HOP_BY_HOP_SHAPE.may_be(n) && HOP_BY_HOP_HEADERS.iter().any(|h| canon_eq(n, h.as_bytes()))
+    HOP_BY_HOP_HEADERS
+        .iter()
+        .any(|h| canon_eq(name.as_bytes(), h.as_bytes()))
 }
 
 fn is_gateway_header(name: &str) -> bool {
@@ -262,78 +264,14 @@ fn is_gateway_header(name: &str) -> bool {
 
 fn is_identity_header(name: &str) -> bool {
     let n = name.as_bytes();
-    (IDENTITY_SHAPE.may_be(n) && IDENTITY_HEADERS.iter().any(|h| canon_eq(n, h.as_bytes())))
-        || (IDENTITY_PREFIX_SHAPE.may_start(n)
-            && IDENTITY_HEADER_PREFIXES
-                .iter()
-                .any(|p| canon_starts_with(n, p.as_bytes())))
+    IDENTITY_HEADERS.iter().any(|h| canon_eq(n, h.as_bytes()))
+        || IDENTITY_HEADER_PREFIXES
+            .iter()
+            .any(|p| canon_starts_with(n, p.as_bytes()))
 }
-
-/// Which lengths and (canonical) first bytes the names of a list have.
-/// A header name that fits neither cannot be in the list, so most names
-/// are ruled out by two bit tests instead of a scan of every entry; the
-/// lists stay the one source of truth.
-struct Shape {
-    /// Bit `n` set: some entry is `n` bytes long.
-    lens: u64,
-    /// Bit `b` set: some entry starts with byte `b`.
-    firsts: u128,
-    /// The shortest entry.
-    min_len: usize,
-}
-
-impl Shape {
-    const fn of(list: &[&str]) -> Self {
-        let mut lens = 0u64;
-        let mut firsts = 0u128;
-        let mut min_len = usize::MAX;
-        let mut rest = list;
-        while let [entry, tail @ ..] = rest {
-            let name = entry.as_bytes();
-            // Entries are non-empty, lowercase ASCII with `-`, shorter
-            // than 64 bytes: checked when the constant is built.
-            let first = match name {
-                [first, ..] => *first,
-                [] => 0,
-            };
-            assert!(first != 0 && first < 128 && canon(first) == first && name.len() < 64);
-            lens |= 1 << name.len();
-            firsts |= 1 << first;
-            if name.len() < min_len {
-                min_len = name.len();
-            }
-            rest = tail;
-        }
-        Self {
-            lens,
-            firsts,
-            min_len,
-        }
-    }
-
-    fn first_fits(&self, name: &[u8]) -> bool {
-        name.first()
-            .map(|b| canon(*b))
-            .is_some_and(|b| b < 128 && self.firsts & (1 << b) != 0)
-    }
-
-    /// `name` could equal an entry.
-    fn may_be(&self, name: &[u8]) -> bool {
-        name.len() < 64 && self.lens & (1 << name.len()) != 0 && self.first_fits(name)
-    }
-
-    /// `name` could start with an entry.
-    fn may_start(&self, name: &[u8]) -> bool {
-        name.len() >= self.min_len && self.first_fits(name)
-    }
-}
-
-const HOP_BY_HOP_SHAPE: Shape = Shape::of(&HOP_BY_HOP_HEADERS);
-const IDENTITY_SHAPE: Shape = Shape::of(&IDENTITY_HEADERS);
-const IDENTITY_PREFIX_SHAPE: Shape = Shape::of(&IDENTITY_HEADER_PREFIXES);
 
 /// The byte a name is compared by: lowercase, `_` as `-`.
-const fn canon(b: u8) -> u8 {
+fn canon(b: u8) -> u8 {
     if b == b'_' {
         b'-'
     } else {
