@@ -151,7 +151,8 @@ async fn serve(
             .and_then(|v| v.to_str().ok())
             .and_then(portcullis_telemetry::parse_traceparent),
         method: method_name(req.method()),
-        path: escape_for_log(req.uri().path()),
+        // The normalised path, once there is one (see below).
+        path: String::new(),
         route: None,
         rule: None,
         principal: None,
@@ -159,6 +160,9 @@ async fn serve(
         session_note: None,
         close_connection: false,
     };
+    // Cheap (shared bytes): for the audit record of a request refused
+    // before its path was normalised.
+    let received = req.uri().clone();
     let result = pipeline(&conn, &snap, req, framing, &mut facts).await;
     let latency = start.elapsed();
     let route_label = facts.route.as_deref().unwrap_or("-");
@@ -184,6 +188,9 @@ async fn serve(
             Ok(resp)
         }
         Err(refusal) => {
+            if facts.path.is_empty() {
+                facts.path = escape_for_log(received.path());
+            }
             let status = refusal.status.as_u16();
             let decision = if refusal.is_error {
                 portcullis_telemetry::Decision::Error
@@ -294,20 +301,11 @@ fn record(
 
 /// The method's name; no allocation for the standard methods.
 fn method_name(m: &http::Method) -> Cow<'static, str> {
-    use http::Method;
-    const STANDARD: [(Method, &str); 9] = [
-        (Method::GET, "GET"),
-        (Method::POST, "POST"),
-        (Method::PUT, "PUT"),
-        (Method::DELETE, "DELETE"),
-        (Method::HEAD, "HEAD"),
-        (Method::OPTIONS, "OPTIONS"),
-        (Method::PATCH, "PATCH"),
-        (Method::CONNECT, "CONNECT"),
-        (Method::TRACE, "TRACE"),
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
     ];
-    match STANDARD.iter().find(|(s, _)| s == m) {
-        Some((_, name)) => Cow::Borrowed(name),
+    match STANDARD.iter().find(|name| **name == m.as_str()) {
+        Some(name) => Cow::Borrowed(name),
         None => Cow::Owned(m.as_str().to_owned()),
     }
 }
@@ -667,6 +665,8 @@ async fn pipeline(
         conn,
         snap,
         &permit,
+        route,
+        limits.max_body_bytes,
         &principal,
         verified_token,
         req,
@@ -723,6 +723,8 @@ fn build_upstream_request(
     conn: &ConnCtx,
     snap: &Snapshot,
     permit: &Permit,
+    route: &portcullis_config::Route,
+    max_body_bytes: u64,
     principal: &Principal,
     verified_token: Option<Arc<portcullis_token::VerifiedToken>>,
     req: Request<Incoming>,
@@ -731,17 +733,6 @@ fn build_upstream_request(
     query: Option<&str>,
     facts: &Facts,
 ) -> Result<Request<Body>, Refusal> {
-    let route = snap.config.routes.get(permit.route()).ok_or_else(|| {
-        Refusal::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "internal",
-            "route index out of range",
-        )
-    })?;
-    let limits = snap
-        .listener(&conn.listener)
-        .map(|l| l.limits.max_body_bytes)
-        .unwrap_or(0);
     let (parts, body) = req.into_parts();
     let original_host = parts
         .headers
@@ -877,7 +868,7 @@ fn build_upstream_request(
     headers.insert(names::IDENTITY, value);
 
     let body = StallTimeout::new(
-        Limited::new(body, usize::try_from(limits).unwrap_or(usize::MAX)),
+        Limited::new(body, usize::try_from(max_body_bytes).unwrap_or(usize::MAX)),
         route.upstream.body_timeout,
     )
     .boxed();

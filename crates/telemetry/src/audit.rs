@@ -141,7 +141,7 @@ pub struct AuditTime(pub jiff::Timestamp);
 
 impl serde::Serialize for AuditTime {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{:.6}", self.0))
+        s.collect_str(self)
     }
 }
 

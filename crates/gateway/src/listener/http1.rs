@@ -255,8 +255,7 @@ impl<S> FramingTap<S> {
 
     /// Whether the idle period has lasted [`HTTP1_IDLE_RELEASE`]; if not,
     /// makes sure the task is woken when it will have.
-    fn poll_idle_release(&mut self, cx: &mut Context<'_>) -> bool {
-        let now = tokio::time::Instant::now();
+    fn poll_idle_release(&mut self, cx: &mut Context<'_>, now: tokio::time::Instant) -> bool {
         let due = self.last_active + HTTP1_IDLE_RELEASE;
         if now >= due {
             return true;
@@ -301,7 +300,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingTap<S> {
                     });
                 }
             }
-            Poll::Pending if this.is_idle() && this.poll_idle_release(cx) => {
+            Poll::Pending
+                if this.is_idle() && this.poll_idle_release(cx, tokio::time::Instant::now()) =>
+            {
                 // The end of the stream, as far as hyper knows: it ends
                 // this connection cleanly, and [`run`] keeps the
                 // TLS stream for the next request.
@@ -344,11 +345,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FramingTap<S> {
         let flushed = Pin::new(&mut this.inner).poll_flush(cx);
         if this.unflushed && matches!(flushed, Poll::Ready(Ok(()))) {
             this.unflushed = false;
-            this.last_active = tokio::time::Instant::now();
+            let now = tokio::time::Instant::now();
+            this.last_active = now;
             // hyper reads again only when the client sends; the timer
             // wakes the connection to release its buffers if it does not.
             if this.is_idle() {
-                this.poll_idle_release(cx);
+                this.poll_idle_release(cx, now);
             }
         }
         flushed
