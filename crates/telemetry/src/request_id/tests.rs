@@ -22,6 +22,43 @@ fn request_ids_are_distinct() {
 }
 
 #[test]
+fn request_ids_are_distinct_across_batches_and_threads() {
+    // Several refills per thread, on threads with their own batches.
+    let per_thread = BATCH_IDS * 5 + 3;
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..per_thread)
+                    .map(|_| new_request_id())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all = HashSet::new();
+    for t in threads {
+        for id in t.join().expect("id thread") {
+            assert!(is_lower_hex_id(&id), "{id}");
+            assert!(all.insert(id), "an id repeated");
+        }
+    }
+    assert_eq!(all.len(), per_thread * 4);
+}
+
+#[test]
+fn a_batch_hands_out_each_byte_once_then_refills() {
+    let mut batch = Batch::EMPTY;
+    let first: Vec<_> = (0..BATCH_IDS)
+        .map(|_| batch.take().expect("random"))
+        .collect();
+    assert_eq!(batch.next, batch.bytes.len());
+    // the ids are the buffer's bytes in order, nothing skipped or reused
+    assert_eq!(first.concat(), batch.bytes.to_vec());
+    let next = batch.take().expect("refill");
+    assert_eq!(batch.next, REQUEST_ID_BYTES);
+    assert!(!first.contains(&next));
+}
+
+#[test]
 fn request_ids_are_not_constant_per_position() {
     // A broken generator that left bytes zeroed would show up as a digit
     // that never changes.
