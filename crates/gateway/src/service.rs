@@ -746,8 +746,8 @@ fn build_upstream_request(
         })
         .or_else(|| HeaderValue::from_str(host).ok());
 
-    // From parts: the route's scheme and authority are parsed once, at
-    // load; only the judged path (and query) is new.
+    // Origin form: the judged path and the query. The connection is the
+    // route's upstream; HTTP/2 adds its scheme and authority.
     let mut target = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
     target.push_str(path);
     if let Some(q) = query {
@@ -756,13 +756,7 @@ fn build_upstream_request(
     }
     let uri = http::uri::PathAndQuery::from_maybe_shared(target)
         .ok()
-        .and_then(|pq| {
-            let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(route.upstream.scheme.clone());
-            uri.authority = Some(route.upstream.authority.clone());
-            uri.path_and_query = Some(pq);
-            http::Uri::from_parts(uri).ok()
-        })
+        .map(http::Uri::from)
         .ok_or_else(|| {
             Refusal::error(
                 StatusCode::BAD_GATEWAY,

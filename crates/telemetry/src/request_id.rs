@@ -20,7 +20,7 @@ mod tests;
 pub const REQUEST_ID_BYTES: usize = 16;
 
 /// Request ids drawn from one call to the CSPRNG.
-pub const BATCH_IDS: usize = 32;
+pub(crate) const BATCH_IDS: usize = 32;
 
 /// A thread's unused random bytes: `next` is the offset of the first
 /// unused one; a full offset means empty.

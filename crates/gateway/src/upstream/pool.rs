@@ -1,0 +1,176 @@
+//! The idle connections of one upstream.
+//!
+//! HTTP/1.1 connections wait in a stack, newest on top: the next request
+//! takes the connection that was used last (the one least likely to have
+//! been closed by the upstream's own idle timeout). A connection comes back
+//! when its response body has ended ([`Returner`]); one whose connection
+//! task has seen it close is skipped. Expiry costs no clock reading per
+//! request: a sweeper ticks every quarter of the idle timeout and closes the
+//! connections put back four or more ticks ago, so an idle connection is
+//! closed after between one and one and a quarter idle timeouts. An HTTP/2
+//! connection is shared by all requests while it is open.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use hyper::client::conn::{http1, http2};
+
+use super::{Body, Sender};
+
+/// Sweeper ticks per idle timeout.
+const TICKS_PER_IDLE_TIMEOUT: u32 = 4;
+
+pub(super) struct Pool {
+    inner: Mutex<Inner>,
+    idle_timeout: Duration,
+    max_idle: usize,
+    sweeper_started: AtomicBool,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Newest last.
+    idle: Vec<Idle>,
+    h2: Option<http2::SendRequest<Body>>,
+    /// Sweeper ticks so far.
+    tick: u64,
+}
+
+struct Idle {
+    tx: http1::SendRequest<Body>,
+    /// The sweeper tick during which it was put back.
+    tick: u64,
+}
+
+impl Pool {
+    pub(super) fn new(idle_timeout: Duration, max_idle: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            idle_timeout,
+            max_idle,
+            sweeper_started: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The shared HTTP/2 connection if open, else the newest idle HTTP/1.1
+    /// connection not known to be closed.
+    pub(super) fn checkout(&self) -> Option<Sender> {
+        let mut closed = Vec::new();
+        let mut inner = self.lock();
+        if let Some(h2) = &inner.h2 {
+            if !h2.is_closed() {
+                return Some(Sender::H2(h2.clone()));
+            }
+            inner.h2 = None;
+        }
+        let found = loop {
+            match inner.idle.pop() {
+                None => break None,
+                Some(i) if i.tx.is_closed() => closed.push(i),
+                Some(i) => break Some(Sender::H1(i.tx)),
+            }
+        };
+        drop(inner);
+        drop(closed);
+        found
+    }
+
+    pub(super) fn set_h2(&self, tx: http2::SendRequest<Body>) {
+        let old = self.lock().h2.replace(tx);
+        drop(old);
+    }
+
+    /// Forgets the HTTP/2 connection (it refused a request).
+    pub(super) fn clear_h2(&self) {
+        let old = self.lock().h2.take();
+        drop(old);
+    }
+
+    /// Puts an HTTP/1.1 connection back, unless it is closed or the pool
+    /// is full (then dropping it closes it).
+    fn put(self: &Arc<Self>, tx: http1::SendRequest<Body>) {
+        if tx.is_closed() {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.idle.len() >= self.max_idle {
+            drop(inner);
+            return;
+        }
+        let tick = inner.tick;
+        inner.idle.push(Idle { tx, tick });
+        drop(inner);
+        if !self.sweeper_started.load(Ordering::Relaxed) {
+            self.start_sweeper();
+        }
+    }
+
+    fn start_sweeper(self: &Arc<Self>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.sweeper_started.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let period = (self.idle_timeout / TICKS_PER_IDLE_TIMEOUT).max(Duration::from_millis(1));
+        rt.spawn(sweep(Arc::downgrade(self), period));
+    }
+
+    /// One sweeper tick: closes the connections idle for the whole idle
+    /// timeout and those whose upstream has closed them.
+    fn tick(&self) {
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let oldest_kept = inner.tick.saturating_sub(u64::from(TICKS_PER_IDLE_TIMEOUT));
+        let (keep, expired): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut inner.idle)
+            .into_iter()
+            .partition(|i| i.tick >= oldest_kept && !i.tx.is_closed());
+        inner.idle = keep;
+        drop(inner);
+        drop(expired);
+    }
+
+    #[cfg(test)]
+    pub(super) fn idle_len(&self) -> usize {
+        self.lock().idle.len()
+    }
+}
+
+/// Runs while the pool exists.
+async fn sweep(pool: Weak<Pool>, period: Duration) {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        match pool.upgrade() {
+            Some(p) => p.tick(),
+            None => return,
+        }
+    }
+}
+
+/// Gives an HTTP/1.1 connection back to its pool once its response has
+/// been read to the end.
+pub(super) struct Returner {
+    pool: Arc<Pool>,
+    tx: http1::SendRequest<Body>,
+}
+
+impl Returner {
+    pub(super) fn new(pool: &Arc<Pool>, tx: http1::SendRequest<Body>) -> Self {
+        Self {
+            pool: Arc::clone(pool),
+            tx,
+        }
+    }
+
+    pub(super) fn give_back(self) {
+        self.pool.put(self.tx);
+    }
+}
