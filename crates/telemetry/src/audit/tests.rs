@@ -574,3 +574,18 @@ fn write_json_matches_the_derived_serialisation() {
         );
     }
 }
+
+/// The copy-as-is path of `write_json` agrees with `serde_json` on every
+/// ASCII character and on non-ASCII text, in each string member kind.
+#[test]
+fn write_json_escapes_every_character_as_serde_json_does() {
+    for c in (0u8..0x80).map(char::from).chain(['é', '\u{2028}', '😀']) {
+        let mut rec = allow("r");
+        rec.path = format!("/a{c}b");
+        rec.principal = format!("p{c}").into();
+        rec.trace_id = Some(format!("{c}"));
+        let mut ours = Vec::new();
+        rec.write_json(&mut ours).unwrap();
+        assert_eq!(ours, serde_json::to_vec(&rec).unwrap(), "character {c:?}");
+    }
+}
