@@ -131,9 +131,10 @@ impl AuditRecord {
         }
         /// Without an early exit, so the loop vectorises.
         fn needs_escape(bytes: &[u8]) -> bool {
-            bytes.iter().fold(false, |acc, &b| {
-                acc | (b < 0x20) | (b == b'"') | (b == b'\\')
-            })
+            let hits = bytes.iter().fold(0u8, |acc, &b| {
+                acc | u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
+            });
+            hits != 0
         }
         member(out, "{\"time\":", &self.time)?;
         string(out, ",\"request_id\":", Some(&self.request_id))?;

@@ -84,15 +84,15 @@ fn fallback_request_id() -> String {
     to_hex(&bytes)
 }
 
-fn to_hex(bytes: &[u8]) -> String {
+fn to_hex(bytes: &[u8; REQUEST_ID_BYTES]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        for nibble in [b >> 4, b & 0xf] {
-            if let Some(&c) = HEX.get(usize::from(nibble)) {
-                out.push(char::from(c));
-            }
+    let mut out = [0u8; REQUEST_ID_BYTES * 2];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        if let [hi, lo] = pair {
+            *hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+            *lo = HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0');
         }
     }
-    out
+    // Hex digits are ASCII: the conversion cannot fail.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }

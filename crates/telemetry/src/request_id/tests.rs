@@ -79,6 +79,8 @@ fn fallback_ids_are_well_formed_and_distinct() {
 
 #[test]
 fn hex_encoding_is_lowercase_and_complete() {
-    assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-    assert_eq!(to_hex(&[]), "");
+    let mut bytes = [0u8; REQUEST_ID_BYTES];
+    bytes[..4].copy_from_slice(&[0x00, 0x0f, 0xa5, 0xff]);
+    bytes[15] = 0x9c;
+    assert_eq!(to_hex(&bytes), "000fa5ff00000000000000000000009c");
 }
