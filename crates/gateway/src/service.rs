@@ -26,6 +26,7 @@ use crate::authz::{authorize, AuthzInput, Permit};
 use crate::bearer::bearer_token;
 use crate::body::StallTimeout;
 use crate::response::{self, Refusal};
+use crate::router::RouteId;
 use crate::state::Snapshot;
 use crate::upstream::{Body, UpstreamError};
 use crate::{names, Shared};
@@ -83,6 +84,8 @@ struct Facts {
     method: Cow<'static, str>,
     path: String,
     route: Option<Arc<str>>,
+    /// The matched route's index, with `route`.
+    route_id: Option<RouteId>,
     rule: Option<String>,
     /// The principal of this request when it differs from the
     /// connection's (a verified bearer token or a session was added).
@@ -154,6 +157,7 @@ async fn serve(
         // The normalised path, once there is one (see below).
         path: String::new(),
         route: None,
+        route_id: None,
         rule: None,
         principal: None,
         session: None,
@@ -165,12 +169,13 @@ async fn serve(
     let received = req.uri().clone();
     let result = pipeline(&conn, &snap, req, framing, &mut facts).await;
     let latency = start.elapsed();
-    let route_label = facts.route.as_deref().unwrap_or("-");
     match result {
         Ok(resp) => {
             let status = resp.status().as_u16();
-            conn.shared.metrics.observe_request(
-                route_label,
+            observe(
+                &conn,
+                &snap,
+                facts.route_id,
                 portcullis_telemetry::Decision::Allow,
                 status,
                 latency,
@@ -197,9 +202,7 @@ async fn serve(
             } else {
                 portcullis_telemetry::Decision::Deny
             };
-            conn.shared
-                .metrics
-                .observe_request(route_label, decision, status, latency);
+            observe(&conn, &snap, facts.route_id, decision, status, latency);
             let principal = facts.principal.as_ref().unwrap_or(&conn.principal);
             tracing::info!(
                 request_id = %facts.request_id,
@@ -573,6 +576,7 @@ async fn pipeline(
             "route index out of range",
         )
     })?;
+    facts.route_id = Some(route_id);
     facts.route = Some(
         snap.audit
             .route_names
@@ -715,6 +719,28 @@ async fn pipeline(
             }
             Err(r)
         }
+    }
+}
+
+/// Counts a request in the metrics: through the route's handles when a
+/// route matched (made on the route's first request), else under `-`.
+fn observe(
+    conn: &ConnCtx,
+    snap: &Snapshot,
+    route: Option<RouteId>,
+    decision: portcullis_telemetry::Decision,
+    status: u16,
+    latency: std::time::Duration,
+) {
+    let metrics = &conn.shared.metrics;
+    let handles = route.and_then(|id| {
+        let name = snap.audit.route_names.get(id)?;
+        let cell = snap.route_metrics.get(id)?;
+        Some(cell.get_or_init(|| metrics.route_metrics(name)))
+    });
+    match handles {
+        Some(h) => h.observe(metrics, decision, status, latency),
+        None => metrics.observe_request("-", decision, status, latency),
     }
 }
 

@@ -30,6 +30,8 @@ pub(crate) struct Snapshot {
     pub(crate) bundle: Option<(u64, Arc<str>)>,
     /// Strings every audit record of this snapshot repeats, shared.
     pub(crate) audit: AuditStrings,
+    /// Request metric handles by route index, made on first use.
+    pub(crate) route_metrics: Vec<std::sync::OnceLock<portcullis_telemetry::RouteMetrics>>,
     pub(crate) loaded_at: jiff::Timestamp,
 }
 
@@ -221,6 +223,11 @@ fn build(
     Ok(Snapshot {
         bundle: None,
         audit: AuditStrings::new(&policy, &config),
+        route_metrics: config
+            .routes
+            .iter()
+            .map(|_| std::sync::OnceLock::new())
+            .collect(),
         browser,
         bearer,
         routes: RouteTable::new(&config.routes),

@@ -129,14 +129,31 @@ impl AuditRecord {
             }
             Ok(())
         }
-        /// Without an early exit, so the loop vectorises.
+        /// Eight bytes at a time: a byte below 0x20, a `"` or a `\\`
+        /// sets its high bit in the mask (exact for these values).
         fn needs_escape(bytes: &[u8]) -> bool {
-            let hits = bytes.iter().fold(0u8, |acc, &b| {
-                acc | u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
-            });
+            const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+            const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+            let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+            let mut chunks = bytes.chunks_exact(8);
+            let mut hits = 0;
+            for c in &mut chunks {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(c);
+                let v = u64::from_ne_bytes(word);
+                hits |= v.wrapping_sub(ONES * 0x20) & !v & HIGH
+                    | has_zero(v ^ (ONES * u64::from(b'"')))
+                    | has_zero(v ^ (ONES * u64::from(b'\\')));
+            }
             hits != 0
+                || chunks
+                    .remainder()
+                    .iter()
+                    .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
         }
-        member(out, "{\"time\":", &self.time)?;
+        out.extend_from_slice(b"{\"time\":\"");
+        self.time.write_to(out);
+        out.push(b'"');
         string(out, ",\"request_id\":", Some(&self.request_id))?;
         string(out, ",\"trace_id\":", self.trace_id.as_deref())?;
         string(out, ",\"principal\":", Some(&self.principal))?;
@@ -180,6 +197,58 @@ impl serde::Serialize for AuditTime {
 impl std::fmt::Display for AuditTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:.6}", self.0)
+    }
+}
+
+impl AuditTime {
+    /// Appends the same text as `Display`. Records come many per second:
+    /// the date and time up to the second are formatted once per second
+    /// (per thread) and reused; only the microseconds are new.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        /// `YYYY-MM-DDTHH:MM:SS`
+        const PREFIX: usize = 19;
+        thread_local! {
+            static LAST: std::cell::Cell<(i64, [u8; PREFIX])> =
+                const { std::cell::Cell::new((i64::MIN, [0; PREFIX])) };
+        }
+        let second = self.0.as_second();
+        let micros = match u32::try_from(self.0.subsec_microsecond()) {
+            Ok(m) if second >= 0 && self.0.subsec_nanosecond() >= 0 => m,
+            // before 1970: jiff formats it
+            _ => {
+                let _ = write!(out, "{self}");
+                return;
+            }
+        };
+        let cached = LAST
+            .try_with(|last| {
+                let (s, prefix) = last.get();
+                if s == second {
+                    return Some(prefix);
+                }
+                let text = format!("{self}");
+                // Four-digit years only; others keep jiff's text.
+                let prefix: [u8; PREFIX] = text.as_bytes().get(..PREFIX)?.try_into().ok()?;
+                (text.len() == PREFIX + 8).then(|| {
+                    last.set((second, prefix));
+                    prefix
+                })
+            })
+            .ok()
+            .flatten();
+        let Some(prefix) = cached else {
+            let _ = write!(out, "{self}");
+            return;
+        };
+        out.extend_from_slice(&prefix);
+        let mut frac = *b".000000Z";
+        let mut m = micros;
+        for d in frac.get_mut(1..7).into_iter().flatten().rev() {
+            *d = b'0' + u8::try_from(m % 10).unwrap_or(0);
+            m /= 10;
+        }
+        out.extend_from_slice(&frac);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the gateway, behind typed methods.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -86,6 +86,59 @@ impl UpstreamErrorKind {
 impl EncodeLabelValue for UpstreamErrorKind {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
         EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+/// Counters a [`RouteMetrics`] keeps at most (distinct decision and status
+/// pairs); others are looked up per request.
+pub const ROUTE_METRICS_CACHED: usize = 32;
+
+/// One route's request metrics, held by the gateway per route so that
+/// counting a request needs no label set (two strings and two hash
+/// lookups per request otherwise). The handles share their series with
+/// the registry's families.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    route: String,
+    duration: Histogram,
+    /// The counters per (decision, status) seen so far.
+    requests: RwLock<Vec<(Decision, u16, Counter)>>,
+}
+
+impl RouteMetrics {
+    /// Counts one request of this route and observes its latency.
+    pub fn observe(&self, metrics: &Metrics, decision: Decision, status: u16, latency: Duration) {
+        self.duration.observe(latency.as_secs_f64());
+        let cached = self
+            .requests
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(d, s, _)| *d == decision && *s == status)
+            .map(|(_, _, c)| c.inc());
+        if cached.is_some() {
+            return;
+        }
+        let counter = metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route: self.route.clone(),
+                decision,
+                status,
+            })
+            .clone();
+        counter.inc();
+        let mut requests = self
+            .requests
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if requests.len() < ROUTE_METRICS_CACHED
+            && !requests
+                .iter()
+                .any(|(d, s, _)| *d == decision && *s == status)
+        {
+            requests.push((decision, status, counter));
+        }
     }
 }
 
@@ -413,6 +466,22 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(latency.as_secs_f64());
+    }
+
+    /// The request metrics of `route`, for [`RouteMetrics::observe`]:
+    /// the same series as [`Metrics::observe_request`], looked up once.
+    pub fn route_metrics(&self, route: &str) -> RouteMetrics {
+        let duration = self
+            .request_duration
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .clone();
+        RouteMetrics {
+            route: route.to_owned(),
+            duration,
+            requests: RwLock::new(Vec::new()),
+        }
     }
 
     /// Counts a policy reload attempt.

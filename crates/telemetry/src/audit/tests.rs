@@ -580,12 +580,58 @@ fn write_json_matches_the_derived_serialisation() {
 #[test]
 fn write_json_escapes_every_character_as_serde_json_does() {
     for c in (0u8..0x80).map(char::from).chain(['é', '\u{2028}', '😀']) {
-        let mut rec = allow("r");
-        rec.path = format!("/a{c}b");
-        rec.principal = format!("p{c}").into();
-        rec.trace_id = Some(format!("{c}"));
-        let mut ours = Vec::new();
-        rec.write_json(&mut ours).unwrap();
-        assert_eq!(ours, serde_json::to_vec(&rec).unwrap(), "character {c:?}");
+        // at every position of strings longer than the 8-byte scan steps
+        for pos in 0..20 {
+            let text = |n: usize| {
+                let mut t = "x".repeat(n);
+                t.insert(pos.min(n), c);
+                t
+            };
+            let mut rec = allow("r");
+            rec.path = text(19);
+            rec.principal = text(pos).into();
+            rec.trace_id = Some(text(23));
+            let mut ours = Vec::new();
+            rec.write_json(&mut ours).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(serde_json::to_vec(&rec).unwrap()).unwrap(),
+                "character {c:?} at {pos}"
+            );
+        }
+    }
+}
+
+/// `AuditTime::write_to` writes what `Display` (jiff) writes: across
+/// years, at second boundaries, with the per-second prefix reused and
+/// renewed, and before 1970.
+#[test]
+fn audit_time_write_to_matches_display() {
+    let mut seconds: Vec<i64> = vec![0, 1, 59, 60, 86_399, 86_400, 951_782_400, 4_102_444_799];
+    seconds.extend([-1, -86_401, -62_135_596_800]); // before 1970, year 1
+    seconds.extend([253_402_300_799]); // 9999-12-31T23:59:59
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        seconds.push((x % 253_402_300_800) as i64);
+    }
+    for &sec in &seconds {
+        for nanos in [0, 1, 999, 1_000, 123_456_789, 999_999_999] {
+            let Ok(ts) =
+                jiff::Timestamp::new(sec, if sec < 0 && nanos > 0 { -nanos } else { nanos })
+            else {
+                continue;
+            };
+            let t = AuditTime(ts);
+            let mut out = Vec::new();
+            t.write_to(&mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                t.to_string(),
+                "{sec} {nanos}"
+            );
+        }
     }
 }

@@ -62,6 +62,47 @@ fn observe_request_counts_by_route_decision_status() {
     );
 }
 
+/// A route's cached handles count into the same series as
+/// `observe_request`, for pairs cached and beyond the cache's limit.
+#[test]
+fn route_metrics_count_the_same_series_as_observe_request() {
+    let direct = Metrics::new();
+    let cached = Metrics::new();
+    let api = cached.route_metrics("api");
+    let statuses: Vec<u16> = (0..ROUTE_METRICS_CACHED as u16 + 5)
+        .map(|i| 200 + i)
+        .collect();
+    for round in 0..3u64 {
+        for &status in &statuses {
+            for decision in [Decision::Allow, Decision::Deny] {
+                let latency = Duration::from_micros(40 * (round + 1));
+                direct.observe_request("api", decision, status, latency);
+                api.observe(&cached, decision, status, latency);
+            }
+        }
+    }
+    let (d, c) = (direct.encode(), cached.encode());
+    // the same lines; the families' order is a hash map's
+    let series = |out: &str| -> Vec<String> {
+        let mut lines: Vec<String> = out
+            .lines()
+            .filter(|l| l.starts_with("portcullis_request"))
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert!(!series(&d).is_empty());
+    assert_eq!(series(&d), series(&c));
+    assert_eq!(
+        value(
+            &c,
+            r#"portcullis_requests_total{route="api",decision="deny",status="236"}"#
+        ),
+        Some(3.0)
+    );
+}
+
 #[test]
 fn observe_request_feeds_duration_histogram() {
     let m = Metrics::new();
