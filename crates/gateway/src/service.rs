@@ -82,6 +82,9 @@ struct Facts {
     request_id_header: Option<HeaderValue>,
     trace_id: Option<String>,
     method: Cow<'static, str>,
+    /// When the request arrived: the time its token, policy conditions,
+    /// assertion and audit record use (one clock reading per request).
+    now: jiff::Timestamp,
     path: String,
     route: Option<Arc<str>>,
     /// The matched route's index, with `route`.
@@ -146,6 +149,7 @@ async fn serve(
     let snap = conn.shared.state.load_full();
     let request_id = portcullis_telemetry::new_request_id();
     let mut facts = Facts {
+        now: jiff::Timestamp::now(),
         request_id_header: HeaderValue::from_str(&request_id).ok(),
         request_id,
         trace_id: req
@@ -275,7 +279,7 @@ fn record(
 ) -> AuditRecord {
     let token = facts.principal.as_ref().and_then(|p| p.token.as_ref());
     AuditRecord {
-        time: portcullis_telemetry::audit_time_now(),
+        time: portcullis_telemetry::AuditTime(facts.now),
         token_issuer: token.map(|t| t.issuer.clone()),
         token_subject: token.and_then(|t| t.subject.clone()),
         principal: match &facts.principal {
@@ -510,7 +514,7 @@ async fn pipeline(
                 ));
             }
             Some(Ok(token)) => {
-                let now = jiff::Timestamp::now().as_second();
+                let now = facts.now.as_second();
                 match auth
                     .authenticate(token, conn.principal.cert.as_ref(), now)
                     .await
@@ -597,7 +601,7 @@ async fn pipeline(
             method: req.method().as_str(),
             path: &path,
             source_ip: conn.peer.ip(),
-            now: jiff::Timestamp::now(),
+            now: facts.now,
         },
     );
     let permit = match decision {
@@ -814,7 +818,7 @@ fn build_upstream_request(
         headers.insert(names::REQUEST_ID, v.clone());
     }
 
-    let now = jiff::Timestamp::now().as_second();
+    let now = facts.now.as_second();
     // With `scope: connection`, a request whose identity is the
     // connection's, or the connection's with the same verified bearer
     // token as before, reuses the connection's assertion for this route

@@ -58,7 +58,9 @@ pub const LINE_BUFFER_RETAIN_BYTES: usize = 64 * 1024;
 /// path; the time is formatted by the writer.
 #[derive(serde::Serialize, Clone, Debug)]
 pub struct AuditRecord {
-    /// When the decision was made (see [`audit_time_now`]).
+    /// The instant the decision was made for: the gateway reads the clock
+    /// once, when the request arrives, and judges the request at that time
+    /// (see [`audit_time_now`]).
     pub time: AuditTime,
     pub request_id: String,
     /// Trace id from a valid W3C `traceparent` header, when present.

@@ -113,16 +113,20 @@ where
         io.released = false;
         // Boxed: an idle connection keeps no room for hyper's state.
         let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), svc));
+        // A drain is noticed at the connection's next wake-up: every
+        // request and response wakes it, and an idle one is woken by the
+        // release timer within `HTTP1_IDLE_RELEASE` and then ends in the
+        // wait above. Reading the flag costs less than keeping a
+        // drain future registered on every wake-up.
         let mut draining = false;
-        let done = loop {
-            tokio::select! {
-                r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => break r,
-                () = drain.draining(), if !draining => {
-                    draining = true;
-                    Pin::new(&mut *conn).graceful_shutdown();
-                }
+        let done = std::future::poll_fn(|cx| {
+            if !draining && drain.is_draining() {
+                draining = true;
+                Pin::new(&mut *conn).graceful_shutdown();
             }
-        };
+            conn.poll_without_shutdown(cx)
+        })
+        .await;
         let parts = conn.into_parts();
         io = parts.io.into_inner();
         svc = parts.service;
@@ -277,6 +281,21 @@ impl<S> FramingTap<S> {
     }
 }
 
+impl<S> FramingTap<S> {
+    /// [`Self::poll_idle_release`], reading the clock only once the
+    /// release timer has fired: its deadline is never later than the
+    /// release is due, so until it fires the release is not due.
+    fn idle_release_due(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(timer) = &mut self.release_timer {
+            if !timer.is_elapsed() {
+                let _ = timer.as_mut().poll(cx);
+                return false;
+            }
+        }
+        self.poll_idle_release(cx, tokio::time::Instant::now())
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for FramingTap<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -300,9 +319,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingTap<S> {
                     });
                 }
             }
-            Poll::Pending
-                if this.is_idle() && this.poll_idle_release(cx, tokio::time::Instant::now()) =>
-            {
+            Poll::Pending if this.is_idle() && this.idle_release_due(cx) => {
                 // The end of the stream, as far as hyper knows: it ends
                 // this connection cleanly, and [`run`] keeps the
                 // TLS stream for the next request.
