@@ -58,7 +58,11 @@ impl Pool {
     }
 
     /// The shared HTTP/2 connection if open, else the newest idle HTTP/1.1
-    /// connection not known to be closed.
+    /// connection that is ready for a request. Closed connections are
+    /// dropped on the way; one not ready yet stays (its connection task
+    /// has not finished the last exchange, e.g. a request body the
+    /// upstream answered early is still being sent): a request never
+    /// waits behind another one's exchange.
     pub(super) fn checkout(&self) -> Option<Sender> {
         let mut closed = Vec::new();
         let mut inner = self.lock();
@@ -68,13 +72,20 @@ impl Pool {
             }
             inner.h2 = None;
         }
-        let found = loop {
-            match inner.idle.pop() {
-                None => break None,
-                Some(i) if i.tx.is_closed() => closed.push(i),
-                Some(i) => break Some(Sender::H1(i.tx)),
+        let mut found = None;
+        let mut i = inner.idle.len();
+        while i > 0 && found.is_none() {
+            i -= 1;
+            let (is_closed, is_ready) = match inner.idle.get(i) {
+                Some(e) => (e.tx.is_closed(), e.tx.is_ready()),
+                None => break,
+            };
+            if is_closed {
+                closed.push(inner.idle.remove(i));
+            } else if is_ready {
+                found = Some(Sender::H1(inner.idle.remove(i).tx));
             }
-        };
+        }
         drop(inner);
         drop(closed);
         found

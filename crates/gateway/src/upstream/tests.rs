@@ -24,6 +24,8 @@ enum Behaviour {
     Empty,
     /// Sends the head and 64 KiB of a 1 MiB body, then waits.
     LongBody,
+    /// Answers as soon as the head arrives, without reading the body.
+    Early,
 }
 
 struct TestUpstream {
@@ -72,7 +74,7 @@ async fn serve(mut s: TcpStream, behaviour: Behaviour, closed: Arc<AtomicUsize>)
         let end = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
         buf.drain(..end);
         let reply: &[u8] = match behaviour {
-            Behaviour::KeepAlive | Behaviour::CloseAfterOne => {
+            Behaviour::KeepAlive | Behaviour::CloseAfterOne | Behaviour::Early => {
                 b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
             }
             Behaviour::ConnectionClose => {
@@ -100,6 +102,13 @@ async fn serve(mut s: TcpStream, behaviour: Behaviour, closed: Arc<AtomicUsize>)
                 }
             }
             Behaviour::KeepAlive | Behaviour::Empty => {}
+            // the unread body bytes would be taken for the next head
+            Behaviour::Early => loop {
+                match s.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            },
         }
     }
 }
@@ -287,6 +296,44 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     .await;
     assert_eq!(c.pool.idle_len(), 0);
     assert_eq!(fetch(&c, up.port).await.0, 200);
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+}
+
+/// A request body that sends one chunk and then never ends.
+struct Endless(bool);
+
+impl http_body::Body for Endless {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.0 {
+            Poll::Pending
+        } else {
+            self.0 = true;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_does_not_wait_behind_an_unfinished_request_body() {
+    let up = upstream(Behaviour::Early).await;
+    let c = client(up.port, LONG_IDLE);
+    let mut req = get(up.port);
+    *req.method_mut() = http::Method::POST;
+    *req.body_mut() = Endless(false).boxed();
+    // The upstream answers before the body is done; the response ends,
+    // but the connection is still busy sending the body.
+    let resp = c.send(req).await.expect("early answer");
+    resp.into_body().collect().await.expect("body");
+    let answered = tokio::time::timeout(Duration::from_secs(2), fetch(&c, up.port))
+        .await
+        .expect("the next request waited behind the unfinished body");
+    assert_eq!(answered.0, 200);
     assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
 }
 
