@@ -142,11 +142,7 @@ where
     let (tx, conn) = http1::handshake(io)
         .await
         .map_err(|e| UpstreamError::Connect(error_chain(&e)))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-    });
+    drive(conn);
     Ok(Connected::H1(tx))
 }
 
@@ -159,10 +155,18 @@ where
         .handshake(io)
         .await
         .map_err(|e| UpstreamError::Connect(error_chain(&e)))?;
+    drive(conn);
+    Ok(Connected::H2(tx))
+}
+
+/// Runs a connection's task on the current runtime until it closes.
+fn drive<C>(conn: C)
+where
+    C: std::future::Future<Output = hyper::Result<()>> + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
         }
     });
-    Ok(Connected::H2(tx))
 }
