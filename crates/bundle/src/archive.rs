@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
+use crate::error::PathFault;
 use crate::error::{echo, BundleError};
 use crate::limits::Limits;
-use crate::path::{self, PathFault};
+use crate::path;
 
 /// The tar block size.
 const BLOCK: usize = 512;

@@ -8,10 +8,11 @@ use std::path::Path;
 use crate::archive::{self, Files};
 use crate::b64;
 use crate::error::{echo, BundleError};
+use crate::key::check_key_id;
 use crate::key::SigningKey;
 use crate::limits::Limits;
+use crate::limits::MAX_ROOT_BYTES;
 use crate::manifest::{self, FileEntry, Manifest, MANIFEST_FORMAT, MANIFEST_PATH};
-use crate::root::{check_key_id, MAX_ROOT_BYTES};
 
 /// The trust root update's JSON inside a bundle.
 pub const ROOT_UPDATE_PATH: &str = "root/root.json";

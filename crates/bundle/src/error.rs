@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use crate::path::PathFault;
-
 /// Longest text copied from untrusted input (paths, key ids) into an error
 /// message: enough to identify the entry, too short to flood a log line.
 pub const MAX_ECHO_CHARS: usize = 128;
@@ -306,3 +304,68 @@ pub(crate) fn echo(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// What is wrong with a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathFault {
+    /// The empty path.
+    Empty,
+    /// Starts with `/`.
+    Absolute,
+    /// A `..` component.
+    ParentComponent,
+    /// A `.` component.
+    CurrentComponent,
+    /// An empty component (`a//b`, or a trailing `/` on a file).
+    EmptyComponent,
+    /// Contains `\`, a separator on Windows.
+    Backslash,
+    /// Contains a NUL byte.
+    Nul,
+    /// Contains another control character.
+    ControlCharacter,
+    /// Not UTF-8.
+    NotUtf8,
+    /// Longer than [`MAX_PATH_BYTES`].
+    TooLong,
+    /// A component is a file elsewhere in the bundle.
+    FileAsDirectory,
+}
+
+impl PathFault {
+    /// A stable snake_case code, e.g. `"parent_component"`.
+    pub fn code(self) -> &'static str {
+        match self {
+            PathFault::Empty => "empty",
+            PathFault::Absolute => "absolute",
+            PathFault::ParentComponent => "parent_component",
+            PathFault::CurrentComponent => "current_component",
+            PathFault::EmptyComponent => "empty_component",
+            PathFault::Backslash => "backslash",
+            PathFault::Nul => "nul",
+            PathFault::ControlCharacter => "control_character",
+            PathFault::NotUtf8 => "not_utf8",
+            PathFault::TooLong => "too_long",
+            PathFault::FileAsDirectory => "file_as_directory",
+        }
+    }
+}
+
+impl fmt::Display for PathFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathFault::Empty => "empty path",
+            PathFault::Absolute => "absolute path",
+            PathFault::ParentComponent => "`..` component",
+            PathFault::CurrentComponent => "`.` component",
+            PathFault::EmptyComponent => "empty component",
+            PathFault::Backslash => "backslash",
+            PathFault::Nul => "nul byte",
+            PathFault::ControlCharacter => "control character",
+            PathFault::NotUtf8 => "not utf-8",
+            PathFault::TooLong => "longer than 100 bytes",
+            PathFault::FileAsDirectory => "a parent component is a file",
+        })
+    }
+}

@@ -11,8 +11,11 @@ use aws_lc_rs::signature::{
 use zeroize::Zeroizing;
 
 use crate::alg::SigAlg;
-use crate::error::BundleError;
+use crate::error::{echo, BundleError};
 use crate::pem;
+
+/// Longest key id; ids also name files (`signatures/<id>.sig`).
+pub const MAX_KEY_ID_LEN: usize = 64;
 
 /// A private key that signs bundles and trust root updates.
 ///
@@ -197,6 +200,20 @@ impl PublicKey {
     /// The SubjectPublicKeyInfo DER.
     pub(crate) fn der(&self) -> &[u8] {
         &self.der
+    }
+}
+
+/// Checks a key id: `[a-z0-9._-]{1,64}`.
+pub(crate) fn check_key_id(id: &str) -> Result<(), BundleError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_KEY_ID_LEN
+        && id
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(BundleError::InvalidKeyId(echo(id.as_bytes())))
     }
 }
 

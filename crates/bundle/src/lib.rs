@@ -39,18 +39,17 @@ mod root;
 pub use alg::SigAlg;
 pub use b64::{MAX_SIGNATURE_BYTES, MAX_SIGNATURE_FILE_BYTES};
 pub use bundle::{Bundle, ROOT_UPDATE_PATH};
-pub use error::{BundleError, Rejection, SignatureReport, MAX_ECHO_CHARS};
+pub use error::{BundleError, PathFault, Rejection, SignatureReport, MAX_ECHO_CHARS};
 pub use json::MAX_JSON_DEPTH;
-pub use key::SigningKey;
-pub use limits::{Limits, DEFAULT_MAX_BUNDLE_BYTES, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_FILE_BYTES};
+pub use key::{SigningKey, MAX_KEY_ID_LEN};
+pub use limits::{
+    Limits, DEFAULT_MAX_BUNDLE_BYTES, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_FILE_BYTES, MAX_ROOT_BYTES,
+};
 pub use manifest::{FileEntry, Manifest, MANIFEST_FORMAT, MANIFEST_PATH, MAX_MANIFEST_BYTES};
-pub use path::{PathFault, MAX_PATH_BYTES};
+pub use path::MAX_PATH_BYTES;
 pub use pem::MAX_PEM_BYTES;
 pub use rollback::{RollbackState, MAX_STATE_BYTES};
-pub use root::{
-    RootKeyInfo, RootKeySpec, TrustRoot, Verified, MAX_KEY_ID_LEN, MAX_ROOT_BYTES, MAX_ROOT_KEYS,
-    TRUST_ROOT_FORMAT,
-};
+pub use root::{RootKeyInfo, RootKeySpec, TrustRoot, Verified, MAX_ROOT_KEYS, TRUST_ROOT_FORMAT};
 
 #[cfg(test)]
 mod test_util;

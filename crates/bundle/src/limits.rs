@@ -1,5 +1,9 @@
 //! Size and count limits applied while reading a bundle.
 
+/// Largest trust root JSON: a key entry is about 400 bytes, so 256 KiB is
+/// far above [`crate::MAX_ROOT_KEYS`] entries.
+pub const MAX_ROOT_BYTES: usize = 256 * 1024;
+
 /// Default [`Limits::max_bundle_bytes`]: a policy with its tests is a few
 /// MiB; 64 MiB bounds memory per download with room to spare.
 pub const DEFAULT_MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;

@@ -4,8 +4,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::PathFault;
 use crate::error::{echo, BundleError};
-use crate::path::{self, PathFault};
+use crate::path;
 
 /// The `format` of every manifest this crate reads and writes.
 pub const MANIFEST_FORMAT: &str = "portcullis-bundle-v1";

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{echo, BundleError};
-use crate::root::{TrustRoot, Verified, MAX_ROOT_BYTES};
+use crate::limits::MAX_ROOT_BYTES;
+use crate::root::{TrustRoot, Verified};
 
 /// Largest state file read: the trust root (escaped in a JSON string, so up
 /// to six bytes per byte in the worst case) plus a few small fields.

@@ -10,22 +10,16 @@ use serde::{Deserialize, Serialize};
 use crate::alg::SigAlg;
 use crate::bundle::Bundle;
 use crate::error::{echo, BundleError, Rejection, SignatureReport};
-use crate::key::PublicKey;
+use crate::key::{check_key_id, PublicKey};
+use crate::limits::MAX_ROOT_BYTES;
 use crate::manifest;
 
 /// The `format` of every trust root.
 pub const TRUST_ROOT_FORMAT: &str = "portcullis-trust-root-v1";
 
-/// Largest trust root JSON: a key entry is about 400 bytes, so 256 KiB is
-/// far above [`MAX_ROOT_KEYS`] entries.
-pub const MAX_ROOT_BYTES: usize = 256 * 1024;
-
 /// Most keys in one trust root: a handful of operators, each with an
 /// overlapping successor; bounds verification work per bundle.
 pub const MAX_ROOT_KEYS: usize = 64;
-
-/// Longest key id; ids also name files (`signatures/<id>.sig`).
-pub const MAX_KEY_ID_LEN: usize = 64;
 
 /// The keys trusted to sign bundles, parsed from its exact JSON.
 #[derive(Clone)]
@@ -366,20 +360,6 @@ impl fmt::Debug for TrustRoot {
             .field("threshold", &self.threshold)
             .field("keys", &self.key_ids())
             .finish()
-    }
-}
-
-/// Checks a key id: `[a-z0-9._-]{1,64}`.
-pub(crate) fn check_key_id(id: &str) -> Result<(), BundleError> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_KEY_ID_LEN
-        && id
-            .bytes()
-            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(BundleError::InvalidKeyId(echo(id.as_bytes())))
     }
 }
 

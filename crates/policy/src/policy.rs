@@ -8,7 +8,6 @@ use portcullis_identity::{ClaimPath, Principal, TokenIdentity};
 
 use crate::condition::{Conditions, Context, Which};
 use crate::decision::{Decision, FailedCondition, Reason};
-use crate::error::PolicyError;
 use crate::index::{Bucket, Matched, RoleIdx, RouteIndex, RuleIdx};
 use crate::name::Name;
 use crate::pattern::{split_request_path, Pattern};
@@ -99,13 +98,6 @@ pub(crate) struct IssuerBindings {
 }
 
 impl Policy {
-    /// Parses and validates a policy file: YAML, or JSON (a valid JSON
-    /// document is read by a JSON parser, several times faster on large
-    /// generated policies). Every error names the key path.
-    pub fn from_yaml(src: &str) -> Result<Policy, PolicyError> {
-        crate::compile::from_yaml(src)
-    }
-
     /// A policy with no roles and no rules: it denies every request.
     pub fn empty() -> Policy {
         Policy {

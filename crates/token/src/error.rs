@@ -1,7 +1,6 @@
 //! Why a token, a key, a key set or a rule set was refused.
 
 use crate::alg::Alg;
-use crate::keyset::SkippedKey;
 
 /// Why a token was refused. [`TokenError::reason`] is the stable code for
 /// logs, audit records and metrics; the client only ever sees a generic 401.
@@ -245,3 +244,14 @@ pub enum RulesError {
 
 #[cfg(test)]
 mod tests;
+
+/// A key of a JWKS that was not loaded, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedKey {
+    /// Position in the `keys` array.
+    pub index: usize,
+    /// The key's `kid`, when it had a string one.
+    pub kid: Option<String>,
+    /// Why it cannot verify anything for us.
+    pub reason: String,
+}

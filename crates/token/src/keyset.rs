@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::alg::{Alg, KeyFamily};
 use crate::b64;
-use crate::error::{JwkError, JwksError, TokenError};
+use crate::error::{JwkError, JwksError, SkippedKey, TokenError};
 use crate::json::{self, JsonFault};
 use crate::text::echo;
 
@@ -71,17 +71,6 @@ impl fmt::Display for KeySetVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.short_hex())
     }
-}
-
-/// A key of a JWKS that was not loaded, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SkippedKey {
-    /// Position in the `keys` array.
-    pub index: usize,
-    /// The key's `kid`, when it had a string one.
-    pub kid: Option<String>,
-    /// Why it cannot verify anything for us.
-    pub reason: String,
 }
 
 /// One public key, parsed once for every algorithm it may verify.

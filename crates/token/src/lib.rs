@@ -47,11 +47,11 @@ mod test_util;
 
 pub use alg::{Alg, UnknownAlg};
 pub use cache::{VerifiedCache, MAX_CACHE_SHARDS};
-pub use error::{JwkError, JwksError, RulesError, TokenError};
+pub use error::{JwkError, JwksError, RulesError, SkippedKey, TokenError};
 pub use json::MAX_JSON_DEPTH;
 pub use keyset::{
-    KeySet, KeySetVersion, SkippedKey, VerifyingKey, MAX_JWKS_BYTES, MAX_KEYS,
-    MAX_RSA_EXPONENT_BYTES, MAX_RSA_MODULUS_BITS, MIN_RSA_MODULUS_BITS,
+    KeySet, KeySetVersion, VerifyingKey, MAX_JWKS_BYTES, MAX_KEYS, MAX_RSA_EXPONENT_BYTES,
+    MAX_RSA_MODULUS_BITS, MIN_RSA_MODULUS_BITS,
 };
 pub use rules::{
     IssuerRules, DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES,

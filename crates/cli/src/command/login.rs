@@ -180,7 +180,7 @@ async fn login(
 /// RFC 8707 2: an absolute URI without a fragment.
 fn validate_resource(r: &str) -> Result<(), LoginError> {
     let bad = |reason| LoginError::Url {
-        url: oauth::printable(r),
+        url: error::printable(r),
         reason,
     };
     if r.contains('#') {
@@ -283,7 +283,7 @@ async fn device_flow(
     eprintln!(
         "Open {} and enter code {}",
         page.as_str(),
-        oauth::printable(&device.user_code)
+        error::printable(&device.user_code)
     );
     if !a.no_browser {
         open_browser(page.as_str());

@@ -88,3 +88,20 @@ fn describe(description: &Option<String>) -> String {
         .map(|d| format!(" ({d})"))
         .unwrap_or_default()
 }
+
+/// Longest error code or description shown from a server or callback.
+pub(crate) const MAX_SHOWN_TEXT: usize = 200;
+
+/// `text` with control and non-ASCII characters replaced and cut to
+/// [`MAX_SHOWN_TEXT`], safe to print on a terminal.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_SHOWN_TEXT)
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .collect();
+    if text.chars().count() > MAX_SHOWN_TEXT {
+        out.push_str("...");
+    }
+    out
+}

@@ -40,7 +40,7 @@ pub(crate) struct HttpsUrl {
 impl HttpsUrl {
     pub(crate) fn parse(text: &str) -> Result<Self, LoginError> {
         let bad = |reason| LoginError::Url {
-            url: super::oauth::printable(text),
+            url: super::error::printable(text),
             reason,
         };
         if text.len() > MAX_URL_LEN {
@@ -54,7 +54,7 @@ impl HttpsUrl {
             Some("https") => {}
             Some("http") => {
                 return Err(LoginError::NotHttps {
-                    url: super::oauth::printable(text),
+                    url: super::error::printable(text),
                 })
             }
             _ => return Err(bad("the scheme must be https")),

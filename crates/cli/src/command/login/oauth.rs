@@ -14,6 +14,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use super::error::printable;
 use super::https::{HttpsClient, HttpsUrl, Response};
 use super::LoginError;
 use crate::command::token_store::Secret;
@@ -23,28 +24,12 @@ use crate::command::token_store::Secret;
 pub(crate) const VERIFIER_BYTES: usize = 32;
 /// Random bytes in `state` and `nonce` (256 bits; at least 128 needed).
 pub(crate) const STATE_BYTES: usize = 32;
-/// Longest error code or description shown from a server or callback.
-pub(crate) const MAX_SHOWN_TEXT: usize = 200;
 /// The device grant's polling interval when the server names none (RFC 8628 3.5).
 pub(crate) const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
 /// Longest polling interval honoured, `slow_down` included.
 pub(crate) const MAX_POLL_INTERVAL_SECS: u64 = 60;
 /// The OAuth grant type of the device flow.
 pub(crate) const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-/// `text` with control and non-ASCII characters replaced and cut to
-/// [`MAX_SHOWN_TEXT`], safe to print on a terminal.
-pub(crate) fn printable(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(MAX_SHOWN_TEXT)
-        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
-        .collect();
-    if text.chars().count() > MAX_SHOWN_TEXT {
-        out.push_str("...");
-    }
-    out
-}
 
 // ---------------------------------------------------------- randomness
 

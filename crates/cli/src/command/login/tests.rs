@@ -117,9 +117,9 @@ fn decode_refuses_bad_percent_encoding() {
 
 #[test]
 fn printable_strips_control_characters_and_bounds_length() {
-    assert_eq!(oauth::printable("a\x1b[31mb\nc"), "a?[31mb?c");
-    let long = "x".repeat(oauth::MAX_SHOWN_TEXT + 10);
-    assert_eq!(oauth::printable(&long).len(), oauth::MAX_SHOWN_TEXT + 3);
+    assert_eq!(error::printable("a\x1b[31mb\nc"), "a?[31mb?c");
+    let long = "x".repeat(error::MAX_SHOWN_TEXT + 10);
+    assert_eq!(error::printable(&long).len(), error::MAX_SHOWN_TEXT + 3);
 }
 
 // ------------------------------------------------------------- URLs
