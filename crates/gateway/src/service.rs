@@ -86,8 +86,7 @@ struct Facts {
     /// assertion and audit record use (one clock reading per request).
     now: jiff::Timestamp,
     path: String,
-    route: Option<Arc<str>>,
-    /// The matched route's index, with `route`.
+    /// The matched route's index.
     route_id: Option<RouteId>,
     rule: Option<String>,
     /// The principal of this request when it differs from the
@@ -160,7 +159,6 @@ async fn serve(
         method: method_name(req.method()),
         // The normalised path, once there is one (see below).
         path: String::new(),
-        route: None,
         route_id: None,
         rule: None,
         principal: None,
@@ -292,7 +290,9 @@ fn record(
         cert_thumbprint: conn.strings.thumbprint.clone(),
         bundle_revision: snap.bundle.as_ref().map(|(r, _)| *r),
         bundle_digest: snap.bundle.as_ref().map(|(_, d)| d.clone()),
-        route: facts.route,
+        route: facts
+            .route_id
+            .and_then(|id| snap.audit.route_names.get(id).cloned()),
         method: facts.method,
         path: facts.path,
         source: conn.strings.source.clone(),
@@ -581,13 +581,6 @@ async fn pipeline(
         )
     })?;
     facts.route_id = Some(route_id);
-    facts.route = Some(
-        snap.audit
-            .route_names
-            .get(route_id)
-            .cloned()
-            .unwrap_or_else(|| route.name.as_str().into()),
-    );
 
     // 7. Authorize. Fail closed: anything but an explicit allow is a 403;
     //    a request with no credential at all, where tokens are accepted,

@@ -33,7 +33,7 @@ mod pool;
 #[cfg(test)]
 mod tests;
 
-use connect::{Connected, Connector};
+use connect::Connector;
 use pool::{Pool, Returner};
 
 pub(crate) use crate::body::BoxError;
@@ -108,7 +108,7 @@ pub(crate) fn client_key(u: &Upstream) -> String {
     )
 }
 
-/// A connection the request is sent on.
+/// A connection a request is sent on.
 enum Sender {
     H1(http1::SendRequest<Body>),
     H2(http2::SendRequest<Body>),
@@ -161,11 +161,11 @@ impl UpstreamClient {
         // Boxed: connecting (resolution, TLS, handshake) is a large
         // future that requests on pooled connections should not carry.
         let sender = match Box::pin(self.connector.connect()).await? {
-            Connected::H1(tx) => Sender::H1(tx),
-            Connected::H2(tx) => {
+            Sender::H2(tx) => {
                 self.pool.set_h2(tx.clone());
                 Sender::H2(tx)
             }
+            h1 => h1,
         };
         match self.try_send(sender, req).await {
             Ok(resp) => Ok(resp),

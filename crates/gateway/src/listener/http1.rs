@@ -279,9 +279,7 @@ impl<S> FramingTap<S> {
         let _ = timer.as_mut().poll(cx);
         false
     }
-}
 
-impl<S> FramingTap<S> {
     /// [`Self::poll_idle_release`], reading the clock only once the
     /// release timer has fired: its deadline is never later than the
     /// release is due, so until it fires the release is not due.

@@ -14,12 +14,7 @@ use portcullis_config::Upstream;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 
-use super::{error_chain, Body, UpstreamError};
-
-pub(super) enum Connected {
-    H1(http1::SendRequest<Body>),
-    H2(http2::SendRequest<Body>),
-}
+use super::{error_chain, Sender, UpstreamError};
 
 pub(super) struct Connector {
     /// Host name without brackets, for resolution.
@@ -83,14 +78,14 @@ impl Connector {
 
     /// A new connection, TCP and TLS established within the connect
     /// timeout.
-    pub(super) async fn connect(&self) -> Result<Connected, UpstreamError> {
+    pub(super) async fn connect(&self) -> Result<Sender, UpstreamError> {
         let timeout = self.connect_timeout;
         tokio::time::timeout(timeout, self.establish())
             .await
             .map_err(|_| UpstreamError::Connect(format!("no connection within {timeout:?}")))?
     }
 
-    async fn establish(&self) -> Result<Connected, UpstreamError> {
+    async fn establish(&self) -> Result<Sender, UpstreamError> {
         let tcp = self.tcp().await?;
         match &self.tls {
             None => h1(TokioIo::new(tcp)).await,
@@ -135,7 +130,7 @@ impl Connector {
     }
 }
 
-async fn h1<T>(io: TokioIo<T>) -> Result<Connected, UpstreamError>
+async fn h1<T>(io: TokioIo<T>) -> Result<Sender, UpstreamError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -143,10 +138,10 @@ where
         .await
         .map_err(|e| UpstreamError::Connect(error_chain(&e)))?;
     drive(conn);
-    Ok(Connected::H1(tx))
+    Ok(Sender::H1(tx))
 }
 
-async fn h2<T>(io: TokioIo<T>) -> Result<Connected, UpstreamError>
+async fn h2<T>(io: TokioIo<T>) -> Result<Sender, UpstreamError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -156,7 +151,7 @@ where
         .await
         .map_err(|e| UpstreamError::Connect(error_chain(&e)))?;
     drive(conn);
-    Ok(Connected::H2(tx))
+    Ok(Sender::H2(tx))
 }
 
 /// Runs a connection's task on the current runtime until it closes.
