@@ -6,16 +6,36 @@
 //! `X_Forwarded_User` to `HTTP_X_FORWARDED_USER`, so either spelling must
 //! go.
 
+use std::borrow::Cow;
+
 use http::header::CONNECTION;
 use http::{HeaderMap, HeaderName};
 
+/// Defines a list of canonical header names (lowercase, `-` not `_`) as a
+/// public constant and, from the same literals, a function telling whether
+/// a canonical name is one of them: a `match` on string literals, which
+/// compiles to a dispatch on the length and one comparison, instead of a
+/// loop over the list.
+macro_rules! header_names {
+    ($(#[$doc:meta])* pub const $list:ident; fn $is:ident; [$($name:literal),* $(,)?]) => {
+        $(#[$doc])*
+        pub const $list: [&str; [$($name),*].len()] = [$($name),*];
+
+        #[doc = concat!("Whether `name` (canonical) is in [`", stringify!($list), "`].")]
+        fn $is(name: &str) -> bool {
+            matches!(name, $($name)|*)
+        }
+    };
+}
+
+header_names! {
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `keep-alive` and
 /// `proxy-connection`), removed from requests and responses.
 ///
 /// `te` is removed even when it is `trailers` (gRPC over HTTP/2): it is a
 /// statement about this hop only, and the gateway adds `te: trailers`
 /// itself when it forwards to a gRPC upstream.
-pub const HOP_BY_HOP_HEADERS: [&str; 9] = [
+pub const HOP_BY_HOP_HEADERS; fn is_hop_by_hop; [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -25,19 +45,20 @@ pub const HOP_BY_HOP_HEADERS: [&str; 9] = [
     "trailer",
     "transfer-encoding",
     "upgrade",
-];
+]}
 
 /// Prefix of the headers the gateway sets for the upstream (identity,
 /// request id, ...). Clients may never send them; the bare name
 /// `x-portcullis` is covered too.
 pub const GATEWAY_HEADER_PREFIX: &str = "x-portcullis-";
 
+header_names! {
 /// Identity and provenance headers that upstreams, their frameworks or
 /// other access proxies trust, and that a client could forge: the
 /// authenticated user, client certificate, client address, original
 /// scheme/host/URI and method overrides (the policy judged the method it
 /// saw).
-pub const IDENTITY_HEADERS: [&str; 39] = [
+pub const IDENTITY_HEADERS; fn is_identity_name; [
     // user identity set by oauth2-proxy, Pomerium, Apache, IIS and others
     "x-forwarded-user",
     "x-forwarded-email",
@@ -84,7 +105,7 @@ pub const IDENTITY_HEADERS: [&str; 39] = [
     "x-method-override",
     // set by Envoy's ext_authz / jwt_authn setups for the upstream
     "x-jwt-payload",
-];
+]}
 
 /// Name prefixes of identity headers, compared like [`IDENTITY_HEADERS`].
 ///
@@ -104,11 +125,12 @@ pub const IDENTITY_HEADER_PREFIXES: [&str; 11] = [
     "x-credential-",
 ];
 
+header_names! {
 /// Headers never removed because a `Connection` header names them: the
 /// client may not change the message's framing or routing that way
 /// (RFC 9110 §7.6.1 forbids such options). Hop-by-hop headers are still
 /// removed by their own rule.
-pub const CONNECTION_OPTION_EXEMPT: [&str; 2] = ["content-length", "host"];
+pub const CONNECTION_OPTION_EXEMPT; fn is_connection_option_exempt; ["content-length", "host"]}
 
 /// Why a header was removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -197,7 +219,8 @@ pub fn sanitize_response_headers(headers: &mut HeaderMap) -> SanitizeReport {
 /// Whether a client may not send `name`: it is in the gateway namespace or
 /// a spoofable identity header. Case-insensitive, `_` counts as `-`.
 pub fn is_protected_header(name: &str) -> bool {
-    is_gateway_header(name) || is_identity_header(name)
+    let name = canonical(name);
+    is_gateway_header(&name) || is_identity_header(&name)
 }
 
 fn sanitize(headers: &mut HeaderMap, request: bool) -> SanitizeReport {
@@ -211,16 +234,16 @@ fn sanitize(headers: &mut HeaderMap, request: bool) -> SanitizeReport {
         }
     }
     for name in headers.keys() {
-        let n = name.as_str();
-        let reason = if !is_connection_option_exempt(n)
-            && options.iter().any(|o| canon_eq(o, n.as_bytes()))
+        let n = canonical(name.as_str());
+        let reason = if options.iter().any(|o| canon_eq(o, n.as_bytes()))
+            && !is_connection_option_exempt(&n)
         {
             RemovalReason::ConnectionOption
-        } else if is_hop_by_hop(n) {
+        } else if is_hop_by_hop(&n) {
             RemovalReason::HopByHop
-        } else if request && is_gateway_header(n) {
+        } else if request && is_gateway_header(&n) {
             RemovalReason::GatewayNamespace
-        } else if request && is_identity_header(n) {
+        } else if request && is_identity_header(&n) {
             RemovalReason::Identity
         } else {
             continue;
@@ -244,30 +267,61 @@ fn connection_options(headers: &HeaderMap) -> Vec<&[u8]> {
         .collect()
 }
 
-fn is_connection_option_exempt(name: &str) -> bool {
-    CONNECTION_OPTION_EXEMPT
-        .iter()
-        .any(|e| canon_eq(name.as_bytes(), e.as_bytes()))
+/// `name` as the lists spell it: lowercase, `_` as `-`. Header names in a
+/// [`HeaderMap`] are lowercase already, so this copies only a name with an
+/// underscore (or, from [`is_protected_header`], an uppercase letter).
+fn canonical(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
+        Cow::Owned(name.bytes().map(|b| char::from(canon(b))).collect())
+    } else {
+        Cow::Borrowed(name)
+    }
 }
 
-fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP_HEADERS
-        .iter()
-        .any(|h| canon_eq(name.as_bytes(), h.as_bytes()))
-}
-
+/// Whether a canonical `name` is in the gateway namespace.
 fn is_gateway_header(name: &str) -> bool {
-    let prefix = GATEWAY_HEADER_PREFIX.as_bytes();
-    canon_starts_with(name.as_bytes(), prefix)
-        || canon_eq(name.as_bytes(), prefix.strip_suffix(b"-").unwrap_or(prefix))
+    name.starts_with(GATEWAY_HEADER_PREFIX)
+        || Some(name) == GATEWAY_HEADER_PREFIX.strip_suffix('-')
 }
 
+/// Whether a canonical `name` is a spoofable identity header.
 fn is_identity_header(name: &str) -> bool {
-    let n = name.as_bytes();
-    IDENTITY_HEADERS.iter().any(|h| canon_eq(n, h.as_bytes()))
-        || IDENTITY_HEADER_PREFIXES
-            .iter()
-            .any(|p| canon_starts_with(n, p.as_bytes()))
+    is_identity_name(name)
+        || (name
+            .bytes()
+            .next()
+            .is_some_and(|b| PREFIX_FIRST_BYTES.contains(b))
+            && IDENTITY_HEADER_PREFIXES
+                .iter()
+                .any(|p| name.starts_with(p)))
+}
+
+/// The first bytes of [`IDENTITY_HEADER_PREFIXES`]: a name starting with
+/// any other byte needs no prefix comparison.
+const PREFIX_FIRST_BYTES: ByteSet = ByteSet::of_first_bytes(&IDENTITY_HEADER_PREFIXES);
+
+/// A set of ASCII bytes, built at compile time.
+struct ByteSet(u128);
+
+impl ByteSet {
+    const fn of_first_bytes(words: &[&str]) -> Self {
+        let mut set = 0u128;
+        let mut rest = words;
+        while let [word, tail @ ..] = rest {
+            if let [first, ..] = word.as_bytes() {
+                // A header name is ASCII: `first` < 128.
+                set |= 1 << *first;
+            }
+            rest = tail;
+        }
+        Self(set)
+    }
+
+    fn contains(&self, b: u8) -> bool {
+        1u128
+            .checked_shl(u32::from(b))
+            .is_some_and(|bit| self.0 & bit != 0)
+    }
 }
 
 /// The byte a name is compared by: lowercase, `_` as `-`.
@@ -279,13 +333,9 @@ fn canon(b: u8) -> u8 {
     }
 }
 
+/// Compares a `Connection` option (any case, `_` or `-`) with a name.
 fn canon_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| canon(*x) == canon(*y))
-}
-
-fn canon_starts_with(name: &[u8], prefix: &[u8]) -> bool {
-    name.get(..prefix.len())
-        .is_some_and(|head| canon_eq(head, prefix))
 }
 
 #[cfg(test)]

@@ -327,3 +327,39 @@ fn removal_reason_labels_are_distinct() {
         assert!(!labels[i + 1..].contains(a), "{a}");
     }
 }
+
+#[test]
+fn the_prefix_filter_holds_exactly_the_first_bytes_of_the_prefixes() {
+    let mut expected: Vec<u8> = IDENTITY_HEADER_PREFIXES
+        .iter()
+        .filter_map(|p| p.bytes().next())
+        .collect();
+    expected.sort_unstable();
+    expected.dedup();
+    let held: Vec<u8> = (0..=u8::MAX)
+        .filter(|b| PREFIX_FIRST_BYTES.contains(*b))
+        .collect();
+    assert_eq!(held, expected);
+}
+
+#[test]
+fn names_near_the_lists_are_kept() {
+    for name in [
+        "x-forwarded-fo",
+        "x-forwarded-forx",
+        "x-portcullis",
+        "x-portcullisx",
+        "x-client-cer",
+        "cf-acces",
+        "content-type",
+        "cookie",
+        "connection-x",
+        "xte",
+        "t",
+    ] {
+        let protected = name == "x-portcullis";
+        assert_eq!(is_protected_header(name), protected, "{name}");
+    }
+    let mut h = headers(&[("te-x", "1"), ("x-upgrade", "1"), ("x_user_agent", "1")]);
+    assert!(sanitize_request_headers(&mut h).is_empty());
+}
