@@ -272,7 +272,7 @@ async fn connection_error(
         "header_too_large"
     } else if e.is_parse() || e.is_parse_status() {
         "malformed_request"
-    } else if e.is_timeout() {
+    } else if e.is_timeout() || http1::HeaderReadTimeout::caused(e) {
         "header_read_timeout"
     } else {
         tracing::debug!(listener, %peer, error = %e, "connection ended with an error");

@@ -217,6 +217,11 @@ impl Http1FramingScanner {
         self.state == State::Idle
     }
 
+    /// Whether a request head has begun and is not complete yet.
+    pub fn is_in_head(&self) -> bool {
+        matches!(self.state, State::Head(_))
+    }
+
     /// Reads the next `bytes` of the stream and calls `emit` with the
     /// verdict of every request head they complete, in order. Splitting
     /// the stream differently gives the same verdicts.

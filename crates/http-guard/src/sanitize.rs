@@ -280,8 +280,7 @@ fn canonical(name: &str) -> Cow<'_, str> {
 
 /// Whether a canonical `name` is in the gateway namespace.
 fn is_gateway_header(name: &str) -> bool {
-    name.starts_with(GATEWAY_HEADER_PREFIX)
-        || Some(name) == GATEWAY_HEADER_PREFIX.strip_suffix('-')
+    name.starts_with(GATEWAY_HEADER_PREFIX) || Some(name) == GATEWAY_HEADER_PREFIX.strip_suffix('-')
 }
 
 /// Whether a canonical `name` is a spoofable identity header.
@@ -291,9 +290,7 @@ fn is_identity_header(name: &str) -> bool {
             .bytes()
             .next()
             .is_some_and(|b| PREFIX_FIRST_BYTES.contains(b))
-            && IDENTITY_HEADER_PREFIXES
-                .iter()
-                .any(|p| name.starts_with(p)))
+            && IDENTITY_HEADER_PREFIXES.iter().any(|p| name.starts_with(p)))
 }
 
 /// The first bytes of [`IDENTITY_HEADER_PREFIXES`]: a name starting with

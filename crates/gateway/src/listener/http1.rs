@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use http::Response;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use portcullis_http_guard::Http1FramingScanner;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -55,11 +55,15 @@ pub(super) fn serve(
         last_active: tokio::time::Instant::now(),
         release_timer: None,
         released: false,
+        header_read_timeout: settings.header_read_timeout,
+        head_deadline: None,
+        head_timer: None,
     };
+    // No timer for hyper: the tap bounds the reading of a head (see
+    // `FramingTap::head_deadline`), which costs nothing for a head that
+    // arrives in one read, where hyper's timeout costs a timer per request.
     let mut b = hyper::server::conn::http1::Builder::new();
-    b.timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
-        .max_headers(limits.max_header_count.saturating_add(16))
+    b.max_headers(limits.max_header_count.saturating_add(16))
         .max_buf_size(max_buf);
     Box::pin(run(metrics, io, svc, b, settings.idle_timeout, drain))
 }
@@ -246,6 +250,43 @@ struct FramingTap<S> {
     release_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The end of the stream was reported to hyper for an idle release.
     released: bool,
+    /// How long a request head may take from its first bytes.
+    header_read_timeout: Duration,
+    /// When the head being read must be complete: set when a read leaves
+    /// a head begun but incomplete, cleared when one ends with no head
+    /// under way. A head that arrives in one read never sets it.
+    head_deadline: Option<tokio::time::Instant>,
+    /// Wakes the connection at `head_deadline`; created on first use.
+    head_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// The error a connection ends with when a request head is not complete
+/// within `timeouts.header_read` of its first bytes.
+#[derive(Debug)]
+pub(super) struct HeaderReadTimeout;
+
+impl std::fmt::Display for HeaderReadTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request head not complete within timeouts.header_read")
+    }
+}
+
+impl std::error::Error for HeaderReadTimeout {}
+
+impl HeaderReadTimeout {
+    /// Whether hyper ended a connection because of this timeout.
+    pub(super) fn caused(e: &hyper::Error) -> bool {
+        let mut source = std::error::Error::source(e);
+        while let Some(err) = source {
+            if let Some(io) = err.downcast_ref::<io::Error>() {
+                if io.get_ref().is_some_and(|inner| inner.is::<Self>()) {
+                    return true;
+                }
+            }
+            source = err.source();
+        }
+        false
+    }
 }
 
 impl<S> FramingTap<S> {
@@ -278,6 +319,32 @@ impl<S> FramingTap<S> {
         };
         let _ = timer.as_mut().poll(cx);
         false
+    }
+
+    /// Notes the head under way after a read: a head begun in this read
+    /// (none was under way, or one was completed) gets its deadline now.
+    fn track_head(&mut self, completed_a_head: bool) {
+        if !self.scanner.is_in_head() {
+            self.head_deadline = None;
+        } else if completed_a_head || self.head_deadline.is_none() {
+            self.head_deadline = Some(tokio::time::Instant::now() + self.header_read_timeout);
+        }
+    }
+
+    /// Whether the head under way has passed its deadline; if not, makes
+    /// sure the task is woken when it will have.
+    fn head_timed_out(&mut self, cx: &mut Context<'_>, deadline: tokio::time::Instant) -> bool {
+        let timer = match &mut self.head_timer {
+            Some(timer) if timer.deadline() == deadline => timer,
+            Some(timer) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            None => self
+                .head_timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        timer.as_mut().poll(cx).is_ready()
     }
 
     /// [`Self::poll_idle_release`], reading the clock only once the
@@ -315,16 +382,28 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingTap<S> {
                             .get_or_insert_with(|| this.verdicts.lock())
                             .push(verdict);
                     });
+                    let completed_a_head = queue.is_some();
+                    drop(queue);
+                    this.track_head(completed_a_head);
                 }
             }
-            Poll::Pending if this.is_idle() && this.idle_release_due(cx) => {
-                // The end of the stream, as far as hyper knows: it ends
-                // this connection cleanly, and [`run`] keeps the
-                // TLS stream for the next request.
-                this.released = true;
-                return Poll::Ready(Ok(()));
+            Poll::Pending => {
+                if let Some(deadline) = this.head_deadline {
+                    if this.head_timed_out(cx, deadline) {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            HeaderReadTimeout,
+                        )));
+                    }
+                } else if this.is_idle() && this.idle_release_due(cx) {
+                    // The end of the stream, as far as hyper knows: it ends
+                    // this connection cleanly, and [`run`] keeps the
+                    // TLS stream for the next request.
+                    this.released = true;
+                    return Poll::Ready(Ok(()));
+                }
             }
-            _ => {}
+            Poll::Ready(Err(_)) => {}
         }
         polled
     }

@@ -18,8 +18,13 @@ fn tap(inner: DuplexStream) -> FramingTap<DuplexStream> {
         last_active: tokio::time::Instant::now(),
         release_timer: None,
         released: false,
+        header_read_timeout: HEADER_READ,
+        head_deadline: None,
+        head_timer: None,
     }
 }
+
+const HEADER_READ: Duration = Duration::from_millis(300);
 
 /// One read attempt: `Some(bytes read)` when ready (0: end of stream).
 async fn try_read(t: &mut FramingTap<DuplexStream>) -> Option<usize> {
@@ -134,4 +139,85 @@ async fn bytes_from_the_client_are_read_not_released() {
     assert_eq!(try_read(&mut t).await, Some(27));
     assert!(!t.released);
     assert_eq!(t.verdicts.lock().len(), 1, "the head was judged");
+}
+
+/// Reads until the tap reports something: bytes, the end, or an error.
+async fn read_outcome(t: &mut FramingTap<DuplexStream>) -> io::Result<usize> {
+    let mut buf = [0u8; 256];
+    tokio::time::timeout(Duration::from_secs(5), t.read(&mut buf))
+        .await
+        .expect("the tap reports within 5 s")
+}
+
+#[tokio::test]
+async fn a_head_that_arrives_in_one_read_sets_no_deadline() {
+    let (mut client, server) = tokio::io::duplex(4096);
+    let mut t = tap(server);
+    client
+        .write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_outcome(&mut t).await.unwrap() > 0);
+    assert!(t.head_deadline.is_none());
+    assert!(t.head_timer.is_none(), "no timer was made");
+}
+
+#[tokio::test]
+async fn an_unfinished_head_ends_the_connection_after_header_read() {
+    let (mut client, server) = tokio::io::duplex(4096);
+    let mut t = tap(server);
+    client.write_all(b"GET /a HTTP/1.1\r\nHo").await.unwrap();
+    assert!(read_outcome(&mut t).await.unwrap() > 0);
+    assert!(t.head_deadline.is_some());
+    let started = tokio::time::Instant::now();
+    let err = read_outcome(&mut t).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    assert!(err.get_ref().is_some_and(|e| e.is::<HeaderReadTimeout>()));
+    let took = started.elapsed();
+    assert!(
+        took >= HEADER_READ - Duration::from_millis(50) && took < HEADER_READ * 4,
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_head_finished_in_time_clears_its_deadline_and_a_body_has_none() {
+    let (mut client, server) = tokio::io::duplex(4096);
+    let mut t = tap(server);
+    client
+        .write_all(b"POST /a HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    read_outcome(&mut t).await.unwrap();
+    assert!(t.head_deadline.is_some());
+    client
+        .write_all(b"Content-Length: 10\r\n\r\n12345")
+        .await
+        .unwrap();
+    read_outcome(&mut t).await.unwrap();
+    assert!(t.head_deadline.is_none(), "in the body: no head deadline");
+    // A slow body is not the head's business: no error after the
+    // head's timeout (bodies have their own stall timeout).
+    tokio::time::sleep(HEADER_READ * 2).await;
+    assert_eq!(try_read(&mut t).await, None);
+}
+
+#[tokio::test]
+async fn a_second_head_begun_in_the_same_read_gets_its_own_deadline() {
+    let (mut client, server) = tokio::io::duplex(4096);
+    let mut t = tap(server);
+    client.write_all(b"GET /a HTTP/1.1\r\nHo").await.unwrap();
+    read_outcome(&mut t).await.unwrap();
+    let first = t.head_deadline.expect("a deadline for the first head");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client
+        .write_all(b"st: x\r\n\r\nGET /b HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    read_outcome(&mut t).await.unwrap();
+    let second = t.head_deadline.expect("a deadline for the second head");
+    assert!(
+        second >= first + Duration::from_millis(90),
+        "{first:?} {second:?}"
+    );
 }
