@@ -4,7 +4,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use portcullis_http_guard::{normalize_path, sanitize_request_headers};
+use portcullis_http_guard::{normalize_path, sanitize_request_headers, sanitize_response_headers};
 
 /// A typical API path: already normal, so the common case.
 const TYPICAL_PATH: &str = "/api/v1/projects/portcullis/repos/gateway/pulls/1234/files";
@@ -74,5 +74,40 @@ fn bench_sanitize(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_normalize, bench_sanitize);
+/// The response head of a small nginx answer, `Connection` included.
+fn response_headers() -> HeaderMap {
+    let fields = [
+        ("server", "nginx/1.22.1"),
+        ("date", "Sat, 05 Dec 2026 13:22:36 GMT"),
+        ("content-type", "text/plain"),
+        ("content-length", "3"),
+        ("connection", "keep-alive"),
+    ];
+    let mut h = HeaderMap::new();
+    for (name, value) in fields {
+        h.append(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    h
+}
+
+fn bench_sanitize_response(c: &mut Criterion) {
+    let headers = response_headers();
+    c.bench_function("sanitize_response_headers/nginx_5_fields", |b| {
+        b.iter_batched_ref(
+            || headers.clone(),
+            |h| sanitize_response_headers(black_box(h)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(
+    benches,
+    bench_normalize,
+    bench_sanitize,
+    bench_sanitize_response
+);
 criterion_main!(benches);
