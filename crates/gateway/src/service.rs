@@ -741,6 +741,10 @@ fn observe(
     }
 }
 
+/// How many headers [`build_upstream_request`] adds: `host`, the three
+/// `x-forwarded-*`, the request id and the identity assertion.
+const GATEWAY_HEADERS: usize = 6;
+
 #[allow(clippy::too_many_arguments)]
 fn build_upstream_request(
     conn: &ConnCtx,
@@ -792,6 +796,10 @@ fn build_upstream_request(
     // Client hop-by-hop and identity headers go first; the gateway's own
     // headers are added after, so no client header can remove them.
     guard::sanitize_request_headers(&mut headers);
+    // Room for the gateway's headers below, in one growth of the map
+    // rather than one per insert. (Failure is impossible within the
+    // header count limit; the inserts would grow the map themselves.)
+    let _ = headers.try_reserve(GATEWAY_HEADERS);
     // A verified bearer token has done its job: upstreams learn who from
     // the identity assertion, unless the route asks for the token itself.
     if verified_token.is_some() && !route.pass_bearer_token {

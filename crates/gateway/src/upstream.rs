@@ -138,7 +138,10 @@ impl UpstreamClient {
         _permit: &Permit,
         req: http::Request<Body>,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
-        match tokio::time::timeout(self.request_timeout, self.send(req)).await {
+        // Pinned in place: the timeout then holds a reference, and the
+        // request future is not copied into it.
+        let send = std::pin::pin!(self.send(req));
+        match tokio::time::timeout(self.request_timeout, send).await {
             Err(_) => Err(UpstreamError::Timeout(self.request_timeout)),
             Ok(r) => r,
         }
