@@ -260,6 +260,24 @@ struct FramingTap<S> {
     head_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
+/// The timer in `slot`, made on first use, and reset to `deadline` unless
+/// `keep` accepts the deadline it has.
+fn timer_at(
+    slot: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    deadline: tokio::time::Instant,
+    keep: impl FnOnce(tokio::time::Instant) -> bool,
+) -> &mut Pin<Box<tokio::time::Sleep>> {
+    match slot {
+        Some(timer) => {
+            if !keep(timer.deadline()) {
+                timer.as_mut().reset(deadline);
+            }
+            timer
+        }
+        None => slot.insert(Box::pin(tokio::time::sleep_until(deadline))),
+    }
+}
+
 /// The error a connection ends with when a request head is not complete
 /// within `timeouts.header_read` of its first bytes.
 #[derive(Debug)]
@@ -305,18 +323,9 @@ impl<S> FramingTap<S> {
         if now >= due {
             return true;
         }
-        let timer = match &mut self.release_timer {
-            // Still pending: it fires at or before `due`, and a wake-up
-            // before it re-arms the timer here.
-            Some(timer) if timer.deadline() > now => timer,
-            Some(timer) => {
-                timer.as_mut().reset(due);
-                timer
-            }
-            None => self
-                .release_timer
-                .insert(Box::pin(tokio::time::sleep_until(due))),
-        };
+        // A timer still pending fires at or before `due`, and a wake-up
+        // before it re-arms the timer here.
+        let timer = timer_at(&mut self.release_timer, due, |at| at > now);
         let _ = timer.as_mut().poll(cx);
         false
     }
@@ -334,16 +343,7 @@ impl<S> FramingTap<S> {
     /// Whether the head under way has passed its deadline; if not, makes
     /// sure the task is woken when it will have.
     fn head_timed_out(&mut self, cx: &mut Context<'_>, deadline: tokio::time::Instant) -> bool {
-        let timer = match &mut self.head_timer {
-            Some(timer) if timer.deadline() == deadline => timer,
-            Some(timer) => {
-                timer.as_mut().reset(deadline);
-                timer
-            }
-            None => self
-                .head_timer
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
+        let timer = timer_at(&mut self.head_timer, deadline, |at| at == deadline);
         timer.as_mut().poll(cx).is_ready()
     }
 
