@@ -141,6 +141,13 @@ async fn bytes_from_the_client_are_read_not_released() {
     assert_eq!(t.verdicts.lock().len(), 1, "the head was judged");
 }
 
+/// A tap whose client has sent `bytes`.
+async fn tap_with(bytes: &[u8]) -> (DuplexStream, FramingTap<DuplexStream>) {
+    let (mut client, server) = tokio::io::duplex(4096);
+    client.write_all(bytes).await.unwrap();
+    (client, tap(server))
+}
+
 /// Reads until the tap reports something: bytes, the end, or an error.
 async fn read_outcome(t: &mut FramingTap<DuplexStream>) -> io::Result<usize> {
     let mut buf = [0u8; 256];
@@ -151,12 +158,7 @@ async fn read_outcome(t: &mut FramingTap<DuplexStream>) -> io::Result<usize> {
 
 #[tokio::test]
 async fn a_head_that_arrives_in_one_read_sets_no_deadline() {
-    let (mut client, server) = tokio::io::duplex(4096);
-    let mut t = tap(server);
-    client
-        .write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let (_client, mut t) = tap_with(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(read_outcome(&mut t).await.unwrap() > 0);
     assert!(t.head_deadline.is_none());
     assert!(t.head_timer.is_none(), "no timer was made");
@@ -164,9 +166,7 @@ async fn a_head_that_arrives_in_one_read_sets_no_deadline() {
 
 #[tokio::test]
 async fn an_unfinished_head_ends_the_connection_after_header_read() {
-    let (mut client, server) = tokio::io::duplex(4096);
-    let mut t = tap(server);
-    client.write_all(b"GET /a HTTP/1.1\r\nHo").await.unwrap();
+    let (_client, mut t) = tap_with(b"GET /a HTTP/1.1\r\nHo").await;
     assert!(read_outcome(&mut t).await.unwrap() > 0);
     assert!(t.head_deadline.is_some());
     let started = tokio::time::Instant::now();
@@ -182,12 +182,7 @@ async fn an_unfinished_head_ends_the_connection_after_header_read() {
 
 #[tokio::test]
 async fn a_head_finished_in_time_clears_its_deadline_and_a_body_has_none() {
-    let (mut client, server) = tokio::io::duplex(4096);
-    let mut t = tap(server);
-    client
-        .write_all(b"POST /a HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    let (mut client, mut t) = tap_with(b"POST /a HTTP/1.1\r\nHost: x\r\n").await;
     read_outcome(&mut t).await.unwrap();
     assert!(t.head_deadline.is_some());
     client
@@ -204,9 +199,7 @@ async fn a_head_finished_in_time_clears_its_deadline_and_a_body_has_none() {
 
 #[tokio::test]
 async fn a_second_head_begun_in_the_same_read_gets_its_own_deadline() {
-    let (mut client, server) = tokio::io::duplex(4096);
-    let mut t = tap(server);
-    client.write_all(b"GET /a HTTP/1.1\r\nHo").await.unwrap();
+    let (mut client, mut t) = tap_with(b"GET /a HTTP/1.1\r\nHo").await;
     read_outcome(&mut t).await.unwrap();
     let first = t.head_deadline.expect("a deadline for the first head");
     tokio::time::sleep(Duration::from_millis(100)).await;
