@@ -225,3 +225,66 @@ async fn sigterm_closes_waiting_connections_without_waiting_for_the_drain_timeou
     let stderr = env.gw.stderr();
     assert!(!stderr.contains("drain timeout reached"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_record_dribbled_in_pieces_is_bounded_by_header_read() {
+    let env = start_with_timeouts("{ idle: 30s, header_read: 1s }").await;
+    let mut tls = env.reader.tls(env.gw.addr).await.unwrap();
+    // Parked, then the start of an application-data record that never
+    // completes: a byte every 300 ms. Each byte wakes the connection, but
+    // no request byte ever comes of them.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tcp = tls.get_mut().0;
+    let start = Instant::now();
+    let mut closed = false;
+    for byte in [0x17u8, 0x03, 0x03, 0x00, 0xff]
+        .into_iter()
+        .chain([0u8; 40])
+    {
+        if tcp.write_all(&[byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) | Err(_) => {}
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    let took = start.elapsed();
+    assert!(closed, "still open after {took:?} of dribbled bytes");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
+        "closed by header_read (1 s), not idle (30 s): {took:?}"
+    );
+    assert_eq!(env.up.count(), 0, "nothing forwarded");
+    let series = r#"portcullis_bad_requests_total{reason="header_read_timeout"}"#;
+    assert_eq!(env.gw.wait_metric_at_least(series, 1.0).await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_a_tls_record_then_silence_is_bounded_by_header_read() {
+    let env = start_with_timeouts("{ idle: 30s, header_read: 1s }").await;
+    let mut tls = env.reader.tls(env.gw.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tcp = tls.get_mut().0;
+    tcp.write_all(&[0x17, 0x03, 0x03, 0x00, 0xff, 1, 2, 3])
+        .await
+        .unwrap();
+    let start = Instant::now();
+    assert!(
+        closed_within(tcp, Duration::from_secs(10)).await,
+        "half a record is cut off"
+    );
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
+        "closed by header_read (1 s), not idle (30 s): {took:?}"
+    );
+}

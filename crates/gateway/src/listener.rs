@@ -147,7 +147,18 @@ async fn accept(
 }
 
 /// A connection's HTTP service, running until the connection ends.
-type Serving = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;
+type Serving = Pin<Box<dyn Future<Output = Result<(), ConnError>> + Send>>;
+
+/// Why a connection's service ended early.
+#[derive(Debug)]
+enum ConnError {
+    /// hyper's error: a malformed request it answered itself, or the
+    /// connection failing.
+    Http(hyper::Error),
+    /// Bytes that did not make a complete request head within
+    /// `timeouts.header_read`: what happened.
+    HeaderReadTimeout(&'static str),
+}
 
 /// The listener settings a connection is served with, copied out of the
 /// snapshot so a long connection does not keep an old one alive.
@@ -235,7 +246,7 @@ fn serve_http2(
         let mut draining = false;
         loop {
             tokio::select! {
-                r = conn.as_mut() => break r,
+                r = conn.as_mut() => break r.map_err(ConnError::Http),
                 () = drain.draining(), if !draining => {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
@@ -266,21 +277,23 @@ async fn connection_error(
     shared: &Shared,
     listener: &str,
     peer: std::net::SocketAddr,
-    e: &hyper::Error,
+    e: &ConnError,
 ) {
-    let reason = if e.is_parse_too_large() {
-        "header_too_large"
-    } else if e.is_parse() || e.is_parse_status() {
-        "malformed_request"
-    } else if e.is_timeout() || http1::HeaderReadTimeout::caused(e) {
-        "header_read_timeout"
-    } else {
-        tracing::debug!(listener, %peer, error = %e, "connection ended with an error");
-        return;
+    let (reason, detail) = match e {
+        ConnError::HeaderReadTimeout(detail) => ("header_read_timeout", (*detail).to_owned()),
+        ConnError::Http(e) if e.is_parse_too_large() => ("header_too_large", e.to_string()),
+        ConnError::Http(e) if e.is_parse() || e.is_parse_status() => {
+            ("malformed_request", e.to_string())
+        }
+        ConnError::Http(e) if e.is_timeout() => ("header_read_timeout", e.to_string()),
+        ConnError::Http(e) => {
+            tracing::debug!(listener, %peer, error = %e, "connection ended with an error");
+            return;
+        }
     };
     shared.metrics.bad_request(reason);
-    tracing::info!(listener, %peer, reason, error = %e, "malformed request refused");
-    audit_connection_event(shared, peer, reason, format!("{reason}: {e}")).await;
+    tracing::info!(listener, %peer, reason, error = %detail, "malformed request refused");
+    audit_connection_event(shared, peer, reason, format!("{reason}: {detail}")).await;
 }
 
 async fn audit_connection_event(

@@ -24,7 +24,7 @@ use portcullis_http_guard::Http1FramingScanner;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::{ConnSettings, Serving};
+use super::{ConnError, ConnSettings, Serving};
 use crate::drain::DrainWatch;
 use crate::service::{handle, ConnCtx, FramingVerdicts};
 
@@ -55,6 +55,7 @@ pub(super) fn serve(
         last_active: tokio::time::Instant::now(),
         release_timer: None,
         released: false,
+        decoded: false,
         header_read_timeout: settings.header_read_timeout,
         head_deadline: None,
         head_timer: None,
@@ -84,6 +85,12 @@ type Http1Io = FramingTap<tokio_rustls::server::TlsStream<TcpStream>>;
 /// which finishes without closing the TLS stream; the stream then waits
 /// here, without hyper's buffers, for the client's next bytes (a new hyper
 /// connection serves them) or for `idle_timeout` (closed).
+///
+/// Bytes that arrive without giving hyper a byte of a request (a TLS record
+/// sent a piece at a time, or half of one and then nothing) are bounded by
+/// `timeouts.header_read` from the first of them, like a started head:
+/// each piece would otherwise wake the connection and restart the idle
+/// wait.
 async fn run<S, B>(
     metrics: Arc<portcullis_telemetry::Metrics>,
     mut io: Http1Io,
@@ -91,7 +98,7 @@ async fn run<S, B>(
     builder: hyper::server::conn::http1::Builder,
     idle_timeout: Duration,
     mut drain: DrainWatch,
-) -> Result<(), hyper::Error>
+) -> Result<(), ConnError>
 where
     S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Unpin,
     S::Future: Unpin,
@@ -99,22 +106,35 @@ where
     B: hyper::body::Body + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // Since when bytes have been arriving that gave hyper nothing.
+    let mut undecoded_since: Option<tokio::time::Instant> = None;
+    let mut timed_out = false;
     loop {
         // rustls holds no decrypted bytes: wait for the socket.
         if io.inner.get_ref().1.wants_read() {
+            let wait = match undecoded_since {
+                Some(since) => (since + io.header_read_timeout)
+                    .saturating_duration_since(tokio::time::Instant::now()),
+                None => idle_timeout,
+            };
             let tcp = &io.inner.get_ref().0;
             let _idle = metrics.connection_idle();
             tokio::select! {
                 biased;
                 () = drain.draining() => break,
                 r = tcp.readable() => if r.is_err() { break },
-                () = tokio::time::sleep(idle_timeout) => break,
+                () = tokio::time::sleep(wait) => {
+                    timed_out = undecoded_since.is_some();
+                    break;
+                }
             }
+            undecoded_since.get_or_insert_with(tokio::time::Instant::now);
         }
         if drain.is_draining() {
             break;
         }
         io.released = false;
+        io.decoded = false;
         // Boxed: an idle connection keeps no room for hyper's state.
         let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), svc));
         // A drain is noticed at the connection's next wake-up: every
@@ -134,7 +154,19 @@ where
         let parts = conn.into_parts();
         io = parts.io.into_inner();
         svc = parts.service;
-        done?;
+        done.map_err(|e| {
+            if HeaderReadTimeout::caused(&e) {
+                ConnError::HeaderReadTimeout(HeaderReadTimeout::HEAD)
+            } else {
+                ConnError::Http(e)
+            }
+        })?;
+        if io.decoded {
+            undecoded_since = None;
+        } else if undecoded_since.is_some_and(|since| since.elapsed() >= io.header_read_timeout) {
+            timed_out = true;
+            break;
+        }
         // Continue only after an idle release with nothing left unread; a
         // client that closed, `Connection: close`, or a drain end here.
         if !io.released || !parts.read_buf.is_empty() || draining {
@@ -142,6 +174,9 @@ where
         }
     }
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, io.shutdown()).await;
+    if timed_out {
+        return Err(ConnError::HeaderReadTimeout(HeaderReadTimeout::UNDECODED));
+    }
     Ok(())
 }
 
@@ -250,6 +285,8 @@ struct FramingTap<S> {
     release_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The end of the stream was reported to hyper for an idle release.
     released: bool,
+    /// hyper has read bytes since [`run`] last cleared this.
+    decoded: bool,
     /// How long a request head may take from its first bytes.
     header_read_timeout: Duration,
     /// When the head being read must be complete: set when a read leaves
@@ -285,13 +322,19 @@ pub(super) struct HeaderReadTimeout;
 
 impl std::fmt::Display for HeaderReadTimeout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("request head not complete within timeouts.header_read")
+        f.write_str(Self::HEAD)
     }
 }
 
 impl std::error::Error for HeaderReadTimeout {}
 
 impl HeaderReadTimeout {
+    /// The detail for a head begun and not completed in time.
+    pub(super) const HEAD: &'static str = "request head not complete within timeouts.header_read";
+    /// The detail for bytes that gave no request byte in time.
+    pub(super) const UNDECODED: &'static str =
+        "no request bytes within timeouts.header_read of the first bytes received (an incomplete TLS record)";
+
     /// Whether hyper ended a connection because of this timeout.
     pub(super) fn caused(e: &hyper::Error) -> bool {
         let mut source = std::error::Error::source(e);
@@ -376,6 +419,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingTap<S> {
         match polled {
             Poll::Ready(Ok(())) => {
                 if let Some(read) = buf.filled().get(before..) {
+                    this.decoded |= !read.is_empty();
                     let mut queue = None;
                     this.scanner.feed(read, |verdict| {
                         queue

@@ -18,6 +18,7 @@ fn tap(inner: DuplexStream) -> FramingTap<DuplexStream> {
         last_active: tokio::time::Instant::now(),
         release_timer: None,
         released: false,
+        decoded: false,
         header_read_timeout: HEADER_READ,
         head_deadline: None,
         head_timer: None,
