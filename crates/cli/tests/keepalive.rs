@@ -288,3 +288,81 @@ async fn half_a_tls_record_then_silence_is_bounded_by_header_read() {
         "closed by header_read (1 s), not idle (30 s): {took:?}"
     );
 }
+
+/// An HTTP/2 connection to the gateway: its request sender and the task
+/// running it (which ends when the gateway closes the connection).
+async fn h2_session(
+    env: &TestEnv,
+) -> (
+    hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let tls = Client::h2(&env.pki, Some(&env.reader_cert))
+        .tls(env.gw.addr)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (send, task)
+}
+
+async fn h2_get(send: &mut hyper::client::conn::http2::SendRequest<Full<Bytes>>) -> u16 {
+    let req = http::Request::get("https://localhost/api/x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    send.ready().await.unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap();
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let env = start_with_timeouts("{ idle: 1s, header_read: 1s }").await;
+    let (mut send, task) = h2_session(&env).await;
+    assert_eq!(h2_get(&mut send).await, 200);
+    let start = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the gateway closes an idle HTTP/2 connection")
+        .unwrap();
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "closed after timeouts.idle (1 s): {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_http2_connection_is_not_closed_as_idle() {
+    let env = TestEnv::start_with(
+        UpstreamBehaviour {
+            delay: Some(Duration::from_millis(1600)),
+            ..Default::default()
+        },
+        |c, _, _| with_listener_key(&c, "timeouts", "{ idle: 1s, header_read: 1s }"),
+        BASIC_POLICY,
+    )
+    .await;
+    let (mut send, task) = h2_session(&env).await;
+    // One request whose answer takes longer than the idle timeout...
+    assert_eq!(h2_get(&mut send).await, 200);
+    // ...and then requests more often than the idle timeout.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!task.is_finished(), "closed while in use");
+        assert_eq!(h2_get(&mut send).await, 200);
+    }
+    assert!(!task.is_finished(), "closed while in use");
+}

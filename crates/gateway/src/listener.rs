@@ -18,6 +18,7 @@ use crate::drain::DrainWatch;
 use crate::service::{handle, ConnCtx, FramingVerdicts};
 use crate::Shared;
 
+mod activity;
 mod http1;
 
 /// Maximum concurrent HTTP/2 streams per connection.
@@ -216,22 +217,25 @@ fn start_serving(
         assertion: crate::assertion::ConnAssertion::default(),
     });
     Ok(match framing {
-        None => serve_http2(tls, ctx, &settings.limits, drain),
+        None => serve_http2(tls, ctx, &settings, drain),
         Some(verdicts) => {
             http1::serve(tls, ctx, verdicts, &settings, shared.metrics.clone(), drain)
         }
     })
 }
 
-/// Serves an HTTP/2 connection until it ends; a drain sends GOAWAY and
-/// lets open streams finish.
+/// Serves an HTTP/2 connection until it ends; a drain, and `timeouts.idle`
+/// without a stream, send GOAWAY and let open streams finish.
 fn serve_http2(
     tls: tokio_rustls::server::TlsStream<TcpStream>,
     ctx: Arc<ConnCtx>,
-    limits: &portcullis_config::Limits,
+    settings: &ConnSettings,
     mut drain: DrainWatch,
 ) -> Serving {
-    let svc = service_fn(move |req| handle(ctx.clone(), req));
+    let limits = &settings.limits;
+    let activity = Arc::new(activity::Activity::default());
+    let mut idle = activity::IdleWatch::new(activity.clone(), settings.idle_timeout);
+    let svc = service_fn(move |req| activity::InFlight::track(&activity, handle(ctx.clone(), req)));
     let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     b.timer(TokioTimer::new())
         .keep_alive_interval(Some(H2_KEEPALIVE_INTERVAL))
@@ -243,12 +247,17 @@ fn serve_http2(
     let conn = b.serve_connection(TokioIo::new(tls), svc);
     Box::pin(async move {
         let mut conn = std::pin::pin!(conn);
-        let mut draining = false;
+        let mut closing = false;
         loop {
             tokio::select! {
                 r = conn.as_mut() => break r.map_err(ConnError::Http),
-                () = drain.draining(), if !draining => {
-                    draining = true;
+                () = drain.draining(), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                // Pings from the client do not count: only streams do.
+                () = idle.idle(), if !closing => {
+                    closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
             }

@@ -8,22 +8,21 @@
 //!
 //! Between requests the tap also lets hyper go: see [`serve`].
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Response;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use portcullis_http_guard::Http1FramingScanner;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::activity::{Activity, InFlight};
 use super::{ConnError, ConnSettings, Serving};
 use crate::drain::DrainWatch;
 use crate::service::{handle, ConnCtx, FramingVerdicts};
@@ -43,7 +42,7 @@ pub(super) fn serve(
     // hyper may read past `max_buf` in one read, so the scanner allows
     // twice as much: every head hyper accepts fits.
     let scanner = Http1FramingScanner::with_max_head_bytes(max_buf.saturating_mul(2));
-    let activity = Arc::new(Http1Activity::default());
+    let activity = Arc::new(Activity::default());
     let tracked = activity.clone();
     let svc = service_fn(move |req| InFlight::track(&tracked, handle(ctx.clone(), req)));
     let io = FramingTap {
@@ -180,85 +179,6 @@ where
     Ok(())
 }
 
-/// What an HTTP/1 connection's service and its [`FramingTap`] share:
-/// the number of requests whose response is not yet complete.
-#[derive(Debug, Default)]
-struct Http1Activity {
-    in_flight: AtomicUsize,
-}
-
-/// Counts a request as in flight from the service call until its response
-/// body has been sent (or dropped).
-struct InFlight(Arc<Http1Activity>);
-
-impl InFlight {
-    fn track<F>(activity: &Arc<Http1Activity>, fut: F) -> Tracked<F> {
-        activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        Tracked {
-            fut,
-            guard: Some(InFlight(activity.clone())),
-        }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The service future of an HTTP/1 request; its response body carries the
-/// request's [`InFlight`] guard.
-struct Tracked<F> {
-    fut: F,
-    guard: Option<InFlight>,
-}
-
-impl<F> Future for Tracked<F>
-where
-    F: Future<Output = Result<Response<crate::upstream::Body>, Infallible>> + Unpin,
-{
-    type Output = Result<Response<TrackedBody>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let Poll::Ready(Ok(resp)) = Pin::new(&mut this.fut).poll(cx) else {
-            return Poll::Pending;
-        };
-        let guard = this.guard.take();
-        Poll::Ready(Ok(resp.map(|inner| TrackedBody {
-            inner,
-            _guard: guard,
-        })))
-    }
-}
-
-/// A response body that holds its request's [`InFlight`] guard.
-struct TrackedBody {
-    inner: crate::upstream::Body,
-    _guard: Option<InFlight>,
-}
-
-impl hyper::body::Body for TrackedBody {
-    type Data = bytes::Bytes;
-    type Error = crate::upstream::BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 /// An HTTP/1 connection's stream that feeds every byte hyper reads into
 /// the connection's [`Http1FramingScanner`] on the way, and queues the
 /// verdicts. hyper reads only through it, so the scanner sees exactly the
@@ -273,7 +193,7 @@ struct FramingTap<S> {
     inner: S,
     scanner: Http1FramingScanner,
     verdicts: Arc<FramingVerdicts>,
-    activity: Arc<Http1Activity>,
+    activity: Arc<Activity>,
     /// Written since the last completed flush.
     unflushed: bool,
     /// When the last response was flushed (or the tap was made): idle

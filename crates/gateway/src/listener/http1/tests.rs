@@ -13,7 +13,7 @@ fn tap(inner: DuplexStream) -> FramingTap<DuplexStream> {
         inner,
         scanner: Http1FramingScanner::new(),
         verdicts: Arc::new(FramingVerdicts::default()),
-        activity: Arc::new(Http1Activity::default()),
+        activity: Arc::new(Activity::default()),
         unflushed: false,
         last_active: tokio::time::Instant::now(),
         release_timer: None,

@@ -1,0 +1,198 @@
+//! What a connection's service shares with the code that runs the
+//! connection: how many requests are under way, and whether any started
+//! or ended lately. HTTP/1 uses it to release idle connections' buffers,
+//! HTTP/2 to close connections that carry no streams for
+//! `timeouts.idle`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Response;
+
+/// The requests of one connection.
+#[derive(Debug, Default)]
+pub(super) struct Activity {
+    /// Requests whose response is not yet complete.
+    pub(super) in_flight: AtomicUsize,
+    /// Requests started and ended, counted together: unchanged between
+    /// two looks means nothing started or ended in between.
+    events: AtomicU64,
+}
+
+impl Activity {
+    fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a request as in flight from the service call until its response
+/// body has been sent (or dropped).
+pub(super) struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    pub(super) fn track<F>(activity: &Arc<Activity>, fut: F) -> Tracked<F> {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.events.fetch_add(1, Ordering::Relaxed);
+        Tracked {
+            fut,
+            guard: Some(InFlight(activity.clone())),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.events.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The service future of a request; its response body carries the
+/// request's [`InFlight`] guard.
+pub(super) struct Tracked<F> {
+    fut: F,
+    guard: Option<InFlight>,
+}
+
+impl<F> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response<crate::upstream::Body>, Infallible>> + Unpin,
+{
+    type Output = Result<Response<TrackedBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Poll::Ready(Ok(resp)) = Pin::new(&mut this.fut).poll(cx) else {
+            return Poll::Pending;
+        };
+        let guard = this.guard.take();
+        Poll::Ready(Ok(resp.map(|inner| TrackedBody {
+            inner,
+            _guard: guard,
+        })))
+    }
+}
+
+/// A response body that holds its request's [`InFlight`] guard.
+pub(super) struct TrackedBody {
+    inner: crate::upstream::Body,
+    _guard: Option<InFlight>,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = crate::upstream::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// How many quiet looks make a connection idle: it is closed between 1
+/// and 1 + 1/`QUIET_LOOKS` times `timeouts.idle` after its last request.
+const QUIET_LOOKS: u32 = 4;
+
+/// Looks at a connection's [`Activity`] every `idle / QUIET_LOOKS`, and
+/// tells when it has had no request under way, none started and none
+/// ended, for `QUIET_LOOKS` looks in a row: no clock reading or timer per
+/// request.
+pub(super) struct IdleWatch {
+    activity: Arc<Activity>,
+    ticks: tokio::time::Interval,
+    last_events: u64,
+    quiet: u32,
+}
+
+impl IdleWatch {
+    pub(super) fn new(activity: Arc<Activity>, idle: Duration) -> Self {
+        let period = (idle / QUIET_LOOKS).max(Duration::from_millis(1));
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            last_events: activity.events(),
+            activity,
+            ticks,
+            quiet: 0,
+        }
+    }
+
+    /// Resolves once the connection has been idle for `idle`.
+    pub(super) async fn idle(&mut self) {
+        loop {
+            self.ticks.tick().await;
+            let events = self.activity.events();
+            let busy = self.activity.in_flight.load(Ordering::Relaxed) > 0;
+            if busy || events != self.last_events {
+                self.quiet = 0;
+                self.last_events = events;
+            } else {
+                self.quiet += 1;
+                if self.quiet >= QUIET_LOOKS {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: Duration = Duration::from_millis(400);
+
+    async fn idle_within(w: &mut IdleWatch, within: Duration) -> bool {
+        tokio::time::timeout(within, w.idle()).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_connection_without_requests_is_idle_after_the_idle_time() {
+        let activity = Arc::new(Activity::default());
+        let mut w = IdleWatch::new(activity, IDLE);
+        let start = tokio::time::Instant::now();
+        assert!(idle_within(&mut w, IDLE * 5).await);
+        let took = start.elapsed();
+        // Real time on a shared machine: a late tick only adds.
+        assert!(took >= IDLE && took < IDLE * 4, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_request_under_way_keeps_it_busy_and_its_end_restarts_the_count() {
+        let activity = Arc::new(Activity::default());
+        let mut w = IdleWatch::new(activity.clone(), IDLE);
+        let request = InFlight::track(&activity, std::future::ready(()));
+        assert!(!idle_within(&mut w, IDLE * 3).await, "busy");
+        drop(request);
+        let ended = tokio::time::Instant::now();
+        assert!(idle_within(&mut w, IDLE * 5).await);
+        assert!(ended.elapsed() >= IDLE, "{:?}", ended.elapsed());
+    }
+
+    #[tokio::test]
+    async fn requests_that_start_and_end_between_looks_count_as_activity() {
+        let activity = Arc::new(Activity::default());
+        let mut w = IdleWatch::new(activity.clone(), IDLE);
+        for _ in 0..8 {
+            // A short request in every period.
+            drop(InFlight::track(&activity, std::future::ready(())));
+            assert!(!idle_within(&mut w, IDLE / QUIET_LOOKS).await);
+        }
+        assert!(idle_within(&mut w, IDLE * 5).await);
+    }
+}
