@@ -106,3 +106,43 @@ async fn a_stalled_client_body_is_answered_408() {
         "{rec}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_nothing_of_its_response_is_cut_off() {
+    let len = 32 * 1024 * 1024;
+    let env = TestEnv::start_with(
+        UpstreamBehaviour {
+            body_len: Some(len),
+            ..Default::default()
+        },
+        |c, _, _| with_listener_key(&c, "timeouts", "{ idle: 1s, header_read: 1s }"),
+        BASIC_POLICY,
+    )
+    .await;
+    let mut tls = env.reader.tls(env.gw.addr).await.unwrap();
+    tls.write_all(b"GET /api/big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    // Read nothing while the gateway's writes fill the socket buffers and
+    // then wait; past timeouts.idle it gives up on this client.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection neither ended nor finished");
+    assert!(
+        received < len,
+        "the whole {len}-byte body arrived ({received} bytes): the stalled client was never cut off"
+    );
+    let series = r#"portcullis_bad_requests_total{reason="send_timeout"}"#;
+    assert_eq!(env.gw.wait_metric_at_least(series, 1.0).await, 1.0);
+}

@@ -159,6 +159,8 @@ enum ConnError {
     /// Bytes that did not make a complete request head within
     /// `timeouts.header_read`: what happened.
     HeaderReadTimeout(&'static str),
+    /// The client read none of its response for `timeouts.idle`.
+    SendTimeout,
 }
 
 /// The listener settings a connection is served with, copied out of the
@@ -290,6 +292,7 @@ async fn connection_error(
 ) {
     let (reason, detail) = match e {
         ConnError::HeaderReadTimeout(detail) => ("header_read_timeout", (*detail).to_owned()),
+        ConnError::SendTimeout => ("send_timeout", http1::SendTimeout.to_string()),
         ConnError::Http(e) if e.is_parse_too_large() => ("header_too_large", e.to_string()),
         ConnError::Http(e) if e.is_parse() || e.is_parse_status() => {
             ("malformed_request", e.to_string())

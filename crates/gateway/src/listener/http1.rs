@@ -58,6 +58,9 @@ pub(super) fn serve(
         header_read_timeout: settings.header_read_timeout,
         head_deadline: None,
         head_timer: None,
+        send_timeout: settings.idle_timeout,
+        write_blocked: false,
+        write_timer: None,
     };
     // No timer for hyper: the tap bounds the reading of a head (see
     // `FramingTap::head_deadline`), which costs nothing for a head that
@@ -154,8 +157,10 @@ where
         io = parts.io.into_inner();
         svc = parts.service;
         done.map_err(|e| {
-            if HeaderReadTimeout::caused(&e) {
+            if caused_by::<HeaderReadTimeout>(&e) {
                 ConnError::HeaderReadTimeout(HeaderReadTimeout::HEAD)
+            } else if caused_by::<SendTimeout>(&e) {
+                ConnError::SendTimeout
             } else {
                 ConnError::Http(e)
             }
@@ -215,6 +220,15 @@ struct FramingTap<S> {
     head_deadline: Option<tokio::time::Instant>,
     /// Wakes the connection at `head_deadline`; created on first use.
     head_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// How long the client may take none of the bytes written to it
+    /// (`timeouts.idle`).
+    send_timeout: Duration,
+    /// A write is waiting for the client to read; `write_timer` is set to
+    /// when it gives up.
+    write_blocked: bool,
+    /// Wakes the connection when a blocked write has waited
+    /// `send_timeout`; created on first use.
+    write_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// The timer in `slot`, made on first use, and reset to `deadline` unless
@@ -233,6 +247,33 @@ fn timer_at(
         }
         None => slot.insert(Box::pin(tokio::time::sleep_until(deadline))),
     }
+}
+
+/// The error a connection ends with when the client reads none of its
+/// response for `timeouts.idle`.
+#[derive(Debug)]
+pub(super) struct SendTimeout;
+
+impl std::fmt::Display for SendTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the client read nothing of the response within timeouts.idle")
+    }
+}
+
+impl std::error::Error for SendTimeout {}
+
+/// Whether `e` has an [`io::Error`] made from an `M` in its source chain.
+fn caused_by<M: std::error::Error + 'static>(e: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            if io.get_ref().is_some_and(|inner| inner.is::<M>()) {
+                return true;
+            }
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// The error a connection ends with when a request head is not complete
@@ -254,20 +295,6 @@ impl HeaderReadTimeout {
     /// The detail for bytes that gave no request byte in time.
     pub(super) const UNDECODED: &'static str =
         "no request bytes within timeouts.header_read of the first bytes received (an incomplete TLS record)";
-
-    /// Whether hyper ended a connection because of this timeout.
-    pub(super) fn caused(e: &hyper::Error) -> bool {
-        let mut source = std::error::Error::source(e);
-        while let Some(err) = source {
-            if let Some(io) = err.downcast_ref::<io::Error>() {
-                if io.get_ref().is_some_and(|inner| inner.is::<Self>()) {
-                    return true;
-                }
-            }
-            source = err.source();
-        }
-        false
-    }
 }
 
 impl<S> FramingTap<S> {
@@ -308,6 +335,33 @@ impl<S> FramingTap<S> {
     fn head_timed_out(&mut self, cx: &mut Context<'_>, deadline: tokio::time::Instant) -> bool {
         let timer = timer_at(&mut self.head_timer, deadline, |at| at == deadline);
         timer.as_mut().poll(cx).is_ready()
+    }
+
+    /// Handles the outcome of a write or flush: a write that cannot go on
+    /// because the client reads nothing fails once it has waited
+    /// `send_timeout`; any progress ends the wait.
+    fn bound_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.write_blocked = false;
+            return polled;
+        }
+        if !self.write_blocked {
+            self.write_blocked = true;
+            let deadline = tokio::time::Instant::now() + self.send_timeout;
+            timer_at(&mut self.write_timer, deadline, |at| at == deadline);
+        }
+        let expired = self
+            .write_timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+        if expired {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, SendTimeout)));
+        }
+        Poll::Pending
     }
 
     /// [`Self::poll_idle_release`], reading the clock only once the
@@ -381,7 +435,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FramingTap<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.unflushed = true;
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.bound_write(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -391,7 +446,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FramingTap<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.unflushed = true;
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.bound_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -401,6 +457,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FramingTap<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let flushed = Pin::new(&mut this.inner).poll_flush(cx);
+        let flushed = this.bound_write(cx, flushed);
         if this.unflushed && matches!(flushed, Poll::Ready(Ok(()))) {
             this.unflushed = false;
             let now = tokio::time::Instant::now();

@@ -22,10 +22,14 @@ fn tap(inner: DuplexStream) -> FramingTap<DuplexStream> {
         header_read_timeout: HEADER_READ,
         head_deadline: None,
         head_timer: None,
+        send_timeout: SEND_TIMEOUT,
+        write_blocked: false,
+        write_timer: None,
     }
 }
 
 const HEADER_READ: Duration = Duration::from_millis(300);
+const SEND_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// One read attempt: `Some(bytes read)` when ready (0: end of stream).
 async fn try_read(t: &mut FramingTap<DuplexStream>) -> Option<usize> {
@@ -214,4 +218,48 @@ async fn a_second_head_begun_in_the_same_read_gets_its_own_deadline() {
         second >= first + Duration::from_millis(90),
         "{first:?} {second:?}"
     );
+}
+
+#[tokio::test]
+async fn a_write_the_client_never_takes_fails_after_the_send_timeout() {
+    // A 64-byte pipe the client never reads.
+    let (_client, server) = tokio::io::duplex(64);
+    let mut t = tap(server);
+    let chunk = [b'x'; 1024];
+    let started = tokio::time::Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Err(e) = t.write(&chunk).await {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the write gives up within 5 s");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    assert!(err.get_ref().is_some_and(|e| e.is::<SendTimeout>()));
+    let took = started.elapsed();
+    assert!(took >= SEND_TIMEOUT - Duration::from_millis(50), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
+    let (mut client, server) = tokio::io::duplex(64);
+    let mut t = tap(server);
+    let reader = tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        let mut total = 0;
+        // Slower than the writer, but never silent for the send timeout.
+        while total < 4096 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            total += client.read(&mut buf).await.unwrap();
+        }
+        total
+    });
+    t.write_all(&[b'y'; 4096])
+        .await
+        .expect("every byte taken in time");
+    t.flush().await.unwrap();
+    assert!(!t.write_blocked);
+    assert_eq!(reader.await.unwrap(), 4096);
 }
