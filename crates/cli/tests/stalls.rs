@@ -146,3 +146,52 @@ async fn a_client_that_reads_nothing_of_its_response_is_cut_off() {
     let series = r#"portcullis_bad_requests_total{reason="send_timeout"}"#;
     assert_eq!(env.gw.wait_metric_at_least(series, 1.0).await, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_that_grants_no_window_is_cut_off() {
+    let len = 32 * 1024 * 1024;
+    let env = TestEnv::start_with(
+        UpstreamBehaviour {
+            body_len: Some(len),
+            ..Default::default()
+        },
+        |c, _, _| with_listener_key(&c, "timeouts", "{ idle: 1s, header_read: 1s }"),
+        BASIC_POLICY,
+    )
+    .await;
+    let tls = Client::h2(&env.pki, Some(&env.reader_cert))
+        .tls(env.gw.addr)
+        .await
+        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get("https://localhost/api/big")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    // The body is not read: the client's flow-control window is used up
+    // and never granted again, and the gateway's stream waits.
+    let start = std::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .expect("the gateway ends a connection stalled on its client");
+    let took = start.elapsed();
+    assert!(
+        ended.unwrap().is_err(),
+        "closed without GOAWAY, streams cut"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
+        "cut off after timeouts.idle (1 s): {took:?}"
+    );
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await;
+    assert!(body.is_err(), "a cut-off body must not look complete");
+    let series = r#"portcullis_bad_requests_total{reason="send_timeout"}"#;
+    assert_eq!(env.gw.wait_metric_at_least(series, 1.0).await, 1.0);
+}

@@ -235,7 +235,7 @@ fn serve_http2(
     mut drain: DrainWatch,
 ) -> Serving {
     let limits = &settings.limits;
-    let activity = Arc::new(activity::Activity::default());
+    let activity = Arc::new(activity::Activity::watching_bodies());
     let mut idle = activity::IdleWatch::new(activity.clone(), settings.idle_timeout);
     let svc = service_fn(move |req| activity::InFlight::track(&activity, handle(ctx.clone(), req)));
     let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -258,10 +258,14 @@ fn serve_http2(
                     conn.as_mut().graceful_shutdown();
                 }
                 // Pings from the client do not count: only streams do.
-                () = idle.idle(), if !closing => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
+                quiet = idle.next(), if !closing => match quiet {
+                    activity::Quiet::Idle => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    // Its streams would wait for good: no GOAWAY.
+                    activity::Quiet::Stalled => break Err(ConnError::SendTimeout),
+                },
             }
         }
     })

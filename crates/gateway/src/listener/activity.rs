@@ -19,12 +19,29 @@ use http::Response;
 pub(super) struct Activity {
     /// Requests whose response is not yet complete.
     pub(super) in_flight: AtomicUsize,
-    /// Requests started and ended, counted together: unchanged between
-    /// two looks means nothing started or ended in between.
+    /// Requests started and ended (and, when `watch_bodies`, response
+    /// body polls), counted together: unchanged between two looks means
+    /// nothing happened in between.
     events: AtomicU64,
+    /// Follow response bodies: count polls as events, and count the
+    /// bodies that handed over a frame and were not asked for the next
+    /// (`waiting_on_client`). HTTP/2 only: there the peer's flow control,
+    /// not the socket, holds back a response.
+    watch_bodies: bool,
+    /// Response bodies whose last frame has not been sent on: the stream
+    /// waits for the client to grant flow-control window.
+    waiting_on_client: AtomicUsize,
 }
 
 impl Activity {
+    /// An HTTP/2 connection's activity: response bodies are followed too.
+    pub(super) fn watching_bodies() -> Self {
+        Self {
+            watch_bodies: true,
+            ..Self::default()
+        }
+    }
+
     fn events(&self) -> u64 {
         self.events.load(Ordering::Relaxed)
     }
@@ -73,7 +90,8 @@ where
         let guard = this.guard.take();
         Poll::Ready(Ok(resp.map(|inner| TrackedBody {
             inner,
-            _guard: guard,
+            guard,
+            waiting: false,
         })))
     }
 }
@@ -81,7 +99,19 @@ where
 /// A response body that holds its request's [`InFlight`] guard.
 pub(super) struct TrackedBody {
     inner: crate::upstream::Body,
-    _guard: Option<InFlight>,
+    guard: Option<InFlight>,
+    /// Counted in `waiting_on_client`: the last poll handed over a frame.
+    waiting: bool,
+}
+
+impl TrackedBody {
+    /// The connection's activity, if it follows response bodies.
+    fn watched(&self) -> Option<&Activity> {
+        self.guard
+            .as_ref()
+            .map(|g| &*g.0)
+            .filter(|a| a.watch_bodies)
+    }
 }
 
 impl hyper::body::Body for TrackedBody {
@@ -92,7 +122,27 @@ impl hyper::body::Body for TrackedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let Some(activity) = this.watched() else {
+            return Pin::new(&mut this.inner).poll_frame(cx);
+        };
+        activity.events.fetch_add(1, Ordering::Relaxed);
+        let was_waiting = std::mem::take(&mut this.waiting);
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let waiting = matches!(polled, Poll::Ready(Some(Ok(_))));
+        if let Some(activity) = this.watched() {
+            match (was_waiting, waiting) {
+                (true, false) => {
+                    activity.waiting_on_client.fetch_sub(1, Ordering::Relaxed);
+                }
+                (false, true) => {
+                    activity.waiting_on_client.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+        this.waiting = waiting;
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -104,14 +154,34 @@ impl hyper::body::Body for TrackedBody {
     }
 }
 
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        if self.waiting {
+            if let Some(activity) = self.watched() {
+                activity.waiting_on_client.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// How many quiet looks make a connection idle: it is closed between 1
 /// and 1 + 1/`QUIET_LOOKS` times `timeouts.idle` after its last request.
 const QUIET_LOOKS: u32 = 4;
 
+/// What [`IdleWatch::next`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Quiet {
+    /// No request under way, none started and none ended, for the idle
+    /// time.
+    Idle,
+    /// A response waits for the client to grant flow-control window, and
+    /// nothing else happened, for the idle time.
+    Stalled,
+}
+
 /// Looks at a connection's [`Activity`] every `idle / QUIET_LOOKS`, and
-/// tells when it has had no request under way, none started and none
-/// ended, for `QUIET_LOOKS` looks in a row: no clock reading or timer per
-/// request.
+/// tells when it has been [`Quiet`] for `QUIET_LOOKS` looks in a row: no
+/// clock reading or timer per request.
 pub(super) struct IdleWatch {
     activity: Arc<Activity>,
     ticks: tokio::time::Interval,
@@ -132,20 +202,22 @@ impl IdleWatch {
         }
     }
 
-    /// Resolves once the connection has been idle for `idle`.
-    pub(super) async fn idle(&mut self) {
+    /// Resolves once the connection has been idle, or stalled on its
+    /// client, for `idle`.
+    pub(super) async fn next(&mut self) -> Quiet {
         loop {
             self.ticks.tick().await;
             let events = self.activity.events();
             let busy = self.activity.in_flight.load(Ordering::Relaxed) > 0;
-            if busy || events != self.last_events {
+            let stalled = busy && self.activity.waiting_on_client.load(Ordering::Relaxed) > 0;
+            if events != self.last_events || (busy && !stalled) {
                 self.quiet = 0;
                 self.last_events = events;
-            } else {
-                self.quiet += 1;
-                if self.quiet >= QUIET_LOOKS {
-                    return;
-                }
+                continue;
+            }
+            self.quiet += 1;
+            if self.quiet >= QUIET_LOOKS {
+                return if stalled { Quiet::Stalled } else { Quiet::Idle };
             }
         }
     }
@@ -158,7 +230,11 @@ mod tests {
     const IDLE: Duration = Duration::from_millis(400);
 
     async fn idle_within(w: &mut IdleWatch, within: Duration) -> bool {
-        tokio::time::timeout(within, w.idle()).await.is_ok()
+        match tokio::time::timeout(within, w.next()).await {
+            Ok(Quiet::Idle) => true,
+            Ok(Quiet::Stalled) => panic!("stalled"),
+            Err(_) => false,
+        }
     }
 
     #[tokio::test]
@@ -194,5 +270,41 @@ mod tests {
             assert!(!idle_within(&mut w, IDLE / QUIET_LOOKS).await);
         }
         assert!(idle_within(&mut w, IDLE * 5).await);
+    }
+
+    /// A tracked request whose response body has a first frame ready.
+    async fn answered(activity: &Arc<Activity>) -> TrackedBody {
+        let resp = http::Response::new(crate::response::full("a body"));
+        let fut = InFlight::track(activity, Box::pin(async move { Ok(resp) }));
+        fut.await.unwrap().into_body()
+    }
+
+    #[tokio::test]
+    async fn a_body_the_client_stops_taking_is_reported_as_stalled() {
+        use http_body_util::BodyExt;
+        let activity = Arc::new(Activity::watching_bodies());
+        let mut w = IdleWatch::new(activity.clone(), IDLE);
+        let mut body = answered(&activity).await;
+        // One frame handed over; the next is never asked for.
+        assert!(body.frame().await.is_some());
+        let start = tokio::time::Instant::now();
+        let quiet = tokio::time::timeout(IDLE * 5, w.next()).await.unwrap();
+        assert_eq!(quiet, Quiet::Stalled);
+        assert!(start.elapsed() >= IDLE - IDLE / QUIET_LOOKS);
+        // Asked again (the client granted window), it is not waiting any
+        // more; once it ends the connection is merely idle.
+        assert!(body.frame().await.is_none());
+        drop(body);
+        assert_eq!(activity.waiting_on_client.load(Ordering::Relaxed), 0);
+        assert!(idle_within(&mut w, IDLE * 5).await);
+    }
+
+    #[tokio::test]
+    async fn an_http1_connection_does_not_follow_bodies() {
+        use http_body_util::BodyExt;
+        let activity = Arc::new(Activity::default());
+        let mut body = answered(&activity).await;
+        assert!(body.frame().await.is_some());
+        assert_eq!(activity.waiting_on_client.load(Ordering::Relaxed), 0);
     }
 }
