@@ -56,6 +56,18 @@ async fn wait_idle_gauge(gw: &GatewayProc, want: f64) -> f64 {
     }
 }
 
+/// Checks a connection closed `took` after its first bytes was closed by
+/// `header_read: 1s` (not `idle: 30s`), forwarded nothing, and was counted.
+async fn closed_by_header_read(env: &TestEnv, took: Duration) {
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
+        "closed by header_read (1 s), not idle (30 s): {took:?}"
+    );
+    assert_eq!(env.up.count(), 0, "nothing forwarded");
+    let series = r#"portcullis_bad_requests_total{reason="header_read_timeout"}"#;
+    assert_eq!(env.gw.wait_metric_at_least(series, 1.0).await, 1.0);
+}
+
 /// Reads until the server closes the stream or `within` passes; true if
 /// it closed (EOF or reset).
 async fn closed_within<S: tokio::io::AsyncRead + Unpin>(s: &mut S, within: Duration) -> bool {
@@ -188,14 +200,7 @@ async fn a_started_head_is_bounded_by_header_read_not_idle() {
         closed_within(&mut tls, Duration::from_secs(10)).await,
         "a slow head is cut off"
     );
-    let took = start.elapsed();
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
-        "closed by header_read (1 s), not idle (30 s): {took:?}"
-    );
-    assert_eq!(env.up.count(), 0, "nothing forwarded");
-    let series = r#"portcullis_bad_requests_total{reason="header_read_timeout"}"#;
-    assert_eq!(env.gw.wait_metric_at_least(series, 1.0).await, 1.0);
+    closed_by_header_read(&env, start.elapsed()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,13 +264,7 @@ async fn a_tls_record_dribbled_in_pieces_is_bounded_by_header_read() {
     }
     let took = start.elapsed();
     assert!(closed, "still open after {took:?} of dribbled bytes");
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
-        "closed by header_read (1 s), not idle (30 s): {took:?}"
-    );
-    assert_eq!(env.up.count(), 0, "nothing forwarded");
-    let series = r#"portcullis_bad_requests_total{reason="header_read_timeout"}"#;
-    assert_eq!(env.gw.wait_metric_at_least(series, 1.0).await, 1.0);
+    closed_by_header_read(&env, took).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,11 +281,7 @@ async fn half_a_tls_record_then_silence_is_bounded_by_header_read() {
         closed_within(tcp, Duration::from_secs(10)).await,
         "half a record is cut off"
     );
-    let took = start.elapsed();
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
-        "closed by header_read (1 s), not idle (30 s): {took:?}"
-    );
+    closed_by_header_read(&env, start.elapsed()).await;
 }
 
 /// An HTTP/2 connection to the gateway: its request sender and the task

@@ -9,6 +9,24 @@ use std::time::Duration;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The size of [`big_download`]'s response: far more than socket and
+/// flow-control buffers hold.
+const BIG: usize = 32 * 1024 * 1024;
+
+/// A gateway with `timeouts.idle: 1s` in front of an upstream that answers
+/// every request with [`BIG`] bytes.
+async fn big_download() -> TestEnv {
+    TestEnv::start_with(
+        UpstreamBehaviour {
+            body_len: Some(BIG),
+            ..Default::default()
+        },
+        |c, _, _| with_listener_key(&c, "timeouts", "{ idle: 1s, header_read: 1s }"),
+        BASIC_POLICY,
+    )
+    .await
+}
+
 fn with_body_timeout(config: String) -> String {
     config.replacen(
         "      request_timeout: 5s\n",
@@ -109,16 +127,8 @@ async fn a_stalled_client_body_is_answered_408() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_reads_nothing_of_its_response_is_cut_off() {
-    let len = 32 * 1024 * 1024;
-    let env = TestEnv::start_with(
-        UpstreamBehaviour {
-            body_len: Some(len),
-            ..Default::default()
-        },
-        |c, _, _| with_listener_key(&c, "timeouts", "{ idle: 1s, header_read: 1s }"),
-        BASIC_POLICY,
-    )
-    .await;
+    let len = BIG;
+    let env = big_download().await;
     let mut tls = env.reader.tls(env.gw.addr).await.unwrap();
     tls.write_all(b"GET /api/big HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
@@ -149,16 +159,7 @@ async fn a_client_that_reads_nothing_of_its_response_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_client_that_grants_no_window_is_cut_off() {
-    let len = 32 * 1024 * 1024;
-    let env = TestEnv::start_with(
-        UpstreamBehaviour {
-            body_len: Some(len),
-            ..Default::default()
-        },
-        |c, _, _| with_listener_key(&c, "timeouts", "{ idle: 1s, header_read: 1s }"),
-        BASIC_POLICY,
-    )
-    .await;
+    let env = big_download().await;
     let tls = Client::h2(&env.pki, Some(&env.reader_cert))
         .tls(env.gw.addr)
         .await
