@@ -10,6 +10,29 @@ use http_body::{Body, Frame, SizeHint};
 /// The error type of every body the gateway passes on.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The first `T` in `e`'s chain of sources, `e` included. An
+/// [`std::io::Error`] hides the error it was made from (its `source` is
+/// that error's source), so each one's inner error is looked at too.
+pub(crate) fn find_cause<'e, T: std::error::Error + 'static>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(found) = s.downcast_ref::<T>() {
+            return Some(found);
+        }
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|i| i.downcast_ref::<T>());
+        if inner.is_some() {
+            return inner;
+        }
+        source = s.source();
+    }
+    None
+}
+
 /// The error a stalled body ends with.
 #[derive(Debug, thiserror::Error)]
 #[error("body sent nothing for {0:?}")]

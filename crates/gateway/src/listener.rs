@@ -156,11 +156,51 @@ enum ConnError {
     /// hyper's error: a malformed request it answered itself, or the
     /// connection failing.
     Http(hyper::Error),
-    /// Bytes that did not make a complete request head within
-    /// `timeouts.header_read`: what happened.
-    HeaderReadTimeout(&'static str),
-    /// The client read none of its response for `timeouts.idle`.
-    SendTimeout,
+    /// The client was too slow.
+    Slow(Slow),
+}
+
+/// How a client was too slow for the connection to go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum Slow {
+    /// A request head begun and not complete within
+    /// `timeouts.header_read`.
+    #[error("request head not complete within timeouts.header_read")]
+    Head,
+    /// Bytes that made no request byte within `timeouts.header_read` of
+    /// the first of them.
+    #[error("no request bytes within timeouts.header_read of the first bytes received (an incomplete TLS record)")]
+    Undecoded,
+    /// The client took none of its response for `timeouts.idle`.
+    #[error("the client read nothing of the response within timeouts.idle")]
+    Send,
+}
+
+impl Slow {
+    /// The `bad_requests_total` reason.
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Head | Self::Undecoded => "header_read_timeout",
+            Self::Send => "send_timeout",
+        }
+    }
+
+    /// As the I/O error a stream fails with, for hyper to end the
+    /// connection with.
+    fn io_error(self) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, self)
+    }
+}
+
+impl From<hyper::Error> for ConnError {
+    /// A [`Slow`] the connection's stream failed with is that; anything
+    /// else is hyper's.
+    fn from(e: hyper::Error) -> Self {
+        match crate::body::find_cause::<Slow>(&e) {
+            Some(slow) => Self::Slow(*slow),
+            None => Self::Http(e),
+        }
+    }
 }
 
 /// The listener settings a connection is served with, copied out of the
@@ -252,7 +292,7 @@ fn serve_http2(
         let mut closing = false;
         loop {
             tokio::select! {
-                r = conn.as_mut() => break r.map_err(ConnError::Http),
+                r = conn.as_mut() => break r.map_err(ConnError::from),
                 () = drain.draining(), if !closing => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
@@ -264,7 +304,7 @@ fn serve_http2(
                         conn.as_mut().graceful_shutdown();
                     }
                     // Its streams would wait for good: no GOAWAY.
-                    activity::Quiet::Stalled => break Err(ConnError::SendTimeout),
+                    activity::Quiet::Stalled => break Err(ConnError::Slow(Slow::Send)),
                 },
             }
         }
@@ -295,8 +335,7 @@ async fn connection_error(
     e: &ConnError,
 ) {
     let (reason, detail) = match e {
-        ConnError::HeaderReadTimeout(detail) => ("header_read_timeout", (*detail).to_owned()),
-        ConnError::SendTimeout => ("send_timeout", http1::SendTimeout.to_string()),
+        ConnError::Slow(slow) => (slow.reason(), slow.to_string()),
         ConnError::Http(e) if e.is_parse_too_large() => ("header_too_large", e.to_string()),
         ConnError::Http(e) if e.is_parse() || e.is_parse_status() => {
             ("malformed_request", e.to_string())

@@ -306,17 +306,14 @@ impl Drop for UpstreamBody {
 }
 
 fn classify(e: &hyper::Error) -> UpstreamError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if s.is::<http_body_util::LengthLimitError>() {
-            return UpstreamError::BodyTooLarge;
-        }
-        if s.is::<crate::body::BodyStalled>() {
-            return UpstreamError::ClientBodyStalled;
-        }
-        source = s.source();
+    use crate::body::{find_cause, BodyStalled};
+    if find_cause::<http_body_util::LengthLimitError>(e).is_some() {
+        UpstreamError::BodyTooLarge
+    } else if find_cause::<BodyStalled>(e).is_some() {
+        UpstreamError::ClientBodyStalled
+    } else {
+        UpstreamError::Protocol(error_chain(e))
     }
-    UpstreamError::Protocol(error_chain(e))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::activity::{Activity, InFlight};
-use super::{ConnError, ConnSettings, Serving};
+use super::{ConnError, ConnSettings, Serving, Slow};
 use crate::drain::DrainWatch;
 use crate::service::{handle, ConnCtx, FramingVerdicts};
 
@@ -156,15 +156,7 @@ where
         let parts = conn.into_parts();
         io = parts.io.into_inner();
         svc = parts.service;
-        done.map_err(|e| {
-            if caused_by::<HeaderReadTimeout>(&e) {
-                ConnError::HeaderReadTimeout(HeaderReadTimeout::HEAD)
-            } else if caused_by::<SendTimeout>(&e) {
-                ConnError::SendTimeout
-            } else {
-                ConnError::Http(e)
-            }
-        })?;
+        done?;
         if io.decoded {
             undecoded_since = None;
         } else if undecoded_since.is_some_and(|since| since.elapsed() >= io.header_read_timeout) {
@@ -179,7 +171,7 @@ where
     }
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, io.shutdown()).await;
     if timed_out {
-        return Err(ConnError::HeaderReadTimeout(HeaderReadTimeout::UNDECODED));
+        return Err(ConnError::Slow(Slow::Undecoded));
     }
     Ok(())
 }
@@ -249,54 +241,6 @@ fn timer_at(
     }
 }
 
-/// The error a connection ends with when the client reads none of its
-/// response for `timeouts.idle`.
-#[derive(Debug)]
-pub(super) struct SendTimeout;
-
-impl std::fmt::Display for SendTimeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the client read nothing of the response within timeouts.idle")
-    }
-}
-
-impl std::error::Error for SendTimeout {}
-
-/// Whether `e` has an [`io::Error`] made from an `M` in its source chain.
-fn caused_by<M: std::error::Error + 'static>(e: &hyper::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<io::Error>() {
-            if io.get_ref().is_some_and(|inner| inner.is::<M>()) {
-                return true;
-            }
-        }
-        source = err.source();
-    }
-    false
-}
-
-/// The error a connection ends with when a request head is not complete
-/// within `timeouts.header_read` of its first bytes.
-#[derive(Debug)]
-pub(super) struct HeaderReadTimeout;
-
-impl std::fmt::Display for HeaderReadTimeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(Self::HEAD)
-    }
-}
-
-impl std::error::Error for HeaderReadTimeout {}
-
-impl HeaderReadTimeout {
-    /// The detail for a head begun and not completed in time.
-    pub(super) const HEAD: &'static str = "request head not complete within timeouts.header_read";
-    /// The detail for bytes that gave no request byte in time.
-    pub(super) const UNDECODED: &'static str =
-        "no request bytes within timeouts.header_read of the first bytes received (an incomplete TLS record)";
-}
-
 impl<S> FramingTap<S> {
     /// Between requests: no response under way or unflushed, and the bytes
     /// read end at the end of a message, so hyper holds no partial input.
@@ -359,7 +303,7 @@ impl<S> FramingTap<S> {
             .as_mut()
             .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
         if expired {
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, SendTimeout)));
+            return Poll::Ready(Err(Slow::Send.io_error()));
         }
         Poll::Pending
     }
@@ -408,10 +352,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingTap<S> {
             Poll::Pending => {
                 if let Some(deadline) = this.head_deadline {
                     if this.head_timed_out(cx, deadline) {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            HeaderReadTimeout,
-                        )));
+                        return Poll::Ready(Err(Slow::Head.io_error()));
                     }
                 } else if this.is_idle() && this.idle_release_due(cx) {
                     // The end of the stream, as far as hyper knows: it ends
