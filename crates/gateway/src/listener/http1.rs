@@ -56,14 +56,12 @@ pub(super) fn serve(
         released: false,
         decoded: false,
         header_read_timeout: settings.header_read_timeout,
-        head_deadline: None,
-        head_timer: None,
+        head: Deadline::default(),
         send_timeout: settings.idle_timeout,
-        write_blocked: false,
-        write_timer: None,
+        write: Deadline::default(),
     };
     // No timer for hyper: the tap bounds the reading of a head (see
-    // `FramingTap::head_deadline`), which costs nothing for a head that
+    // `FramingTap::head`), which costs nothing for a head that
     // arrives in one read, where hyper's timeout costs a timer per request.
     let mut b = hyper::server::conn::http1::Builder::new();
     b.max_headers(limits.max_header_count.saturating_add(16))
@@ -209,18 +207,47 @@ struct FramingTap<S> {
     /// When the head being read must be complete: set when a read leaves
     /// a head begun but incomplete, cleared when one ends with no head
     /// under way. A head that arrives in one read never sets it.
-    head_deadline: Option<tokio::time::Instant>,
-    /// Wakes the connection at `head_deadline`; created on first use.
-    head_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    head: Deadline,
     /// How long the client may take none of the bytes written to it
     /// (`timeouts.idle`).
     send_timeout: Duration,
-    /// A write is waiting for the client to read; `write_timer` is set to
-    /// when it gives up.
-    write_blocked: bool,
-    /// Wakes the connection when a blocked write has waited
-    /// `send_timeout`; created on first use.
-    write_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// When a write waiting for the client to read gives up; set while
+    /// writes make no progress.
+    write: Deadline,
+}
+
+/// A deadline whose timer is made on first use and kept: setting and
+/// clearing it touches no timer; only polling it does.
+#[derive(Default)]
+struct Deadline {
+    at: Option<tokio::time::Instant>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Deadline {
+    fn set(&mut self, at: tokio::time::Instant) {
+        self.at = Some(at);
+    }
+
+    fn clear(&mut self) {
+        self.at = None;
+    }
+
+    fn is_set(&self) -> bool {
+        self.at.is_some()
+    }
+
+    /// Whether the deadline set has passed; if not, makes sure the task
+    /// is woken when it does.
+    fn passed(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(at) = self.at else {
+            return false;
+        };
+        timer_at(&mut self.timer, at, |t| t == at)
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+    }
 }
 
 /// The timer in `slot`, made on first use, and reset to `deadline` unless
@@ -268,17 +295,11 @@ impl<S> FramingTap<S> {
     /// (none was under way, or one was completed) gets its deadline now.
     fn track_head(&mut self, completed_a_head: bool) {
         if !self.scanner.is_in_head() {
-            self.head_deadline = None;
-        } else if completed_a_head || self.head_deadline.is_none() {
-            self.head_deadline = Some(tokio::time::Instant::now() + self.header_read_timeout);
+            self.head.clear();
+        } else if completed_a_head || !self.head.is_set() {
+            self.head
+                .set(tokio::time::Instant::now() + self.header_read_timeout);
         }
-    }
-
-    /// Whether the head under way has passed its deadline; if not, makes
-    /// sure the task is woken when it will have.
-    fn head_timed_out(&mut self, cx: &mut Context<'_>, deadline: tokio::time::Instant) -> bool {
-        let timer = timer_at(&mut self.head_timer, deadline, |at| at == deadline);
-        timer.as_mut().poll(cx).is_ready()
     }
 
     /// Handles the outcome of a write or flush: a write that cannot go on
@@ -290,19 +311,14 @@ impl<S> FramingTap<S> {
         polled: Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
         if polled.is_ready() {
-            self.write_blocked = false;
+            self.write.clear();
             return polled;
         }
-        if !self.write_blocked {
-            self.write_blocked = true;
-            let deadline = tokio::time::Instant::now() + self.send_timeout;
-            timer_at(&mut self.write_timer, deadline, |at| at == deadline);
+        if !self.write.is_set() {
+            self.write
+                .set(tokio::time::Instant::now() + self.send_timeout);
         }
-        let expired = self
-            .write_timer
-            .as_mut()
-            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
-        if expired {
+        if self.write.passed(cx) {
             return Poll::Ready(Err(Slow::Send.io_error()));
         }
         Poll::Pending
@@ -350,8 +366,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingTap<S> {
                 }
             }
             Poll::Pending => {
-                if let Some(deadline) = this.head_deadline {
-                    if this.head_timed_out(cx, deadline) {
+                if this.head.is_set() {
+                    if this.head.passed(cx) {
                         return Poll::Ready(Err(Slow::Head.io_error()));
                     }
                 } else if this.is_idle() && this.idle_release_due(cx) {

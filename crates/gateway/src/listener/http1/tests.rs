@@ -20,11 +20,9 @@ fn tap(inner: DuplexStream) -> FramingTap<DuplexStream> {
         released: false,
         decoded: false,
         header_read_timeout: HEADER_READ,
-        head_deadline: None,
-        head_timer: None,
+        head: Deadline::default(),
         send_timeout: SEND_TIMEOUT,
-        write_blocked: false,
-        write_timer: None,
+        write: Deadline::default(),
     }
 }
 
@@ -165,15 +163,15 @@ async fn read_outcome(t: &mut FramingTap<DuplexStream>) -> io::Result<usize> {
 async fn a_head_that_arrives_in_one_read_sets_no_deadline() {
     let (_client, mut t) = tap_with(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(read_outcome(&mut t).await.unwrap() > 0);
-    assert!(t.head_deadline.is_none());
-    assert!(t.head_timer.is_none(), "no timer was made");
+    assert!(!t.head.is_set());
+    assert!(t.head.timer.is_none(), "no timer was made");
 }
 
 #[tokio::test]
 async fn an_unfinished_head_ends_the_connection_after_header_read() {
     let (_client, mut t) = tap_with(b"GET /a HTTP/1.1\r\nHo").await;
     assert!(read_outcome(&mut t).await.unwrap() > 0);
-    assert!(t.head_deadline.is_some());
+    assert!(t.head.is_set());
     let started = tokio::time::Instant::now();
     let err = read_outcome(&mut t).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::TimedOut);
@@ -192,13 +190,13 @@ async fn an_unfinished_head_ends_the_connection_after_header_read() {
 async fn a_head_finished_in_time_clears_its_deadline_and_a_body_has_none() {
     let (mut client, mut t) = tap_with(b"POST /a HTTP/1.1\r\nHost: x\r\n").await;
     read_outcome(&mut t).await.unwrap();
-    assert!(t.head_deadline.is_some());
+    assert!(t.head.is_set());
     client
         .write_all(b"Content-Length: 10\r\n\r\n12345")
         .await
         .unwrap();
     read_outcome(&mut t).await.unwrap();
-    assert!(t.head_deadline.is_none(), "in the body: no head deadline");
+    assert!(!t.head.is_set(), "in the body: no head deadline");
     // A slow body is not the head's business: no error after the
     // head's timeout (bodies have their own stall timeout).
     tokio::time::sleep(HEADER_READ * 2).await;
@@ -209,14 +207,14 @@ async fn a_head_finished_in_time_clears_its_deadline_and_a_body_has_none() {
 async fn a_second_head_begun_in_the_same_read_gets_its_own_deadline() {
     let (mut client, mut t) = tap_with(b"GET /a HTTP/1.1\r\nHo").await;
     read_outcome(&mut t).await.unwrap();
-    let first = t.head_deadline.expect("a deadline for the first head");
+    let first = t.head.at.expect("a deadline for the first head");
     tokio::time::sleep(Duration::from_millis(100)).await;
     client
         .write_all(b"st: x\r\n\r\nGET /b HTTP/1.1\r\nHo")
         .await
         .unwrap();
     read_outcome(&mut t).await.unwrap();
-    let second = t.head_deadline.expect("a deadline for the second head");
+    let second = t.head.at.expect("a deadline for the second head");
     assert!(
         second >= first + Duration::from_millis(90),
         "{first:?} {second:?}"
@@ -266,6 +264,6 @@ async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
         .await
         .expect("every byte taken in time");
     t.flush().await.unwrap();
-    assert!(!t.write_blocked);
+    assert!(!t.write.is_set());
     assert_eq!(reader.await.unwrap(), 4096);
 }
