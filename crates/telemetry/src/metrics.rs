@@ -108,17 +108,23 @@ pub struct RouteMetrics {
 impl RouteMetrics {
     /// Counts one request of this route and observes its latency.
     pub fn observe(&self, metrics: &Metrics, decision: Decision, status: u16, latency: Duration) {
+        /// The cached counter of `decision` and `status`.
+        fn find(
+            list: &[(Decision, u16, Counter)],
+            decision: Decision,
+            status: u16,
+        ) -> Option<&Counter> {
+            list.iter()
+                .find(|(d, s, _)| *d == decision && *s == status)
+                .map(|(_, _, c)| c)
+        }
         self.duration.observe(latency.as_secs_f64());
-        let cached = self
-            .requests
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .find(|(d, s, _)| *d == decision && *s == status)
-            .map(|(_, _, c)| c.inc());
-        if cached.is_some() {
+        let cached = self.requests.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(counter) = find(&cached, decision, status) {
+            counter.inc();
             return;
         }
+        drop(cached);
         let counter = metrics
             .requests
             .get_or_create(&RequestLabels {
@@ -132,11 +138,7 @@ impl RouteMetrics {
             .requests
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if requests.len() < ROUTE_METRICS_CACHED
-            && !requests
-                .iter()
-                .any(|(d, s, _)| *d == decision && *s == status)
-        {
+        if requests.len() < ROUTE_METRICS_CACHED && find(&requests, decision, status).is_none() {
             requests.push((decision, status, counter));
         }
     }

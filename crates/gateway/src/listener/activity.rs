@@ -104,14 +104,9 @@ pub(super) struct TrackedBody {
     waiting: bool,
 }
 
-impl TrackedBody {
-    /// The connection's activity, if it follows response bodies.
-    fn watched(&self) -> Option<&Activity> {
-        self.guard
-            .as_ref()
-            .map(|g| &*g.0)
-            .filter(|a| a.watch_bodies)
-    }
+/// The connection's activity, if it follows response bodies.
+fn watched(guard: &Option<InFlight>) -> Option<&Activity> {
+    guard.as_ref().map(|g| &*g.0).filter(|a| a.watch_bodies)
 }
 
 impl hyper::body::Body for TrackedBody {
@@ -123,25 +118,20 @@ impl hyper::body::Body for TrackedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
-        let Some(activity) = this.watched() else {
+        let Some(activity) = watched(&this.guard) else {
             return Pin::new(&mut this.inner).poll_frame(cx);
         };
         activity.events.fetch_add(1, Ordering::Relaxed);
-        let was_waiting = std::mem::take(&mut this.waiting);
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         let waiting = matches!(polled, Poll::Ready(Some(Ok(_))));
-        if let Some(activity) = this.watched() {
-            match (was_waiting, waiting) {
-                (true, false) => {
-                    activity.waiting_on_client.fetch_sub(1, Ordering::Relaxed);
-                }
-                (false, true) => {
-                    activity.waiting_on_client.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {}
+        if waiting != this.waiting {
+            if waiting {
+                activity.waiting_on_client.fetch_add(1, Ordering::Relaxed);
+            } else {
+                activity.waiting_on_client.fetch_sub(1, Ordering::Relaxed);
             }
+            this.waiting = waiting;
         }
-        this.waiting = waiting;
         polled
     }
 
@@ -157,7 +147,7 @@ impl hyper::body::Body for TrackedBody {
 impl Drop for TrackedBody {
     fn drop(&mut self) {
         if self.waiting {
-            if let Some(activity) = self.watched() {
+            if let Some(activity) = watched(&self.guard) {
                 activity.waiting_on_client.fetch_sub(1, Ordering::Relaxed);
             }
         }
