@@ -31,6 +31,7 @@ mod router;
 mod service;
 mod sessions;
 mod state;
+mod ticks;
 mod upstream;
 
 use std::collections::BTreeMap;

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use http::Response;
 
+use crate::ticks::{ticks, TICKS_PER_TIMEOUT};
+
 /// The requests of one connection.
 #[derive(Debug, Default)]
 pub(super) struct Activity {
@@ -154,10 +156,6 @@ impl Drop for TrackedBody {
     }
 }
 
-/// How many quiet looks make a connection idle: it is closed between 1
-/// and 1 + 1/`QUIET_LOOKS` times `timeouts.idle` after its last request.
-const QUIET_LOOKS: u32 = 4;
-
 /// What [`IdleWatch::next`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Quiet {
@@ -169,9 +167,9 @@ pub(super) enum Quiet {
     Stalled,
 }
 
-/// Looks at a connection's [`Activity`] every `idle / QUIET_LOOKS`, and
-/// tells when it has been [`Quiet`] for `QUIET_LOOKS` looks in a row: no
-/// clock reading or timer per request.
+/// Looks at a connection's [`Activity`] [`TICKS_PER_TIMEOUT`] times per
+/// `idle` ([`crate::ticks`]), and tells when it has been [`Quiet`] for
+/// that many looks in a row: no clock reading or timer per request.
 pub(super) struct IdleWatch {
     activity: Arc<Activity>,
     ticks: tokio::time::Interval,
@@ -181,13 +179,10 @@ pub(super) struct IdleWatch {
 
 impl IdleWatch {
     pub(super) fn new(activity: Arc<Activity>, idle: Duration) -> Self {
-        let period = (idle / QUIET_LOOKS).max(Duration::from_millis(1));
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {
             last_events: activity.events(),
             activity,
-            ticks,
+            ticks: ticks(idle),
             quiet: 0,
         }
     }
@@ -206,7 +201,7 @@ impl IdleWatch {
                 continue;
             }
             self.quiet += 1;
-            if self.quiet >= QUIET_LOOKS {
+            if self.quiet >= TICKS_PER_TIMEOUT {
                 return if stalled { Quiet::Stalled } else { Quiet::Idle };
             }
         }
@@ -257,7 +252,7 @@ mod tests {
         for _ in 0..8 {
             // A short request in every period.
             drop(InFlight::track(&activity, std::future::ready(())));
-            assert!(!idle_within(&mut w, IDLE / QUIET_LOOKS).await);
+            assert!(!idle_within(&mut w, IDLE / TICKS_PER_TIMEOUT).await);
         }
         assert!(idle_within(&mut w, IDLE * 5).await);
     }
@@ -280,7 +275,7 @@ mod tests {
         let start = tokio::time::Instant::now();
         let quiet = tokio::time::timeout(IDLE * 5, w.next()).await.unwrap();
         assert_eq!(quiet, Quiet::Stalled);
-        assert!(start.elapsed() >= IDLE - IDLE / QUIET_LOOKS);
+        assert!(start.elapsed() >= IDLE - IDLE / TICKS_PER_TIMEOUT);
         // Asked again (the client granted window), it is not waiting any
         // more; once it ends the connection is merely idle.
         assert!(body.frame().await.is_none());

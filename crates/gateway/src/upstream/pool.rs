@@ -5,9 +5,10 @@
 //! been closed by the upstream's own idle timeout). A connection comes back
 //! when its response body has ended ([`Returner`]); one whose connection
 //! task has seen it close is skipped. Expiry costs no clock reading per
-//! request: a sweeper ticks every quarter of the idle timeout and closes the
-//! connections put back four or more ticks ago, so an idle connection is
-//! closed after between one and one and a quarter idle timeouts. An HTTP/2
+//! request: a sweeper ([`crate::ticks`]) ticks four times per idle timeout
+//! and closes the connections put back four or more ticks ago, so an idle
+//! connection is closed after between one and one and a quarter idle
+//! timeouts. An HTTP/2
 //! connection is shared by all requests while it is open.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,9 +18,7 @@ use std::time::Duration;
 use hyper::client::conn::{http1, http2};
 
 use super::{Body, Sender};
-
-/// Sweeper ticks per idle timeout.
-const TICKS_PER_IDLE_TIMEOUT: u32 = 4;
+use crate::ticks::{ticks, TICKS_PER_TIMEOUT};
 
 pub(super) struct Pool {
     inner: Mutex<Inner>,
@@ -128,8 +127,7 @@ impl Pool {
         if self.sweeper_started.swap(true, Ordering::Relaxed) {
             return;
         }
-        let period = (self.idle_timeout / TICKS_PER_IDLE_TIMEOUT).max(Duration::from_millis(1));
-        rt.spawn(sweep(Arc::downgrade(self), period));
+        rt.spawn(sweep(Arc::downgrade(self), self.idle_timeout));
     }
 
     /// One sweeper tick: closes the connections idle for the whole idle
@@ -137,7 +135,7 @@ impl Pool {
     fn tick(&self) {
         let mut inner = self.lock();
         inner.tick += 1;
-        let oldest_kept = inner.tick.saturating_sub(u64::from(TICKS_PER_IDLE_TIMEOUT));
+        let oldest_kept = inner.tick.saturating_sub(u64::from(TICKS_PER_TIMEOUT));
         let (keep, expired): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut inner.idle)
             .into_iter()
             .partition(|i| i.tick >= oldest_kept && !i.tx.is_closed());
@@ -153,10 +151,8 @@ impl Pool {
 }
 
 /// Runs while the pool exists.
-async fn sweep(pool: Weak<Pool>, period: Duration) {
-    let mut interval = tokio::time::interval(period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    interval.tick().await;
+async fn sweep(pool: Weak<Pool>, idle_timeout: Duration) {
+    let mut interval = ticks(idle_timeout);
     loop {
         interval.tick().await;
         match pool.upgrade() {
