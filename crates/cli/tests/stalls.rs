@@ -160,17 +160,10 @@ async fn a_client_that_reads_nothing_of_its_response_is_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_client_that_grants_no_window_is_cut_off() {
     let env = big_download().await;
-    let tls = Client::h2(&env.pki, Some(&env.reader_cert))
-        .tls(env.gw.addr)
+    let (mut send, conn) = Client::h2(&env.pki, Some(&env.reader_cert))
+        .h2_session(env.gw.addr)
         .await
         .unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
-    )
-    .await
-    .unwrap();
-    let conn = tokio::spawn(conn);
     let req = http::Request::get("https://localhost/api/big")
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .unwrap();

@@ -943,6 +943,30 @@ impl Client {
         tokio::spawn(conn);
         Ok(send)
     }
+
+    /// An HTTP/2 connection kept open: its request sender and the task
+    /// running it, which ends (with hyper's result) when the connection
+    /// does.
+    pub async fn h2_session(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<
+        (
+            hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+            tokio::task::JoinHandle<hyper::Result<()>>,
+        ),
+        String,
+    > {
+        let tls = self.tls(addr).await.map_err(|e| format!("tls: {e}"))?;
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            return Err("the server did not choose h2".to_owned());
+        }
+        let (send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .map_err(|e| format!("h2 handshake: {e}"))?;
+        Ok((send, tokio::spawn(conn)))
+    }
 }
 
 /// Sends `req` on an open HTTP/1.1 connection; bounded by [`WAIT`].

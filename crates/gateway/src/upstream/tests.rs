@@ -180,11 +180,9 @@ async fn concurrent_requests_get_their_own_connections_then_reuse_them() {
     let up = upstream(Behaviour::KeepAlive).await;
     let c = client(up.port, LONG_IDLE);
     // Three responses held open at once need three connections.
-    let r1 = c.send(get(up.port)).await.expect("r1");
-    let r2 = c.send(get(up.port)).await.expect("r2");
-    let r3 = c.send(get(up.port)).await.expect("r3");
+    let held = hold(&c, up.port, 3).await;
     assert_eq!(up.accepted.load(Ordering::SeqCst), 3);
-    for r in [r1, r2, r3] {
+    for r in held {
         r.into_body().collect().await.expect("body");
     }
     assert_eq!(c.pool.idle_len(), 3);
