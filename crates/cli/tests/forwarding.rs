@@ -545,10 +545,10 @@ async fn header_and_uri_limits_are_enforced_before_forwarding() {
     let many = |n: usize| (0..n).map(|i| format!("x-h{i}: v\r\n")).collect::<String>();
     // (what, request, status)
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
-        // Over the listener's 100 fields but under the parser's cap: the
-        // gateway's own check.
-        ("110 headers", get_with_headers("/api/x", &many(110)), 431),
-        // Over the parser's cap (limit + 16): hyper answers itself.
+        // Over the listener's default 100 fields, which is also the
+        // parser's cap: hyper answers itself (see the next test for the
+        // gateway's own check under a lower limit).
+        ("101 fields", get_with_headers("/api/x", &many(99)), 431),
         ("200 headers", get_with_headers("/api/x", &many(200)), 431),
         // Over the 8 KiB per-value limit: the gateway's check.
         (
@@ -583,6 +583,71 @@ async fn header_and_uri_limits_are_enforced_before_forwarding() {
         env.assert_still_serving().await;
         env.up.records.lock().unwrap().clear();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_count_at_the_limit_passes_and_over_it_is_431_with_its_reason() {
+    // Default limit: 100 fields pass (Host and Connection among them);
+    // 101 are over the parser's cap, answered by hyper and audited as a
+    // head too large.
+    let env = TestEnv::start().await;
+    let many = |n: usize| (0..n).map(|i| format!("x-h{i}: v\r\n")).collect::<String>();
+    // (The gateway forwards it; the test upstream's own parser, capped at
+    // 100 fields, then refuses it with the gateway's six added.)
+    env.raw(&get_with_headers("/api/at-limit", &many(98))).await;
+    let audit = env
+        .gw
+        .wait_audit_where(|a| a["path"] == "/api/at-limit")
+        .await;
+    let rec = audit.iter().find(|a| a["path"] == "/api/at-limit").unwrap();
+    assert_eq!(rec["decision"], "allow", "{rec}");
+    assert_eq!(env.up.count(), 0);
+    let resp = env.raw(&get_with_headers("/api/over", &many(99))).await;
+    assert_eq!(raw_statuses(&resp), [431], "{resp}");
+    assert_eq!(env.up.count(), 0, "over the limit was forwarded");
+    let reason = |a: &serde_json::Value| a["reason"].as_str().unwrap_or("").to_owned();
+    let audit = env
+        .gw
+        .wait_audit_where(|a| reason(a).starts_with("header_too_large:"))
+        .await;
+    assert!(
+        audit
+            .iter()
+            .any(|a| reason(a).starts_with("header_too_large:")),
+        "{audit:?}"
+    );
+
+    // A lower limit keeps a margin of 16 fields for the gateway's own
+    // check, which names the cause; past the margin hyper answers.
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| with_listener_limits(&c, "{ max_header_count: 50 }"),
+        BASIC_POLICY,
+    )
+    .await;
+    let resp = env.raw(&get_with_headers("/api/at-limit", &many(48))).await;
+    assert_eq!(raw_statuses(&resp), [200], "{resp}");
+    let resp = env
+        .raw(&get_with_headers("/api/own-check", &many(49)))
+        .await;
+    assert_eq!(raw_statuses(&resp), [431], "{resp}");
+    let audit = env
+        .gw
+        .wait_audit_where(|a| a["path"] == "/api/own-check")
+        .await;
+    let rec = audit
+        .iter()
+        .find(|a| a["path"] == "/api/own-check")
+        .unwrap();
+    assert_eq!(
+        reason(rec),
+        "header_too_large: request has more than 50 header fields",
+        "{rec}"
+    );
+    let resp = env.raw(&get_with_headers("/api/parser", &many(70))).await;
+    assert_eq!(raw_statuses(&resp), [431], "{resp}");
+    assert_eq!(env.up.count(), 1, "over the limit was forwarded");
+    env.assert_still_serving().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

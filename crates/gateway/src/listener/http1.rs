@@ -64,9 +64,30 @@ pub(super) fn serve(
     // `FramingTap::head`), which costs nothing for a head that
     // arrives in one read, where hyper's timeout costs a timer per request.
     let mut b = hyper::server::conn::http1::Builder::new();
-    b.max_headers(limits.max_header_count.saturating_add(16))
+    b.max_headers(parser_max_headers(limits.max_header_count))
         .max_buf_size(max_buf);
     Box::pin(run(metrics, io, svc, b, settings.idle_timeout, drain))
+}
+
+/// Fields hyper keeps room for on the stack while parsing a head; a
+/// larger cap makes it allocate two arrays of that many entries (about
+/// 3.7 KiB each at 116) for every request.
+const PARSER_INLINE_HEADERS: usize = 100;
+
+/// hyper's cap on the fields of a request head. A head over it is
+/// answered 431 by hyper itself (audited as `header_too_large`, "message
+/// head is too large"); one within it but over the listener's
+/// `max_header_count` by the gateway's own check, whose audit record
+/// names the limit. The cap leaves a margin of 16 fields for that check,
+/// but not past hyper's stack room unless the limit itself is higher:
+/// with the default limit of 100 the cap is the limit.
+fn parser_max_headers(max_header_count: usize) -> usize {
+    let with_margin = max_header_count.saturating_add(16);
+    if with_margin <= PARSER_INLINE_HEADERS || max_header_count > PARSER_INLINE_HEADERS {
+        with_margin
+    } else {
+        PARSER_INLINE_HEADERS
+    }
 }
 
 /// How long a keep-alive HTTP/1 connection holds hyper's buffers (an

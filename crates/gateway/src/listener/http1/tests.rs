@@ -267,3 +267,22 @@ async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
     assert!(!t.write.is_set());
     assert_eq!(reader.await.unwrap(), 4096);
 }
+
+#[test]
+fn parser_cap_keeps_a_margin_within_hypers_stack_room() {
+    // Margin of 16 for the gateway's own check while it fits the stack.
+    assert_eq!(parser_max_headers(10), 26);
+    assert_eq!(parser_max_headers(84), 100);
+    // The default limit: the cap is the limit, no per-request arrays.
+    assert_eq!(parser_max_headers(100), 100);
+    assert_eq!(parser_max_headers(90), 100);
+    // Above hyper's stack room the operator asked for many: margin again.
+    assert_eq!(parser_max_headers(101), 117);
+    assert_eq!(parser_max_headers(usize::MAX), usize::MAX);
+    for limit in 0..300 {
+        assert!(
+            parser_max_headers(limit) >= limit,
+            "cap under the limit {limit}"
+        );
+    }
+}
