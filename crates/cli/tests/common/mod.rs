@@ -720,6 +720,20 @@ impl GatewayProc {
         }
     }
 
+    /// The first audit record that satisfies `pred`, waiting for it as
+    /// [`Self::wait_audit_where`] does; panics, showing the records read,
+    /// if none came.
+    pub async fn wait_audit_record(
+        &self,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let audit = self.wait_audit_where(&pred).await;
+        match audit.iter().position(&pred) {
+            Some(i) => audit.into_iter().nth(i).unwrap(),
+            None => panic!("no such audit record in {audit:?}"),
+        }
+    }
+
     /// Polls the audit log until a record satisfies `pred` (bounded by
     /// [`WAIT`]); returns every record read last.
     pub async fn wait_audit_where(

@@ -83,10 +83,10 @@ const PARSER_INLINE_HEADERS: usize = 100;
 /// with the default limit of 100 the cap is the limit.
 fn parser_max_headers(max_header_count: usize) -> usize {
     let with_margin = max_header_count.saturating_add(16);
-    if with_margin <= PARSER_INLINE_HEADERS || max_header_count > PARSER_INLINE_HEADERS {
+    if max_header_count > PARSER_INLINE_HEADERS {
         with_margin
     } else {
-        PARSER_INLINE_HEADERS
+        with_margin.min(PARSER_INLINE_HEADERS)
     }
 }
 
