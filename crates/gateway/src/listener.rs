@@ -326,25 +326,43 @@ async fn handshake_refused(
     audit_connection_event(shared, peer, reason, format!("tls: {reason}: {detail}")).await;
 }
 
-/// Errors hyper reports for a connection: malformed or oversized requests
-/// that it answered itself (400/431), and timeouts.
+/// The refusal a connection error stands for, as its `bad_requests_total`
+/// reason and detail: a malformed or oversized request that hyper
+/// answered itself (400/431), or a client too slow to go on with. Other
+/// errors are the connection failing, not a request refused.
+fn refusal(e: &ConnError) -> Option<(&'static str, String)> {
+    match e {
+        ConnError::Slow(slow) => Some((slow.reason(), slow.to_string())),
+        ConnError::Http(e) if e.is_parse_too_large() => Some(("header_too_large", e.to_string())),
+        ConnError::Http(e) if e.is_parse() || e.is_parse_status() => {
+            Some(("malformed_request", e.to_string()))
+        }
+        // hyper runs no timer of its own on HTTP/1 connections (the
+        // tap bounds heads, see `Slow`): its only timeout is the HTTP/2
+        // keep-alive ping, which a peer that vanished does not answer.
+        ConnError::Http(_) => None,
+    }
+}
+
+/// Reports how a connection ended early: refusals are logged, counted and
+/// audited; a peer gone silent, and other connection failures, are logged.
 async fn connection_error(
     shared: &Shared,
     listener: &str,
     peer: std::net::SocketAddr,
     e: &ConnError,
 ) {
-    let (reason, detail) = match e {
-        ConnError::Slow(slow) => (slow.reason(), slow.to_string()),
-        ConnError::Http(e) if e.is_parse_too_large() => ("header_too_large", e.to_string()),
-        ConnError::Http(e) if e.is_parse() || e.is_parse_status() => {
-            ("malformed_request", e.to_string())
+    let Some((reason, detail)) = refusal(e) else {
+        match e {
+            ConnError::Http(e) if e.is_timeout() => tracing::info!(
+                listener,
+                %peer,
+                reason = "h2_ping_timeout",
+                "http/2 peer did not answer a keep-alive ping; connection closed"
+            ),
+            e => tracing::debug!(listener, %peer, error = ?e, "connection ended with an error"),
         }
-        ConnError::Http(e) if e.is_timeout() => ("header_read_timeout", e.to_string()),
-        ConnError::Http(e) => {
-            tracing::debug!(listener, %peer, error = %e, "connection ended with an error");
-            return;
-        }
+        return;
     };
     shared.metrics.bad_request(reason);
     tracing::info!(listener, %peer, reason, error = %detail, "malformed request refused");
@@ -382,4 +400,58 @@ async fn audit_connection_event(
         latency_us: 0,
     };
     shared.audit.record_deny(rec).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt as _;
+
+    /// The HTTP/2 client connection preface and an empty SETTINGS frame.
+    const H2_PREFACE: &[u8] =
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+    /// A peer that opens an HTTP/2 connection and then answers nothing
+    /// (not the server's SETTINGS, not its ping) ends the connection with
+    /// hyper's keep-alive timeout: a vanished peer, not a refused request
+    /// (this error was once counted as `header_read_timeout`).
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_h2_ping_is_no_refusal() {
+        let (server_io, mut client_io) = tokio::io::duplex(64 * 1024);
+        client_io.write_all(H2_PREFACE).await.unwrap();
+        let svc = service_fn(|_req| async {
+            Ok::<_, std::convert::Infallible>(hyper::Response::new(String::new()))
+        });
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new())
+            .keep_alive_interval(Some(H2_KEEPALIVE_INTERVAL))
+            .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
+        let started = tokio::time::Instant::now();
+        let err = b
+            .serve_connection(TokioIo::new(server_io), svc)
+            .await
+            .expect_err("an unanswered ping ends the connection");
+        let waited = started.elapsed();
+        assert!(err.is_timeout(), "{err:?}");
+        assert!(
+            waited >= H2_KEEPALIVE_INTERVAL + H2_KEEPALIVE_TIMEOUT,
+            "closed after {waited:?}"
+        );
+        assert_eq!(refusal(&ConnError::Http(err)), None);
+        drop(client_io);
+    }
+
+    /// A slow client is a refusal, with the reason it is counted under.
+    #[test]
+    fn slow_clients_are_refusals_with_their_reasons() {
+        for (slow, reason) in [
+            (Slow::Head, "header_read_timeout"),
+            (Slow::Undecoded, "header_read_timeout"),
+            (Slow::Send, "send_timeout"),
+        ] {
+            let (r, detail) = refusal(&ConnError::Slow(slow)).unwrap();
+            assert_eq!(r, reason);
+            assert_eq!(detail, slow.to_string());
+        }
+    }
 }
