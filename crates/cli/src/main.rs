@@ -8,9 +8,10 @@ mod command;
 /// futures) among dozens of small ones, a pattern on which glibc's malloc
 /// spends much of its time consolidating free lists; frees from the audit
 /// writer thread of records made on a worker are cheap in mimalloc too.
-/// See docs/benchmarks.md ("Allocator").
+/// Through `portcullis_alloc`, which spares mimalloc its aligned slow
+/// path; see docs/benchmarks.md ("Allocator").
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: portcullis_alloc::Mimalloc = portcullis_alloc::Mimalloc;
 
 use std::process::ExitCode;
 

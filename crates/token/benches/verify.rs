@@ -13,7 +13,7 @@
 /// The allocator of the `portcullis` binary, so the JWT layer's
 /// allocations cost here what they cost in the gateway.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: portcullis_alloc::Mimalloc = portcullis_alloc::Mimalloc;
 
 use std::hint::black_box;
 use std::sync::Arc;
