@@ -139,129 +139,137 @@ pub(crate) fn handle(
     Box::pin(serve(conn, req, framing))
 }
 
-async fn serve(
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn's future keeps its arguments twice"
+)]
+fn serve(
     conn: Arc<ConnCtx>,
     req: Request<Incoming>,
     framing: Option<Result<(), guard::FramingError>>,
-) -> Result<Response<Body>, Infallible> {
-    let start = Instant::now();
-    let snap = conn.shared.state.load_full();
-    let request_id = portcullis_telemetry::new_request_id();
-    let mut facts = Facts {
-        now: jiff::Timestamp::now(),
-        request_id_header: HeaderValue::from_str(&request_id).ok(),
-        request_id,
-        trace_id: req
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(portcullis_telemetry::parse_traceparent),
-        method: method_name(req.method()),
-        // The normalised path, once there is one (see below).
-        path: String::new(),
-        route_id: None,
-        rule: None,
-        principal: None,
-        session: None,
-        session_note: None,
-        close_connection: false,
-    };
-    // Cheap (shared bytes): for the audit record of a request refused
-    // before its path was normalised.
-    let received = req.uri().clone();
-    let result = pipeline(&conn, &snap, req, framing, &mut facts).await;
-    let latency = start.elapsed();
-    match result {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            observe(
-                &conn,
-                &snap,
-                facts.route_id,
-                portcullis_telemetry::Decision::Allow,
-                status,
-                latency,
-            );
-            let rec = record(
-                &conn,
-                &snap,
-                facts,
-                AuditDecision::Allow,
-                status,
-                None,
-                latency,
-            );
-            conn.shared.audit.record(rec);
-            Ok(resp)
-        }
-        Err(refusal) => {
-            if facts.path.is_empty() {
-                facts.path = escape_for_log(received.path());
-            }
-            let status = refusal.status.as_u16();
-            let decision = if refusal.is_error {
-                portcullis_telemetry::Decision::Error
-            } else {
-                portcullis_telemetry::Decision::Deny
-            };
-            observe(&conn, &snap, facts.route_id, decision, status, latency);
-            let principal = facts.principal.as_ref().unwrap_or(&conn.principal);
-            tracing::info!(
-                request_id = %facts.request_id,
-                principal = %principal.display_name(),
-                source = %conn.peer,
-                method = %facts.method,
-                path = %facts.path,
-                status,
-                reason = refusal.code,
-                detail = %refusal.detail,
-                "request refused"
-            );
-            if facts.rule.is_none() {
-                facts.rule = refusal.rule.as_deref().map(str::to_owned);
-            }
-            let audit_decision = if refusal.is_error {
-                AuditDecision::Error
-            } else {
-                AuditDecision::Deny
-            };
-            if let Some(reason) = refusal.store_reason {
-                conn.shared.metrics.session_store_error(reason);
-            }
-            let reason = match facts.session_note {
-                Some(note) => format!(
-                    "{}: {} (session cookie: {note})",
-                    refusal.code, refusal.detail
-                ),
-                None => format!("{}: {}", refusal.code, refusal.detail),
-            };
-            let request_id = facts.request_id.clone();
-            let close_connection = facts.close_connection;
-            let rec = record(
-                &conn,
-                &snap,
-                facts,
-                audit_decision,
-                status,
-                Some(reason),
-                latency,
-            );
-            conn.shared.audit.record_deny(rec).await;
-            let mut resp = response::generic(refusal.status, &request_id);
-            if let Some(challenge) = refusal.challenge {
-                resp.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(challenge),
+) -> impl Future<Output = Result<Response<Body>, Infallible>> {
+    // Not an `async fn`: its future would keep the request twice, as
+    // passed and as bound (the same for `pipeline`).
+    async move {
+        let start = Instant::now();
+        let snap = conn.shared.state.load_full();
+        let request_id = portcullis_telemetry::new_request_id();
+        let mut facts = Facts {
+            now: jiff::Timestamp::now(),
+            request_id_header: HeaderValue::from_str(&request_id).ok(),
+            request_id,
+            trace_id: req
+                .headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .and_then(portcullis_telemetry::parse_traceparent),
+            method: method_name(req.method()),
+            // The normalised path, once there is one (see below).
+            path: String::new(),
+            route_id: None,
+            rule: None,
+            principal: None,
+            session: None,
+            session_note: None,
+            close_connection: false,
+        };
+        // Cheap (shared bytes): for the audit record of a request refused
+        // before its path was normalised.
+        let received = req.uri().clone();
+        let result = pipeline(&conn, &snap, req, framing, &mut facts).await;
+        let latency = start.elapsed();
+        match result {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                observe(
+                    &conn,
+                    &snap,
+                    facts.route_id,
+                    portcullis_telemetry::Decision::Allow,
+                    status,
+                    latency,
                 );
+                let rec = record(
+                    &conn,
+                    &snap,
+                    facts,
+                    AuditDecision::Allow,
+                    status,
+                    None,
+                    latency,
+                );
+                conn.shared.audit.record(rec);
+                Ok(resp)
             }
-            for (name, value) in refusal.headers {
-                resp.headers_mut().append(name, value);
+            Err(refusal) => {
+                if facts.path.is_empty() {
+                    facts.path = escape_for_log(received.path());
+                }
+                let status = refusal.status.as_u16();
+                let decision = if refusal.is_error {
+                    portcullis_telemetry::Decision::Error
+                } else {
+                    portcullis_telemetry::Decision::Deny
+                };
+                observe(&conn, &snap, facts.route_id, decision, status, latency);
+                let principal = facts.principal.as_ref().unwrap_or(&conn.principal);
+                tracing::info!(
+                    request_id = %facts.request_id,
+                    principal = %principal.display_name(),
+                    source = %conn.peer,
+                    method = %facts.method,
+                    path = %facts.path,
+                    status,
+                    reason = refusal.code,
+                    detail = %refusal.detail,
+                    "request refused"
+                );
+                if facts.rule.is_none() {
+                    facts.rule = refusal.rule.as_deref().map(str::to_owned);
+                }
+                let audit_decision = if refusal.is_error {
+                    AuditDecision::Error
+                } else {
+                    AuditDecision::Deny
+                };
+                if let Some(reason) = refusal.store_reason {
+                    conn.shared.metrics.session_store_error(reason);
+                }
+                let reason = match facts.session_note {
+                    Some(note) => format!(
+                        "{}: {} (session cookie: {note})",
+                        refusal.code, refusal.detail
+                    ),
+                    None => format!("{}: {}", refusal.code, refusal.detail),
+                };
+                let request_id = facts.request_id.clone();
+                let close_connection = facts.close_connection;
+                let rec = record(
+                    &conn,
+                    &snap,
+                    facts,
+                    audit_decision,
+                    status,
+                    Some(reason),
+                    latency,
+                );
+                conn.shared.audit.record_deny(rec).await;
+                let mut resp = response::generic(refusal.status, &request_id);
+                if let Some(challenge) = refusal.challenge {
+                    resp.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(challenge),
+                    );
+                }
+                for (name, value) in refusal.headers {
+                    resp.headers_mut().append(name, value);
+                }
+                if close_connection {
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok(resp)
             }
-            if close_connection {
-                resp.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            Ok(resp)
         }
     }
 }
@@ -332,389 +340,397 @@ fn escape_for_log(s: &str) -> String {
     out
 }
 
-async fn pipeline(
-    conn: &ConnCtx,
-    snap: &Snapshot,
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn's future keeps its arguments twice"
+)]
+fn pipeline<'a>(
+    conn: &'a ConnCtx,
+    snap: &'a Snapshot,
     req: Request<Incoming>,
     framing: Option<Result<(), guard::FramingError>>,
-    facts: &mut Facts,
-) -> Result<Response<Body>, Refusal> {
-    let shared = &conn.shared;
-    let http1 = matches!(
-        req.version(),
-        Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
-    );
+    facts: &'a mut Facts,
+) -> impl Future<Output = Result<Response<Body>, Refusal>> + 'a {
+    async move {
+        let shared = &conn.shared;
+        let http1 = matches!(
+            req.version(),
+            Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
+        );
 
-    // Signed bundles: no verified policy, or none confirmed within
-    // max_age, and nothing is served.
-    if let Some(b) = &shared.bundle {
-        if let Err(why) = b.check() {
-            return Err(Refusal::error(
+        // Signed bundles: no verified policy, or none confirmed within
+        // max_age, and nothing is served.
+        if let Some(b) = &shared.bundle {
+            if let Err(why) = b.check() {
+                return Err(Refusal::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "policy_unavailable",
+                    why,
+                ));
+            }
+        }
+
+        // 0. HTTP/1 framing as read off the connection, which hyper's parsed
+        //    headers hide (CL with TE, duplicate CL). The body is not read, so
+        //    the connection ends with the refusal.
+        if let Some(Err(e)) = framing {
+            facts.close_connection = true;
+            shared.metrics.bad_request(e.reason_code());
+            return Err(Refusal::deny(e.status(), e.reason_code(), e.to_string()));
+        }
+
+        let listener = snap.listener(&conn.listener).ok_or_else(|| {
+            Refusal::error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "policy_unavailable",
-                why,
+                "internal",
+                "listener missing from the configuration",
+            )
+        })?;
+        let limits = listener.limits;
+
+        // 1. Limits.
+        let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+        if uri_len > limits.max_uri_len {
+            shared.metrics.bad_request("uri_too_long");
+            return Err(Refusal::deny(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                format!(
+                    "request target of {uri_len} bytes exceeds {}",
+                    limits.max_uri_len
+                ),
             ));
         }
-    }
+        if let Err(e) = guard::check_header_limits(
+            req.headers(),
+            limits.max_header_count,
+            limits.max_header_bytes,
+        ) {
+            shared.metrics.bad_request("header_too_large");
+            return Err(Refusal::deny(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "header_too_large",
+                e.to_string(),
+            ));
+        }
 
-    // 0. HTTP/1 framing as read off the connection, which hyper's parsed
-    //    headers hide (CL with TE, duplicate CL). The body is not read, so
-    //    the connection ends with the refusal.
-    if let Some(Err(e)) = framing {
-        facts.close_connection = true;
-        shared.metrics.bad_request(e.reason_code());
-        return Err(Refusal::deny(e.status(), e.reason_code(), e.to_string()));
-    }
+        // 2. Framing (request smuggling). The body is not read, so an
+        //    HTTP/1 connection ends with the refusal, whatever its status.
+        if let Err(e) = guard::check_framing(req.headers(), req.version()) {
+            facts.close_connection = http1;
+            shared.metrics.bad_request(e.reason_code());
+            return Err(Refusal::deny(e.status(), e.reason_code(), e.to_string()));
+        }
 
-    let listener = snap.listener(&conn.listener).ok_or_else(|| {
-        Refusal::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "internal",
-            "listener missing from the configuration",
-        )
-    })?;
-    let limits = listener.limits;
-
-    // 1. Limits.
-    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
-    if uri_len > limits.max_uri_len {
-        shared.metrics.bad_request("uri_too_long");
-        return Err(Refusal::deny(
-            StatusCode::URI_TOO_LONG,
-            "uri_too_long",
-            format!(
-                "request target of {uri_len} bytes exceeds {}",
-                limits.max_uri_len
-            ),
-        ));
-    }
-    if let Err(e) = guard::check_header_limits(
-        req.headers(),
-        limits.max_header_count,
-        limits.max_header_bytes,
-    ) {
-        shared.metrics.bad_request("header_too_large");
-        return Err(Refusal::deny(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "header_too_large",
-            e.to_string(),
-        ));
-    }
-
-    // 2. Framing (request smuggling). The body is not read, so an
-    //    HTTP/1 connection ends with the refusal, whatever its status.
-    if let Err(e) = guard::check_framing(req.headers(), req.version()) {
-        facts.close_connection = http1;
-        shared.metrics.bad_request(e.reason_code());
-        return Err(Refusal::deny(e.status(), e.reason_code(), e.to_string()));
-    }
-
-    // 3. Host, SNI.
-    let host = guard::effective_host(req.uri(), req.headers(), req.version()).map_err(|e| {
-        shared.metrics.bad_request(e.reason_code());
-        Refusal::deny(e.status(), e.reason_code(), e.to_string())
-    })?;
-    if !guard::host_matches_sni(&host, conn.sni.as_deref()) {
-        shared.metrics.bad_request("host_sni_mismatch");
-        return Err(Refusal::deny(
-            StatusCode::MISDIRECTED_REQUEST,
-            "host_sni_mismatch",
-            format!(
-                "host `{}` does not match sni `{}`",
-                escape_for_log(&host),
-                conn.sni.as_deref().unwrap_or("")
-            ),
-        ));
-    }
-    if !listener.server_names.is_empty() && !listener.server_names.iter().any(|n| n == &host) {
-        shared.metrics.bad_request("unknown_host");
-        return Err(Refusal::deny(
-            StatusCode::MISDIRECTED_REQUEST,
-            "unknown_host",
-            format!(
-                "host `{}` is not served by this listener",
-                escape_for_log(&host)
-            ),
-        ));
-    }
-
-    // 4. One normalisation, before the decision.
-    let path = guard::normalize_path(req.uri().path()).map_err(|e| {
-        shared.metrics.bad_request(e.reason_code());
-        Refusal::deny(e.status(), e.reason_code(), e.to_string())
-    })?;
-    let query = req.uri().query().map(str::to_owned);
-    if let Some(q) = &query {
-        guard::check_query(q).map_err(|e| {
+        // 3. Host, SNI.
+        let host = guard::effective_host(req.uri(), req.headers(), req.version()).map_err(|e| {
             shared.metrics.bad_request(e.reason_code());
             Refusal::deny(e.status(), e.reason_code(), e.to_string())
         })?;
-    }
-    let path = path.as_str().to_owned();
-    facts.path = path.clone();
-
-    // Gateway-owned endpoint: the public keys of the identity assertion.
-    if path == JWKS_PATH
-        && (req.method() == http::Method::GET || req.method() == http::Method::HEAD)
-    {
-        facts.rule = Some("gateway:jwks".to_owned());
-        return Ok(response::json(
-            StatusCode::OK,
-            shared.signer.jwks_json().to_owned(),
-        ));
-    }
-
-    // Gateway-owned endpoints of the browser login.
-    if let Some(browser) = &snap.browser {
-        if req.method() == http::Method::GET && path == crate::browser::CALLBACK_PATH {
-            // Boxed, like every browser-only step: the future of every
-            // request would otherwise reserve room for them.
-            let (resp, note) = Box::pin(browser.callback(
-                query.as_deref().unwrap_or(""),
-                req.headers(),
-                conn.principal.cert.as_ref(),
-            ))
-            .await?;
-            facts.rule = Some(format!("gateway:login ({note})"));
-            return Ok(resp);
-        }
-        if path == crate::browser::LOGOUT_PATH
-            && (req.method() == http::Method::GET || req.method() == http::Method::POST)
-        {
-            let (resp, note) = Box::pin(browser.logout(req.headers())).await?;
-            facts.rule = Some(format!("gateway:logout ({note})"));
-            return Ok(resp);
-        }
-    }
-
-    // 5. Bearer token, if the request carries one and issuers are
-    //    configured. A bad token is a 401, whatever the route.
-    let mut verified_token = None;
-    if let Some(auth) = &snap.bearer {
-        let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
-        let first = values.next();
-        if first.is_some() && values.next().is_some() {
-            shared
-                .metrics
-                .bearer_token_refused("duplicate_authorization");
-            return Err(Refusal::unauthorized(
-                "duplicate_authorization",
-                CHALLENGE_INVALID_REQUEST,
-                "more than one authorization header",
+        if !guard::host_matches_sni(&host, conn.sni.as_deref()) {
+            shared.metrics.bad_request("host_sni_mismatch");
+            return Err(Refusal::deny(
+                StatusCode::MISDIRECTED_REQUEST,
+                "host_sni_mismatch",
+                format!(
+                    "host `{}` does not match sni `{}`",
+                    escape_for_log(&host),
+                    conn.sni.as_deref().unwrap_or("")
+                ),
             ));
         }
-        match first.and_then(bearer_token) {
-            None => {}
-            Some(Err(why)) => {
-                shared.metrics.bearer_token_refused("malformed");
+        if !listener.server_names.is_empty() && !listener.server_names.iter().any(|n| n == &host) {
+            shared.metrics.bad_request("unknown_host");
+            return Err(Refusal::deny(
+                StatusCode::MISDIRECTED_REQUEST,
+                "unknown_host",
+                format!(
+                    "host `{}` is not served by this listener",
+                    escape_for_log(&host)
+                ),
+            ));
+        }
+
+        // 4. One normalisation, before the decision.
+        let path = guard::normalize_path(req.uri().path()).map_err(|e| {
+            shared.metrics.bad_request(e.reason_code());
+            Refusal::deny(e.status(), e.reason_code(), e.to_string())
+        })?;
+        let query = req.uri().query().map(str::to_owned);
+        if let Some(q) = &query {
+            guard::check_query(q).map_err(|e| {
+                shared.metrics.bad_request(e.reason_code());
+                Refusal::deny(e.status(), e.reason_code(), e.to_string())
+            })?;
+        }
+        let path = path.as_str().to_owned();
+        facts.path = path.clone();
+
+        // Gateway-owned endpoint: the public keys of the identity assertion.
+        if path == JWKS_PATH
+            && (req.method() == http::Method::GET || req.method() == http::Method::HEAD)
+        {
+            facts.rule = Some("gateway:jwks".to_owned());
+            return Ok(response::json(
+                StatusCode::OK,
+                shared.signer.jwks_json().to_owned(),
+            ));
+        }
+
+        // Gateway-owned endpoints of the browser login.
+        if let Some(browser) = &snap.browser {
+            if req.method() == http::Method::GET && path == crate::browser::CALLBACK_PATH {
+                // Boxed, like every browser-only step: the future of every
+                // request would otherwise reserve room for them.
+                let (resp, note) = Box::pin(browser.callback(
+                    query.as_deref().unwrap_or(""),
+                    req.headers(),
+                    conn.principal.cert.as_ref(),
+                ))
+                .await?;
+                facts.rule = Some(format!("gateway:login ({note})"));
+                return Ok(resp);
+            }
+            if path == crate::browser::LOGOUT_PATH
+                && (req.method() == http::Method::GET || req.method() == http::Method::POST)
+            {
+                let (resp, note) = Box::pin(browser.logout(req.headers())).await?;
+                facts.rule = Some(format!("gateway:logout ({note})"));
+                return Ok(resp);
+            }
+        }
+
+        // 5. Bearer token, if the request carries one and issuers are
+        //    configured. A bad token is a 401, whatever the route.
+        let mut verified_token = None;
+        if let Some(auth) = &snap.bearer {
+            let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
+            let first = values.next();
+            if first.is_some() && values.next().is_some() {
+                shared
+                    .metrics
+                    .bearer_token_refused("duplicate_authorization");
                 return Err(Refusal::unauthorized(
-                    "invalid_token",
-                    CHALLENGE_INVALID_TOKEN,
-                    format!("malformed: {why}"),
+                    "duplicate_authorization",
+                    CHALLENGE_INVALID_REQUEST,
+                    "more than one authorization header",
                 ));
             }
-            Some(Ok(token)) => {
-                let now = facts.now.as_second();
-                match auth
-                    .authenticate(token, conn.principal.cert.as_ref(), now)
-                    .await
-                {
-                    Ok((identity, verified, cached)) => {
-                        shared.metrics.bearer_token_accepted(cached);
+            match first.and_then(bearer_token) {
+                None => {}
+                Some(Err(why)) => {
+                    shared.metrics.bearer_token_refused("malformed");
+                    return Err(Refusal::unauthorized(
+                        "invalid_token",
+                        CHALLENGE_INVALID_TOKEN,
+                        format!("malformed: {why}"),
+                    ));
+                }
+                Some(Ok(token)) => {
+                    let now = facts.now.as_second();
+                    match auth
+                        .authenticate(token, conn.principal.cert.as_ref(), now)
+                        .await
+                    {
+                        Ok((identity, verified, cached)) => {
+                            shared.metrics.bearer_token_accepted(cached);
+                            facts.principal = Some(Arc::new(Principal {
+                                cert: conn.principal.cert.clone(),
+                                token: Some(identity),
+                            }));
+                            verified_token = Some(verified);
+                        }
+                        Err(r) => {
+                            shared.metrics.bearer_token_refused(r.code);
+                            return Err(Refusal::unauthorized(
+                                "invalid_token",
+                                CHALLENGE_INVALID_TOKEN,
+                                format!("{}: {}", r.code, r.detail),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        // 5b. Browser session: read from the authoritative store on every
+        //     request; a store failure is a 503.
+        if verified_token.is_none() {
+            if let Some(browser) = &snap.browser {
+                match Box::pin(browser.lookup(req.headers(), conn.principal.cert.as_ref())).await? {
+                    crate::browser::SessionLookup::None => {}
+                    crate::browser::SessionLookup::Rejected(why) => facts.session_note = Some(why),
+                    crate::browser::SessionLookup::Live(live) => {
+                        facts.session = Some(live.session.key);
                         facts.principal = Some(Arc::new(Principal {
                             cert: conn.principal.cert.clone(),
-                            token: Some(identity),
+                            token: Some(live.identity),
                         }));
-                        verified_token = Some(verified);
-                    }
-                    Err(r) => {
-                        shared.metrics.bearer_token_refused(r.code);
-                        return Err(Refusal::unauthorized(
-                            "invalid_token",
-                            CHALLENGE_INVALID_TOKEN,
-                            format!("{}: {}", r.code, r.detail),
-                        ));
                     }
                 }
             }
         }
-    }
-    // 5b. Browser session: read from the authoritative store on every
-    //     request; a store failure is a 503.
-    if verified_token.is_none() {
-        if let Some(browser) = &snap.browser {
-            match Box::pin(browser.lookup(req.headers(), conn.principal.cert.as_ref())).await? {
-                crate::browser::SessionLookup::None => {}
-                crate::browser::SessionLookup::Rejected(why) => facts.session_note = Some(why),
-                crate::browser::SessionLookup::Live(live) => {
-                    facts.session = Some(live.session.key);
-                    facts.principal = Some(Arc::new(Principal {
-                        cert: conn.principal.cert.clone(),
-                        token: Some(live.identity),
-                    }));
-                }
-            }
-        }
-    }
-    let principal = Arc::clone(facts.principal.as_ref().unwrap_or(&conn.principal));
+        let principal = Arc::clone(facts.principal.as_ref().unwrap_or(&conn.principal));
 
-    // 6. Route.
-    let route_id = snap
-        .routes
-        .find(&host, &path, req.method())
-        .ok_or_else(|| {
-            Refusal::deny(
-                StatusCode::NOT_FOUND,
-                "no_route",
-                format!(
-                    "no route for host `{}` {} `{path}`",
-                    escape_for_log(&host),
-                    req.method()
-                ),
+        // 6. Route.
+        let route_id = snap
+            .routes
+            .find(&host, &path, req.method())
+            .ok_or_else(|| {
+                Refusal::deny(
+                    StatusCode::NOT_FOUND,
+                    "no_route",
+                    format!(
+                        "no route for host `{}` {} `{path}`",
+                        escape_for_log(&host),
+                        req.method()
+                    ),
+                )
+            })?;
+        let route = snap.config.routes.get(route_id).ok_or_else(|| {
+            Refusal::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "internal",
+                "route index out of range",
             )
         })?;
-    let route = snap.config.routes.get(route_id).ok_or_else(|| {
-        Refusal::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "internal",
-            "route index out of range",
-        )
-    })?;
-    facts.route_id = Some(route_id);
+        facts.route_id = Some(route_id);
 
-    // 7. Authorize. Fail closed: anything but an explicit allow is a 403;
-    //    a request with no credential at all, where tokens are accepted,
-    //    gets the 401 Bearer challenge instead.
-    let decision = authorize(
-        &snap.policy.policy,
-        &AuthzInput {
-            principal: &principal,
-            route: route_id,
-            route_name: &route.name,
-            method: req.method().as_str(),
-            path: &path,
-            source_ip: conn.peer.ip(),
-            now: facts.now,
-        },
-    );
-    let permit = match decision {
-        Ok(p) => p,
-        Err(d) => {
-            let detail = d.explain();
-            // Browsers on a login route: no user yet -> log in; a session
-            // that lacks a fresh second factor -> log in again (step-up).
-            if let (Some(browser), true) = (&snap.browser, route.browser_login) {
-                let html = crate::browser::wants_html(req.headers());
-                let mfa = d
-                    .failed_condition()
-                    .is_some_and(|f| f.condition == "when.mfa");
-                let return_to = match &query {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path.clone(),
-                };
-                if principal.token.is_none() {
-                    if html {
+        // 7. Authorize. Fail closed: anything but an explicit allow is a 403;
+        //    a request with no credential at all, where tokens are accepted,
+        //    gets the 401 Bearer challenge instead.
+        let decision = authorize(
+            &snap.policy.policy,
+            &AuthzInput {
+                principal: &principal,
+                route: route_id,
+                route_name: &route.name,
+                method: req.method().as_str(),
+                path: &path,
+                source_ip: conn.peer.ip(),
+                now: facts.now,
+            },
+        );
+        let permit = match decision {
+            Ok(p) => p,
+            Err(d) => {
+                let detail = d.explain();
+                // Browsers on a login route: no user yet -> log in; a session
+                // that lacks a fresh second factor -> log in again (step-up).
+                if let (Some(browser), true) = (&snap.browser, route.browser_login) {
+                    let html = crate::browser::wants_html(req.headers());
+                    let mfa = d
+                        .failed_condition()
+                        .is_some_and(|f| f.condition == "when.mfa");
+                    let return_to = match &query {
+                        Some(q) => format!("{path}?{q}"),
+                        None => path.clone(),
+                    };
+                    if principal.token.is_none() {
+                        if html {
+                            return Err(Box::pin(browser.login_redirect(
+                                &return_to,
+                                None,
+                                "login_required",
+                                detail,
+                            ))
+                            .await?);
+                        }
+                        return Err(Refusal::unauthorized("login_required", CHALLENGE, detail));
+                    }
+                    if let (Some(key), true, true) = (facts.session, mfa, html) {
                         return Err(Box::pin(browser.login_redirect(
                             &return_to,
-                            None,
-                            "login_required",
+                            Some(&key),
+                            "step_up_required",
                             detail,
                         ))
                         .await?);
                     }
-                    return Err(Refusal::unauthorized("login_required", CHALLENGE, detail));
                 }
-                if let (Some(key), true, true) = (facts.session, mfa, html) {
-                    return Err(Box::pin(browser.login_redirect(
-                        &return_to,
-                        Some(&key),
-                        "step_up_required",
-                        detail,
-                    ))
-                    .await?);
-                }
+                let mut r = if snap.bearer.is_some() && principal.is_anonymous() {
+                    Refusal::unauthorized(d.reason_code(), CHALLENGE, detail)
+                } else {
+                    Refusal::deny(StatusCode::FORBIDDEN, d.reason_code(), detail)
+                };
+                r.rule = d.rule().map(Box::from);
+                return Err(r);
             }
-            let mut r = if snap.bearer.is_some() && principal.is_anonymous() {
-                Refusal::unauthorized(d.reason_code(), CHALLENGE, detail)
-            } else {
-                Refusal::deny(StatusCode::FORBIDDEN, d.reason_code(), detail)
-            };
-            r.rule = d.rule().map(Box::from);
-            return Err(r);
-        }
-    };
-    facts.rule = permit.decision().rule().map(str::to_owned);
+        };
+        facts.rule = permit.decision().rule().map(str::to_owned);
 
-    // 8. Body size known up front.
-    if let Some(len) = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limits.max_body_bytes {
-            return Err(Refusal::deny(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("content-length {len} exceeds {}", limits.max_body_bytes),
-            ));
+        // 8. Body size known up front.
+        if let Some(len) = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            if len > limits.max_body_bytes {
+                return Err(Refusal::deny(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("content-length {len} exceeds {}", limits.max_body_bytes),
+                ));
+            }
         }
-    }
 
-    // 9. Forward.
-    let upstream_req = build_upstream_request(
-        conn,
-        snap,
-        &permit,
-        route,
-        limits.max_body_bytes,
-        &principal,
-        verified_token,
-        req,
-        &host,
-        &path,
-        query.as_deref(),
-        facts,
-    )?;
-    let client = snap.upstreams.get(permit.route()).ok_or_else(|| {
-        Refusal::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "internal",
-            "upstream missing",
-        )
-    })?;
-    match client.forward(&permit, upstream_req).await {
-        Ok(resp) => {
-            let (mut parts, body) = resp.into_parts();
-            guard::sanitize_response_headers(&mut parts.headers);
-            if let Some(v) = &facts.request_id_header {
-                parts.headers.insert(names::REQUEST_ID, v.clone());
-            }
-            let body = StallTimeout::new(body, route.upstream.body_timeout).boxed();
-            Ok(Response::from_parts(parts, body))
-        }
-        Err(e) => {
-            if let Some(kind) = e.metric_kind() {
-                shared.metrics.upstream_error(&route.name, kind);
-            }
-            let (status, code) = match e {
-                UpstreamError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-                UpstreamError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-                UpstreamError::ClientBodyStalled => {
-                    (StatusCode::REQUEST_TIMEOUT, "client_body_stalled")
+        // 9. Forward.
+        let upstream_req = build_upstream_request(
+            conn,
+            snap,
+            &permit,
+            route,
+            limits.max_body_bytes,
+            &principal,
+            verified_token,
+            req,
+            &host,
+            &path,
+            query.as_deref(),
+            facts,
+        )?;
+        let client = snap.upstreams.get(permit.route()).ok_or_else(|| {
+            Refusal::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "internal",
+                "upstream missing",
+            )
+        })?;
+        match client.forward(&permit, upstream_req).await {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                guard::sanitize_response_headers(&mut parts.headers);
+                if let Some(v) = &facts.request_id_header {
+                    parts.headers.insert(names::REQUEST_ID, v.clone());
                 }
-                UpstreamError::Connect(_) => (StatusCode::BAD_GATEWAY, "upstream_connect"),
-                _ => (StatusCode::BAD_GATEWAY, "upstream_error"),
-            };
-            let mut r = Refusal::error(status, code, e.to_string());
-            // The client's fault, not a gateway or upstream failure.
-            if matches!(
-                e,
-                UpstreamError::BodyTooLarge | UpstreamError::ClientBodyStalled
-            ) {
-                r.is_error = false;
+                let body = StallTimeout::new(body, route.upstream.body_timeout).boxed();
+                Ok(Response::from_parts(parts, body))
             }
-            Err(r)
+            Err(e) => {
+                if let Some(kind) = e.metric_kind() {
+                    shared.metrics.upstream_error(&route.name, kind);
+                }
+                let (status, code) = match e {
+                    UpstreamError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+                    UpstreamError::BodyTooLarge => {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+                    }
+                    UpstreamError::ClientBodyStalled => {
+                        (StatusCode::REQUEST_TIMEOUT, "client_body_stalled")
+                    }
+                    UpstreamError::Connect(_) => (StatusCode::BAD_GATEWAY, "upstream_connect"),
+                    _ => (StatusCode::BAD_GATEWAY, "upstream_error"),
+                };
+                let mut r = Refusal::error(status, code, e.to_string());
+                // The client's fault, not a gateway or upstream failure.
+                if matches!(
+                    e,
+                    UpstreamError::BodyTooLarge | UpstreamError::ClientBodyStalled
+                ) {
+                    r.is_error = false;
+                }
+                Err(r)
+            }
         }
     }
 }
