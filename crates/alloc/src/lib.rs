@@ -53,26 +53,14 @@ const fn plain(size: usize, align: usize) -> bool {
 unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        if plain(size, align) {
-            // SAFETY: any size may be asked of mimalloc.
-            unsafe { ffi::mi_malloc(size).cast() }
-        } else {
-            // SAFETY: `align` is a power of two (a `Layout` invariant).
-            unsafe { ffi::mi_malloc_aligned(size, align).cast() }
-        }
+        // SAFETY: the entry points are mimalloc's allocating pair.
+        unsafe { alloc_with(layout, ffi::mi_malloc, ffi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        if plain(size, align) {
-            // SAFETY: any size may be asked of mimalloc.
-            unsafe { ffi::mi_zalloc(size).cast() }
-        } else {
-            // SAFETY: `align` is a power of two (a `Layout` invariant).
-            unsafe { ffi::mi_zalloc_aligned(size, align).cast() }
-        }
+        // SAFETY: the entry points are mimalloc's zeroing pair.
+        unsafe { alloc_with(layout, ffi::mi_zalloc, ffi::mi_zalloc_aligned) }
     }
 
     #[inline]
@@ -96,6 +84,30 @@ unsafe impl GlobalAlloc for Mimalloc {
             // SAFETY: as above; `align` is a power of two.
             unsafe { ffi::mi_realloc_aligned(ptr.cast::<c_void>(), new_size, align).cast() }
         }
+    }
+}
+
+/// A block for `layout` from `plain_fn` where its blocks have the
+/// alignment (see [`plain`]), else from `aligned_fn`.
+///
+/// # Safety
+///
+/// `plain_fn` and `aligned_fn` must be mimalloc's unaligned and aligned
+/// entry points of one kind (allocating, or allocating zeroed).
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn alloc_with(
+    layout: Layout,
+    plain_fn: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned_fn: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    let (size, align) = (layout.size(), layout.align());
+    if plain(size, align) {
+        // SAFETY: any size may be asked of mimalloc.
+        unsafe { plain_fn(size).cast() }
+    } else {
+        // SAFETY: `align` is a power of two (a `Layout` invariant).
+        unsafe { aligned_fn(size, align).cast() }
     }
 }
 
