@@ -541,6 +541,7 @@ fn spawn(
         out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, sink),
         path,
         line: Vec::with_capacity(1024),
+        batch: Vec::with_capacity(WRITE_BATCH),
         unflushed: Unflushed::default(),
         metrics: Arc::clone(&metrics),
         failing: false,
@@ -578,6 +579,9 @@ struct Writer {
     out: BufWriter<Sink>,
     path: Option<PathBuf>,
     line: Vec<u8>,
+    /// The records taken from the queue in one go (kept for its capacity):
+    /// the queue's lock is taken once per batch, not once per record.
+    batch: Vec<AuditRecord>,
     // Records buffered since the last successful flush; they are counted as
     // written once a flush succeeds.
     unflushed: Unflushed,
@@ -599,10 +603,14 @@ impl Writer {
                     // The task handle was dropped: run until the senders go.
                     Err(_) => shutdown_armed = false,
                 },
-                rec = self.records.recv() => match rec {
-                    Some(rec) => self.write_batch(rec).await,
-                    None => break,
-                },
+                // Cancel safe: records are either taken into the batch
+                // or left in the queue.
+                taken = self.records.recv_many(&mut self.batch, WRITE_BATCH) => {
+                    if taken == 0 {
+                        break; // closed and empty
+                    }
+                    self.write_batch().await;
+                }
             }
         }
         self.records.close();
@@ -616,14 +624,14 @@ impl Writer {
         }
     }
 
-    async fn write_batch(&mut self, first: AuditRecord) {
-        self.write(&first).await;
-        for _ in 1..WRITE_BATCH {
-            match self.records.try_recv() {
-                Ok(rec) => self.write(&rec).await,
-                Err(_) => break,
-            }
+    /// Writes the records taken into `batch`, then flushes and pauses if
+    /// the queue is empty.
+    async fn write_batch(&mut self) {
+        let mut batch = std::mem::take(&mut self.batch);
+        for rec in batch.drain(..) {
+            self.write(&rec).await;
         }
+        self.batch = batch;
         self.metrics.set_audit_queue_depth(self.records.len());
         if self.records.is_empty() {
             self.flush().await;
