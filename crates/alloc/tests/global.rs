@@ -107,6 +107,43 @@ fn raw_layouts_of_every_size_and_alignment_are_honoured() {
     }
 }
 
+/// Reallocation that crosses between the entry points: a block made by the
+/// aligned path (8 bytes at 16: the plain path's 8-byte blocks are only
+/// 8-aligned, so mimalloc may hand out an interior pointer) grown through
+/// the plain path, and a plain block shrunk below its alignment.
+#[test]
+#[allow(unsafe_code)]
+fn raw_reallocation_across_entry_points_keeps_contents_and_alignment() {
+    use std::alloc::{GlobalAlloc as _, Layout};
+    for align in [8, 16, 32] {
+        for _ in 0..200 {
+            let first = Layout::from_size_align(8, align).unwrap();
+            // SAFETY: non-zero size.
+            let mut p = unsafe { GLOBAL.alloc(first) };
+            assert!(!p.is_null());
+            // SAFETY: `p` is a live block of 8 bytes.
+            unsafe { p.write_bytes(0x5A, 8) };
+            let mut size = 8;
+            for new_size in [32, 4096, 24, 8, 100, 16, 8] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: `p` is live with `layout`; `new_size` is not zero.
+                p = unsafe { GLOBAL.realloc(p, layout, new_size) };
+                assert!(!p.is_null());
+                assert_eq!(p as usize % align, 0, "{size} -> {new_size} at {align}");
+                let kept = size.min(new_size);
+                // SAFETY: the first `kept` bytes were initialised before.
+                let block = unsafe { std::slice::from_raw_parts(p, kept) };
+                assert!(block.iter().all(|&b| b == 0x5A), "{size} -> {new_size}");
+                // SAFETY: `p` is a live block of `new_size` bytes.
+                unsafe { p.write_bytes(0x5A, new_size) };
+                size = new_size;
+            }
+            // SAFETY: `p` is live with this layout.
+            unsafe { GLOBAL.dealloc(p, Layout::from_size_align(size, align).unwrap()) };
+        }
+    }
+}
+
 /// Growing and shrinking keeps the contents and the alignment, also when
 /// a block moves between plain and aligned entry points.
 #[test]
