@@ -284,7 +284,7 @@ fn serve_http2(
     mut drain: DrainWatch,
 ) -> Serving {
     let limits = &settings.limits;
-    let activity = Arc::new(activity::Activity::watching_bodies());
+    let activity = Arc::new(activity::Activity::watched());
     let mut idle = activity::IdleWatch::new(activity.clone(), settings.idle_timeout);
     let svc = service_fn(move |req| activity::InFlight::track(&activity, handle(ctx.clone(), req)));
     let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());

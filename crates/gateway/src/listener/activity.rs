@@ -1,8 +1,8 @@
 //! What a connection's service shares with the code that runs the
-//! connection: how many requests are under way, and whether any started
-//! or ended lately. HTTP/1 uses it to release idle connections' buffers,
-//! HTTP/2 to close connections that carry no streams for
-//! `timeouts.idle`.
+//! connection: how many requests are under way and, on a watched
+//! connection, whether any started or ended lately. HTTP/1 uses the count
+//! to release idle connections' buffers; HTTP/2 connections are watched,
+//! to close those that carry no streams for `timeouts.idle`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,31 +21,39 @@ use crate::ticks::{ticks, TICKS_PER_TIMEOUT};
 pub(super) struct Activity {
     /// Requests whose response is not yet complete.
     pub(super) in_flight: AtomicUsize,
-    /// Requests started and ended (and, when `watch_bodies`, response
-    /// body polls), counted together: unchanged between two looks means
-    /// nothing happened in between.
+    /// Requests started and ended and response body polls, counted
+    /// together on a watched connection: unchanged between two looks
+    /// means nothing happened in between.
     events: AtomicU64,
-    /// Follow response bodies: count polls as events, and count the
+    /// Looked at by an [`IdleWatch`]: count `events`, and count the
     /// bodies that handed over a frame and were not asked for the next
     /// (`waiting_on_client`). HTTP/2 only: there the peer's flow control,
-    /// not the socket, holds back a response.
-    watch_bodies: bool,
+    /// not the socket, holds back a response. Unwatched (HTTP/1), a
+    /// request costs only the `in_flight` count.
+    watched: bool,
     /// Response bodies whose last frame has not been sent on: the stream
     /// waits for the client to grant flow-control window.
     waiting_on_client: AtomicUsize,
 }
 
 impl Activity {
-    /// An HTTP/2 connection's activity: response bodies are followed too.
-    pub(super) fn watching_bodies() -> Self {
+    /// An HTTP/2 connection's activity, for an [`IdleWatch`].
+    pub(super) fn watched() -> Self {
         Self {
-            watch_bodies: true,
+            watched: true,
             ..Self::default()
         }
     }
 
     fn events(&self) -> u64 {
         self.events.load(Ordering::Relaxed)
+    }
+
+    /// Notes a request's start or end, or a body poll, when watched.
+    fn event(&self) {
+        if self.watched {
+            self.events.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -56,7 +64,7 @@ pub(super) struct InFlight(Arc<Activity>);
 impl InFlight {
     pub(super) fn track<F>(activity: &Arc<Activity>, fut: F) -> Tracked<F> {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        activity.events.fetch_add(1, Ordering::Relaxed);
+        activity.event();
         Tracked {
             fut,
             guard: Some(InFlight(activity.clone())),
@@ -67,7 +75,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.events.fetch_add(1, Ordering::Relaxed);
+        self.0.event();
     }
 }
 
@@ -106,9 +114,9 @@ pub(super) struct TrackedBody {
     waiting: bool,
 }
 
-/// The connection's activity, if it follows response bodies.
+/// The connection's activity, if it is watched.
 fn watched(guard: &Option<InFlight>) -> Option<&Activity> {
-    guard.as_ref().map(|g| &*g.0).filter(|a| a.watch_bodies)
+    guard.as_ref().map(|g| &*g.0).filter(|a| a.watched)
 }
 
 impl hyper::body::Body for TrackedBody {
@@ -123,7 +131,7 @@ impl hyper::body::Body for TrackedBody {
         let Some(activity) = watched(&this.guard) else {
             return Pin::new(&mut this.inner).poll_frame(cx);
         };
-        activity.events.fetch_add(1, Ordering::Relaxed);
+        activity.event();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         let waiting = matches!(polled, Poll::Ready(Some(Ok(_))));
         if waiting != this.waiting {
@@ -167,7 +175,7 @@ pub(super) enum Quiet {
     Stalled,
 }
 
-/// Looks at a connection's [`Activity`] [`TICKS_PER_TIMEOUT`] times per
+/// Looks at a connection's watched [`Activity`] [`TICKS_PER_TIMEOUT`] times per
 /// `idle` ([`crate::ticks`]), and tells when it has been [`Quiet`] for
 /// that many looks in a row: no clock reading or timer per request.
 pub(super) struct IdleWatch {
@@ -179,6 +187,7 @@ pub(super) struct IdleWatch {
 
 impl IdleWatch {
     pub(super) fn new(activity: Arc<Activity>, idle: Duration) -> Self {
+        debug_assert!(activity.watched, "an IdleWatch needs a watched Activity");
         Self {
             last_events: activity.events(),
             activity,
@@ -224,7 +233,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_without_requests_is_idle_after_the_idle_time() {
-        let activity = Arc::new(Activity::default());
+        let activity = Arc::new(Activity::watched());
         let mut w = IdleWatch::new(activity, IDLE);
         let start = tokio::time::Instant::now();
         assert!(idle_within(&mut w, IDLE * 5).await);
@@ -235,7 +244,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_under_way_keeps_it_busy_and_its_end_restarts_the_count() {
-        let activity = Arc::new(Activity::default());
+        let activity = Arc::new(Activity::watched());
         let mut w = IdleWatch::new(activity.clone(), IDLE);
         let request = InFlight::track(&activity, std::future::ready(()));
         assert!(!idle_within(&mut w, IDLE * 3).await, "busy");
@@ -247,7 +256,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_that_start_and_end_between_looks_count_as_activity() {
-        let activity = Arc::new(Activity::default());
+        let activity = Arc::new(Activity::watched());
         let mut w = IdleWatch::new(activity.clone(), IDLE);
         for _ in 0..8 {
             // A short request in every period.
@@ -267,7 +276,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_the_client_stops_taking_is_reported_as_stalled() {
         use http_body_util::BodyExt;
-        let activity = Arc::new(Activity::watching_bodies());
+        let activity = Arc::new(Activity::watched());
         let mut w = IdleWatch::new(activity.clone(), IDLE);
         let mut body = answered(&activity).await;
         // One frame handed over; the next is never asked for.
@@ -291,5 +300,6 @@ mod tests {
         let mut body = answered(&activity).await;
         assert!(body.frame().await.is_some());
         assert_eq!(activity.waiting_on_client.load(Ordering::Relaxed), 0);
+        assert_eq!(activity.events(), 0, "nothing counted that nobody reads");
     }
 }
