@@ -165,34 +165,41 @@ check_clean() { # proxy json
     fi
 }
 
-declare -A RPS=() P50=() P99=() P999=() CPU_REQ=() HS=() HS_P99=() CPU_HS=() KIB=() TLS=() STILL=()
+declare -A RPS=() P50=() P99=() P999=() CPU_REQ=() UP_CPU=() HS=() HS_P99=() CPU_HS=() KIB=() TLS=() STILL=()
 
 # The machine is shared: rounds interleave the proxies (rotated, see
 # bench/lib.sh) and each figure is the median over the rounds. Server CPU
-# time per request does not depend on how much CPU the server got.
+# time per request does not depend on how much CPU the server got. The
+# upstream nginx's CPU time per request is measured too: it is what each
+# proxy's forwarded requests cost the protected service (Portcullis adds
+# its identity assertion and forwarding headers, haproxy one header).
 
 # measure MODE DURATION ARGS...: ROUNDS interleaved runs; sets R_<field>[proxy]
 # to space-separated per-round values.
-declare -A R_RATE=() R_P50=() R_P99=() R_P999=() R_CPU=()
+declare -A R_RATE=() R_P50=() R_P99=() R_P999=() R_CPU=() R_UCPU=()
 measure() {
-    local mode=$1 secs=$2 round p out c0 c1 n rate cpu
+    local mode=$1 secs=$2 round p out c0 c1 u0 u1 n rate cpu ucpu
     shift 2
-    R_RATE=() R_P50=() R_P99=() R_P999=() R_CPU=()
+    R_RATE=() R_P50=() R_P99=() R_P999=() R_CPU=() R_UCPU=()
     for ((round = 0; round < ROUNDS; round++)); do
         for p in $(rotated "$round" "${PROXIES[@]}"); do
             c0=$(cpu_us "${PID[$p]}")
+            u0=$(cpu_us "${PID[upstream]}")
             out=$(loadgen "$p" "$@" --duration "$secs")
             c1=$(cpu_us "${PID[$p]}")
+            u1=$(cpu_us "${PID[upstream]}")
             check_clean "$p" "$out"
             n=$(field "$out" requests)
             cpu=$(awk -v c=$((c1 - c0)) -v n="$n" 'BEGIN { printf "%.1f", (n > 0 ? c / n : 0) }')
-            echo "   round $((round + 1)) $p: $out cpu_us_per_iteration=$cpu" >&2
+            ucpu=$(awk -v c=$((u1 - u0)) -v n="$n" 'BEGIN { printf "%.1f", (n > 0 ? c / n : 0) }')
+            echo "   round $((round + 1)) $p: $out cpu_us_per_iteration=$cpu upstream_cpu_us_per_iteration=$ucpu" >&2
             if [ "$mode" = handshakes ]; then rate=$(field "$out" handshakes_per_s); else rate=$(field "$out" rps); fi
             R_RATE[$p]+="$rate "
             R_P50[$p]+="$(field "$out" p50_us) "
             R_P99[$p]+="$(field "$out" p99_us) "
             R_P999[$p]+="$(field "$out" p999_us) "
             R_CPU[$p]+="$cpu "
+            R_UCPU[$p]+="$ucpu "
             TLS[$p]=$(sfield "$out" tls)
         done
     done
@@ -486,6 +493,7 @@ EOF
             P99[$p]=$(median ${R_P99[$p]})
             P999[$p]=$(median ${R_P999[$p]})
             CPU_REQ[$p]=$(median ${R_CPU[$p]})
+            UP_CPU[$p]=$(median ${R_UCPU[$p]})
         }
     done
 
@@ -505,12 +513,12 @@ EOF
 
     echo
     echo "Bearer JWT (ES256) over mTLS keep-alive (127.0.0.1, one worker per proxy; medians of $ROUNDS rounds)"
-    local fmt='%-19s %9s %7s %7s %8s %10s %16s\n'
+    local fmt='%-19s %9s %7s %7s %8s %10s %15s %16s\n'
     # shellcheck disable=SC2059 # the format is a variable on purpose
-    printf "$fmt" proxy rps p50_us p99_us p999_us cpu_us/req sig_checks/token
+    printf "$fmt" proxy rps p50_us p99_us p999_us cpu_us/req upstream_us/req sig_checks/token
     for p in "${PROXIES[@]}"; do
         # shellcheck disable=SC2059
-        printf "$fmt" "$p" "${RPS[$p]}" "${P50[$p]}" "${P99[$p]}" "${P999[$p]}" "${CPU_REQ[$p]}" "${SIG[$p]}"
+        printf "$fmt" "$p" "${RPS[$p]}" "${P50[$p]}" "${P99[$p]}" "${P999[$p]}" "${CPU_REQ[$p]}" "${UP_CPU[$p]}" "${SIG[$p]}"
     done
     echo
     for p in portcullis portcullis-nocache; do
@@ -540,10 +548,10 @@ EOF
     echo "| rustc (Portcullis: rustls + aws-lc-rs) | $rustc_v |"
     echo "| TLS negotiated | haproxy: ${TLS[haproxy]}; portcullis: ${TLS[portcullis]} |"
     echo
-    echo "| proxy | requests/s | p50 (µs) | p99 (µs) | p99.9 (µs) | proxy CPU per request (µs) | signature checks per token |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| proxy | requests/s | p50 (µs) | p99 (µs) | p99.9 (µs) | proxy CPU per request (µs) | upstream CPU per request (µs) | signature checks per token |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for p in "${PROXIES[@]}"; do
-        echo "| $p | ${RPS[$p]} | ${P50[$p]} | ${P99[$p]} | ${P999[$p]} | ${CPU_REQ[$p]} | ${SIG[$p]} |"
+        echo "| $p | ${RPS[$p]} | ${P50[$p]} | ${P99[$p]} | ${P999[$p]} | ${CPU_REQ[$p]} | ${UP_CPU[$p]} | ${SIG[$p]} |"
     done
     echo
     echo "| ÷ haproxy | throughput | p99 latency | CPU per request |"
@@ -692,6 +700,7 @@ for p in "${PROXIES[@]}"; do
         P99[$p]=$(median ${R_P99[$p]})
         P999[$p]=$(median ${R_P999[$p]})
         CPU_REQ[$p]=$(median ${R_CPU[$p]})
+        UP_CPU[$p]=$(median ${R_UCPU[$p]})
     }
 done
 
@@ -764,12 +773,12 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 {
     echo
     echo "Side-by-side mTLS benchmark (127.0.0.1, one worker per proxy; medians of $ROUNDS rounds)"
-    fmt='%-11s %9s %7s %7s %8s %10s %12s %9s %9s %9s\n'
+    fmt='%-11s %9s %7s %7s %8s %10s %15s %12s %9s %9s %9s\n'
     # shellcheck disable=SC2059 # the format is a variable on purpose
-    printf "$fmt" proxy rps p50_us p99_us p999_us cpu_us/req handshakes/s hs_p99_us cpu_us/hs KiB/idle
+    printf "$fmt" proxy rps p50_us p99_us p999_us cpu_us/req upstream_us/req handshakes/s hs_p99_us cpu_us/hs KiB/idle
     for p in "${PROXIES[@]}"; do
         # shellcheck disable=SC2059
-        printf "$fmt" "$p" "${RPS[$p]}" "${P50[$p]}" "${P99[$p]}" "${P999[$p]}" "${CPU_REQ[$p]}" \
+        printf "$fmt" "$p" "${RPS[$p]}" "${P50[$p]}" "${P99[$p]}" "${P999[$p]}" "${CPU_REQ[$p]}" "${UP_CPU[$p]}" \
             "${HS[$p]}" "${HS_P99[$p]}" "${CPU_HS[$p]}" "${KIB[$p]}"
     done
     echo
@@ -777,6 +786,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
         echo "portcullis / $peer: throughput $(ratio "${RPS[portcullis]}" "${RPS[$peer]}")x," \
             "p99 $(ratio "${P99[portcullis]}" "${P99[$peer]}")x," \
             "CPU per request $(ratio "${CPU_REQ[portcullis]}" "${CPU_REQ[$peer]}")x," \
+            "upstream CPU per request $(ratio "${UP_CPU[portcullis]}" "${UP_CPU[$peer]}")x," \
             "handshakes/s $(ratio "${HS[portcullis]}" "${HS[$peer]}")x," \
             "memory per idle connection $(ratio "${KIB[portcullis]}" "${KIB[$peer]}")x"
     done
@@ -802,16 +812,16 @@ echo "| OpenSSL (nginx, haproxy) | $OPENSSL_V |"
 echo "| rustc (Portcullis: rustls + aws-lc-rs) | $RUSTC_V |"
 echo "| TLS negotiated | nginx: ${TLS[nginx]}; haproxy: ${TLS[haproxy]}; portcullis: ${TLS[portcullis]} |"
 echo
-echo "| proxy | requests/s | p50 (µs) | p99 (µs) | p99.9 (µs) | proxy CPU per request (µs) | full mTLS handshakes/s | proxy CPU per handshake (µs) | RSS per idle mTLS connection (KiB) |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| proxy | requests/s | p50 (µs) | p99 (µs) | p99.9 (µs) | proxy CPU per request (µs) | upstream CPU per request (µs) | full mTLS handshakes/s | proxy CPU per handshake (µs) | RSS per idle mTLS connection (KiB) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for p in "${PROXIES[@]}"; do
-    echo "| $p | ${RPS[$p]} | ${P50[$p]} | ${P99[$p]} | ${P999[$p]} | ${CPU_REQ[$p]} | ${HS[$p]} | ${CPU_HS[$p]} | ${KIB[$p]} |"
+    echo "| $p | ${RPS[$p]} | ${P50[$p]} | ${P99[$p]} | ${P999[$p]} | ${CPU_REQ[$p]} | ${UP_CPU[$p]} | ${HS[$p]} | ${CPU_HS[$p]} | ${KIB[$p]} |"
 done
 echo
-echo "| Portcullis ÷ peer | throughput | p99 latency | CPU per request | handshakes/s | CPU per handshake | memory per idle connection |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| Portcullis ÷ peer | throughput | p99 latency | CPU per request | upstream CPU per request | handshakes/s | CPU per handshake | memory per idle connection |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for peer in nginx haproxy; do
-    echo "| ÷ $peer | $(ratio "${RPS[portcullis]}" "${RPS[$peer]}")× | $(ratio "${P99[portcullis]}" "${P99[$peer]}")× | $(ratio "${CPU_REQ[portcullis]}" "${CPU_REQ[$peer]}")× | $(ratio "${HS[portcullis]}" "${HS[$peer]}")× | $(ratio "${CPU_HS[portcullis]}" "${CPU_HS[$peer]}")× | $(ratio "${KIB[portcullis]}" "${KIB[$peer]}")× |"
+    echo "| ÷ $peer | $(ratio "${RPS[portcullis]}" "${RPS[$peer]}")× | $(ratio "${P99[portcullis]}" "${P99[$peer]}")× | $(ratio "${CPU_REQ[portcullis]}" "${CPU_REQ[$peer]}")× | $(ratio "${UP_CPU[portcullis]}" "${UP_CPU[$peer]}")× | $(ratio "${HS[portcullis]}" "${HS[$peer]}")× | $(ratio "${CPU_HS[portcullis]}" "${CPU_HS[$peer]}")× | $(ratio "${KIB[portcullis]}" "${KIB[$peer]}")× |"
 done
 echo
 echo "| target | result |"
