@@ -1,7 +1,8 @@
 //! End to end: hot reload of configuration and policy. A reload is atomic
 //! under traffic (every request is judged by exactly one complete
 //! revision), a failed reload keeps the running configuration and policy,
-//! and a gateway with an invalid policy never starts.
+//! a gateway with an invalid policy never starts, and SIGUSR1 reopens the
+//! audit log after rotation.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -389,6 +390,119 @@ async fn reload_changing_the_assertion_ttl_is_refused_but_its_scope_applies() {
         claims.get("rid").is_none(),
         "connection scope after reload: {claims}"
     );
+}
+
+/// Complete JSON lines of an audit file (a read may race the writer).
+fn records_in(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
+    complete
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Waits until `path` holds at least `n` records; returns what it holds.
+async fn wait_records(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let start = Instant::now();
+    loop {
+        let r = records_in(path);
+        if r.len() >= n || start.elapsed() > WAIT {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A request as the reader that must be allowed; its request id.
+async fn allowed_request(env: &TestEnv) -> String {
+    let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
+    assert_eq!(r.status, 200);
+    r.headers["x-portcullis-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn request_ids(records: &[serde_json::Value]) -> Vec<&str> {
+    records
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr1_reopens_the_audit_log_after_rotation() {
+    let (env, _) = start_without_watch().await;
+    let dir = env.dir.path();
+    let live = dir.join("audit.log");
+    let rotated = dir.join("audit.log.1");
+
+    let first = allowed_request(&env).await;
+    assert_eq!(request_ids(&wait_records(&live, 1).await), [first.as_str()]);
+
+    // What logrotate does: rename, then signal. Until the signal the
+    // gateway writes on into the renamed file.
+    std::fs::rename(&live, &rotated).unwrap();
+    let second = allowed_request(&env).await;
+    assert_eq!(
+        request_ids(&wait_records(&rotated, 2).await),
+        [first.as_str(), second.as_str()]
+    );
+    assert!(!live.exists());
+
+    env.gw.signal("USR1");
+    let start = Instant::now();
+    while !live.exists() && start.elapsed() < WAIT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(live.exists(), "SIGUSR1 did not reopen the audit log");
+    let third = allowed_request(&env).await;
+    assert_eq!(request_ids(&wait_records(&live, 1).await), [third.as_str()]);
+    assert_eq!(records_in(&rotated).len(), 2);
+    // Still the same process, serving, with its policy.
+    assert_eq!(env.gw.policy_revision().await, "basic-1");
+    assert!(
+        env.gw.stderr().contains("audit log reopened"),
+        "{}",
+        env.gw.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_changing_the_audit_destination_is_refused() {
+    let (env, good) = start_without_watch().await;
+    let dir = env.dir.path();
+    let moved = good.replace("audit:\n  dest: audit.log\n", "audit:\n  dest: other.log\n");
+    assert_ne!(moved, good);
+    write_atomic(dir, "portcullis.yaml", &moved);
+    write_atomic(dir, "policy.yaml", &next_policy());
+    env.gw.signal("HUP");
+    assert_eq!(env.gw.wait_metric_at_least(CONFIG_FAILURE, 1.0).await, 1.0);
+    assert_eq!(env.gw.policy_revision().await, "basic-1");
+    let stderr = env.gw.stderr();
+    assert!(
+        stderr.contains("audit: dest, queue_capacity and deny_wait cannot change on reload"),
+        "{stderr}"
+    );
+    // Records still go where the running configuration says.
+    let id = allowed_request(&env).await;
+    let records = env.gw.wait_audit(1).await;
+    assert!(request_ids(&records).contains(&id.as_str()));
+    assert!(!dir.join("other.log").exists());
+
+    // The queue is part of it too.
+    write_atomic(
+        dir,
+        "portcullis.yaml",
+        &good.replace(
+            "audit:\n  dest: audit.log\n",
+            "audit:\n  dest: audit.log\n  queue_capacity: 16\n",
+        ),
+    );
+    env.gw.signal("HUP");
+    assert_eq!(env.gw.wait_metric_at_least(CONFIG_FAILURE, 2.0).await, 2.0);
+    assert_eq!(env.gw.policy_revision().await, "basic-1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

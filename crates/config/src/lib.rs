@@ -412,13 +412,13 @@ impl std::fmt::Debug for Assertion {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditDest {
     Stdout,
     File(PathBuf),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audit {
     pub dest: AuditDest,
     pub queue_capacity: usize,

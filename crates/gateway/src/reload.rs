@@ -105,29 +105,48 @@ fn retire(old: Arc<crate::state::Snapshot>) {
 }
 
 /// The reload loop: runs until `shutdown` turns true, reloading on SIGHUP
-/// and (when enabled) when the configuration or policy file changes.
+/// and (when enabled) when the configuration or policy file changes, and
+/// reopening the audit log on SIGUSR1 (after log rotation).
 ///
-/// The SIGHUP handler is installed by this call, not when the returned
-/// future first runs: SIGHUP's default action ends the process, and the
-/// gateway may report itself ready before a spawned task is polled.
+/// The signal handlers are installed by this call, not when the returned
+/// future first runs: the default action of both signals ends the
+/// process, and the gateway may report itself ready before a spawned task
+/// is polled.
 pub(crate) fn watch_loop(
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let hup = match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::error!(error = %e, "cannot listen for SIGHUP; reload by file change only");
             None
         }
     };
-    run_watch_loop(shared, shutdown, hup)
+    let usr1 = match signal(SignalKind::user_defined1()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGUSR1; the audit log cannot be reopened");
+            None
+        }
+    };
+    run_watch_loop(shared, shutdown, hup, usr1)
+}
+
+/// The next delivery of `sig`, or never when it has no handler.
+async fn next(sig: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
+    match sig {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn run_watch_loop(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     mut hup: Option<tokio::signal::unix::Signal>,
+    mut usr1: Option<tokio::signal::unix::Signal>,
 ) {
     let (watch_files, interval) = {
         let snap = shared.state.load();
@@ -139,9 +158,13 @@ async fn run_watch_loop(
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
-            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+            Some(()) = next(hup.as_mut()) => {
                 let _ = reload(&shared, "sighup").await;
                 last = fingerprint(&shared.config_path, &shared.state.load());
+            }
+            Some(()) = next(usr1.as_mut()) => {
+                tracing::info!("SIGUSR1 received: reopening the audit log");
+                shared.audit.reopen();
             }
             _ = ticker.tick(), if watch_files => {
                 let now = fingerprint(&shared.config_path, &shared.state.load());

@@ -239,7 +239,8 @@ fn build(
     })
 }
 
-/// Sockets are bound once at start: a reload may not change them.
+/// Sockets are bound, the audit writer and the assertion signer started
+/// once at start: a reload may not change them.
 fn check_static_parts(old: &Config, new: &Config) -> Result<(), String> {
     let listeners = |c: &Config| {
         c.listeners
@@ -256,6 +257,14 @@ fn check_static_parts(old: &Config, new: &Config) -> Result<(), String> {
     if old.admin.as_ref().map(|a| a.bind) != new.admin.as_ref().map(|a| a.bind) {
         return Err(format!(
             "{}: admin.bind cannot change on reload; restart the gateway to change it",
+            new.source.display()
+        ));
+    }
+    // Accepting a new destination and writing on to the old one would
+    // send the audit trail where the operator no longer looks.
+    if old.audit != new.audit {
+        return Err(format!(
+            "{}: audit: dest, queue_capacity and deny_wait cannot change on reload; restart the gateway to change them (SIGUSR1 reopens the same file after rotation)",
             new.source.display()
         ));
     }

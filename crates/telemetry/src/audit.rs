@@ -335,7 +335,7 @@ enum Control {
 /// # Log rotation
 ///
 /// For a file destination, rotate by renaming the file and then calling
-/// [`AuditLog::reopen`] (e.g. on `SIGHUP`): the writer flushes what it
+/// [`AuditLog::reopen`] (the gateway does on `SIGUSR1`): the writer flushes what it
 /// buffered into the renamed file and opens a fresh file at the configured
 /// path (created with mode 0640). Records queued before the call may land in
 /// either file; none is lost. For stdout, reopening only flushes.
