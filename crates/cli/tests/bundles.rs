@@ -3,7 +3,8 @@
 //! bundles are refused while the running policy stays; rollback state
 //! survives restarts; an HTTPS source is polled with ETag and the gateway
 //! fails closed when nothing was confirmed within `max_age`; the admin API
-//! takes a new bundle only with the expected revision.
+//! takes a new bundle only with the expected revision; a reload cannot
+//! replace bundles with a policy file.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -254,6 +255,39 @@ async fn nothing_is_served_until_a_bundle_verifies_and_bad_bundles_change_nothin
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(env.readyz().await["bundle"]["revision"], 2, "still r2");
     assert_eq!(env.status().await, 200);
+}
+
+#[tokio::test]
+async fn a_reload_cannot_swap_bundles_for_a_policy_file() {
+    let env = Env::start(
+        "    file: bundle.tar\n    poll_interval: 200ms\n    max_age: 1h\n",
+        keys(),
+    )
+    .await;
+    let d = env.dir.path();
+    assert_eq!(env.status().await, 503);
+    // An unsigned policy file next to the configuration, named by an
+    // edited configuration: refused on the (watched) reload, nothing
+    // served from it.
+    std::fs::write(d.join("policy.yaml"), policy_rev("unsigned")).unwrap();
+    let config = std::fs::read_to_string(d.join("portcullis.yaml")).unwrap();
+    let start = config.find("policy:\n  bundle:\n").unwrap();
+    let end = start + config[start..].find("\nadmin:").unwrap() + 1;
+    let plain = format!(
+        "{}policy:\n  file: policy.yaml\n  poll_interval: 200ms\n{}",
+        &config[..start],
+        &config[end..]
+    );
+    write_atomic(d, "portcullis.yaml", &plain);
+    let failures = r#"portcullis_config_reloads_total{result="failure"}"#;
+    assert!(env.gw.wait_metric_at_least(failures, 1.0).await >= 1.0);
+    let stderr = env.gw.stderr();
+    assert!(
+        stderr.contains("policy.bundle cannot change on reload"),
+        "{stderr}"
+    );
+    assert_eq!(env.status().await, 503);
+    assert_eq!(env.readyz().await["ready"], false);
 }
 
 #[tokio::test]

@@ -505,6 +505,73 @@ async fn reload_changing_the_audit_destination_is_refused() {
     assert_eq!(env.gw.policy_revision().await, "basic-1");
 }
 
+/// A one-key trust root valid now (its content does not matter here:
+/// no bundle is ever published).
+fn trust_root_json() -> String {
+    let key =
+        portcullis_bundle::SigningKey::generate(portcullis_bundle::SigAlg::EcdsaP256).unwrap();
+    serde_json::json!({"format": "portcullis-trust-root-v1", "version": 1, "threshold": 1,
+        "keys": [{"id": "a", "alg": "ecdsa-p256", "public_key": key.public_key_pem(),
+            "not_before": "2020-01-01T00:00:00Z", "not_after": "2100-01-01T00:00:00Z"}]})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_switching_to_signed_bundles_is_refused() {
+    let (env, good) = start_without_watch().await;
+    let dir = env.dir.path();
+    std::fs::write(dir.join("trust-root.json"), trust_root_json()).unwrap();
+    let bundled = good.replace(
+        "policy:\n  file: policy.yaml\n",
+        "policy:\n  bundle:\n    trust_root: trust-root.json\n    state_dir: state\n    file: bundle.tar\n",
+    );
+    assert_ne!(bundled, good);
+    // The configuration is valid on its own: only the switch is refused.
+    std::fs::write(dir.join("bundled.yaml"), &bundled).unwrap();
+    let check = Command::new(common::bin())
+        .args(["config", "check"])
+        .arg(dir.join("bundled.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    write_atomic(dir, "portcullis.yaml", &bundled);
+    env.gw.signal("HUP");
+    assert_eq!(env.gw.wait_metric_at_least(CONFIG_FAILURE, 1.0).await, 1.0);
+    let stderr = env.gw.stderr();
+    assert!(
+        stderr.contains("policy.bundle cannot change on reload"),
+        "{stderr}"
+    );
+    // The policy file still decides.
+    assert_eq!(env.gw.policy_revision().await, "basic-1");
+    let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_watching_turned_on_by_a_reload_takes_effect() {
+    let (env, good) = start_without_watch().await;
+    let dir = env.dir.path();
+    let watching = good.replacen(
+        "  watch: false\n",
+        "  watch: true\n  poll_interval: 200ms\n",
+        1,
+    );
+    assert_ne!(watching, good);
+    write_atomic(dir, "portcullis.yaml", &watching);
+    env.gw.signal("HUP");
+    assert_eq!(env.gw.wait_metric_at_least(SUCCESS, 1.0).await, 1.0);
+    // From now on a policy change needs no signal.
+    write_atomic(dir, "policy.yaml", &next_policy());
+    assert_eq!(env.gw.wait_revision("next-2").await, "next-2");
+    let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
+    assert_eq!(r.status, 403);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_with_an_invalid_policy_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();

@@ -148,14 +148,26 @@ async fn run_watch_loop(
     mut hup: Option<tokio::signal::unix::Signal>,
     mut usr1: Option<tokio::signal::unix::Signal>,
 ) {
-    let (watch_files, interval) = {
+    let settings = |shared: &Shared| {
         let snap = shared.state.load();
         (snap.config.policy.watch, snap.config.policy.poll_interval)
     };
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ticker_every = |period| {
+        let mut t = tokio::time::interval(period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    };
+    let mut interval = settings(&shared).1;
+    let mut ticker = ticker_every(interval);
     let mut last = fingerprint(&shared.config_path, &shared.state.load());
     loop {
+        // A reload (by signal, file change or a new bundle) may have
+        // turned watching on or off or changed its pace.
+        let (watch_files, interval_now) = settings(&shared);
+        if interval_now != interval {
+            interval = interval_now;
+            ticker = ticker_every(interval);
+        }
         tokio::select! {
             _ = shutdown.changed() => return,
             Some(()) = next(hup.as_mut()) => {

@@ -260,6 +260,16 @@ fn check_static_parts(old: &Config, new: &Config) -> Result<(), String> {
             new.source.display()
         ));
     }
+    // The bundle poller and its state are set up once at start; a
+    // snapshot built from other bundle settings would read another state
+    // directory than the poller writes, or a policy file the poller does
+    // not serve.
+    if old.policy.bundle != new.policy.bundle {
+        return Err(format!(
+            "{}: policy.bundle cannot change on reload (added, removed or edited); restart the gateway to change it",
+            new.source.display()
+        ));
+    }
     // Accepting a new destination and writing on to the old one would
     // send the audit trail where the operator no longer looks.
     if old.audit != new.audit {
