@@ -320,6 +320,63 @@ async fn valid_token_is_forwarded_as_identity_without_the_token() {
 }
 
 #[tokio::test]
+async fn a_reload_that_narrows_an_issuer_rechecks_cached_tokens() {
+    const LEGACY: &str = "https://legacy.test";
+    const RELOADED: &str = r#"portcullis_config_reloads_total{result="success"}"#;
+    let env = Env::start().await;
+    let dir = env._dir.path();
+    let narrow = std::fs::read_to_string(dir.join("portcullis.yaml")).unwrap();
+    let wide = narrow.replace(
+        &format!("audiences: [{AUD}]"),
+        &format!("audiences: [{AUD}, {LEGACY}]"),
+    );
+    assert_ne!(wide, narrow);
+    write_atomic(dir, "portcullis.yaml", &wide);
+    assert_eq!(env.gw.wait_metric_at_least(RELOADED, 1.0).await, 1.0);
+
+    // A token for the second audience: verified, then answered from the
+    // verified-token cache.
+    let token = env.key.sign(&claims("alice", json!({"aud": LEGACY})));
+    for _ in 0..2 {
+        let r = env.get(&env.anon(), "/api/x", Some(&token)).await;
+        assert_eq!(r.status, 200, "{}", env.gw.stderr());
+    }
+    let m = env.gw.metrics().await;
+    assert_eq!(
+        metric_value(&m, "portcullis_bearer_tokens_total{result=\"cached\""),
+        1.0
+    );
+
+    // A reload that leaves the issuers as they were keeps the cache.
+    write_atomic(dir, "policy.yaml", &POLICY.replace("bearer-1", "bearer-2"));
+    assert_eq!(env.gw.wait_revision("bearer-2").await, "bearer-2");
+    let r = env.get(&env.anon(), "/api/x", Some(&token)).await;
+    assert_eq!(r.status, 200);
+    let m = env.gw.metrics().await;
+    assert_eq!(
+        metric_value(&m, "portcullis_bearer_tokens_total{result=\"cached\""),
+        2.0
+    );
+
+    // The operator drops that audience; the issuer's keys stay the same.
+    // The cached verification was made under the old rules and must not
+    // outlive them.
+    write_atomic(dir, "portcullis.yaml", &narrow);
+    assert_eq!(env.gw.wait_metric_at_least(RELOADED, 3.0).await, 3.0);
+    let r = env.get(&env.anon(), "/api/x", Some(&token)).await;
+    assert_invalid_token(&r);
+    assert!(
+        audit_reason(&env, 4).contains("audience"),
+        "{}",
+        audit_reason(&env, 4)
+    );
+    // A token for the remaining audience still verifies.
+    let ok = env.key.sign(&claims("alice", json!({})));
+    let r = env.get(&env.anon(), "/api/x", Some(&ok)).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
 async fn expired_token_is_401_with_the_reason_only_in_audit_and_metrics() {
     let env = Env::start().await;
     let token = env.key.sign(&claims(

@@ -96,6 +96,8 @@ impl BearerAuth {
     ) -> Result<BearerAuth, String> {
         let mut issuers = HashMap::with_capacity(cfg.issuers.len());
         let mut max_token_bytes = 0;
+        // Whether every issuer is the previous one, unchanged.
+        let mut all_unchanged = previous.is_some_and(|p| p.issuers.len() == cfg.issuers.len());
         for iss in &cfg.issuers {
             max_token_bytes = max_token_bytes.max(iss.max_token_bytes);
             if let Some(prev) = previous.and_then(|p| p.issuers.get(&iss.issuer)) {
@@ -104,6 +106,7 @@ impl BearerAuth {
                     continue;
                 }
             }
+            all_unchanged = false;
             let rules = rules(iss).map_err(|e| format!("issuer `{}`: {e}", iss.issuer))?;
             let source = match &iss.keys {
                 IssuerKeys::Discovery => JwksSource::Discovery {
@@ -138,9 +141,15 @@ impl BearerAuth {
             );
         }
         // The cache keys entries by issuer and key-set version, so it
-        // survives a reload; a new size starts a new cache.
+        // survives a reload that leaves every issuer as it was. An entry
+        // records a verification under its issuer's rules (audiences,
+        // algorithms, `typ`, required claims, leeway): when any issuer
+        // changed, the same keys no longer mean the same verdict, so the
+        // reload starts a new cache. So does a new size.
         let cache = match previous {
-            Some(p) if p.cache_entries == cfg.cache_entries => Arc::clone(&p.cache),
+            Some(p) if all_unchanged && p.cache_entries == cfg.cache_entries => {
+                Arc::clone(&p.cache)
+            }
             _ => Arc::new(VerifiedCache::new(cfg.cache_entries)),
         };
         Ok(BearerAuth {
