@@ -277,6 +277,23 @@ async fn start_without_watch() -> (TestEnv, String) {
     (env, good)
 }
 
+/// Writes `config` and a new policy, sends SIGHUP and checks that the
+/// reload was refused (the `failures`-th refusal) for `reason`, with the
+/// running policy left in force.
+async fn assert_reload_refused(env: &TestEnv, config: &str, failures: f64, reason: &str) {
+    let dir = env.dir.path();
+    write_atomic(dir, "portcullis.yaml", config);
+    write_atomic(dir, "policy.yaml", &next_policy());
+    env.gw.signal("HUP");
+    assert_eq!(
+        env.gw.wait_metric_at_least(CONFIG_FAILURE, failures).await,
+        failures
+    );
+    assert_eq!(env.gw.policy_revision().await, "basic-1");
+    let stderr = env.gw.stderr();
+    assert!(stderr.contains(reason), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_config_on_reload_keeps_the_running_config_and_policy() {
     let (env, good) = start_without_watch().await;
@@ -322,23 +339,19 @@ async fn bad_config_on_reload_keeps_the_running_config_and_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_changing_a_listener_bind_address_is_refused() {
     let (env, good) = start_without_watch().await;
-    let dir = env.dir.path();
     let moved = good.replacen(
         "    bind: 127.0.0.1:0\n",
         &format!("    bind: {}\n", closed_port()),
         1,
     );
     assert_ne!(moved, good);
-    write_atomic(dir, "portcullis.yaml", &moved);
-    write_atomic(dir, "policy.yaml", &next_policy());
-    env.gw.signal("HUP");
-    assert_eq!(env.gw.wait_metric_at_least(CONFIG_FAILURE, 1.0).await, 1.0);
-    assert_eq!(env.gw.policy_revision().await, "basic-1");
-    let stderr = env.gw.stderr();
-    assert!(
-        stderr.contains("listeners: names and bind addresses cannot change on reload"),
-        "{stderr}"
-    );
+    assert_reload_refused(
+        &env,
+        &moved,
+        1.0,
+        "listeners: names and bind addresses cannot change on reload",
+    )
+    .await;
     // Still serving on the original address with the original policy.
     let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
     assert_eq!(r.status, 200);
@@ -475,16 +488,8 @@ async fn reload_changing_the_audit_destination_is_refused() {
     let dir = env.dir.path();
     let moved = good.replace("audit:\n  dest: audit.log\n", "audit:\n  dest: other.log\n");
     assert_ne!(moved, good);
-    write_atomic(dir, "portcullis.yaml", &moved);
-    write_atomic(dir, "policy.yaml", &next_policy());
-    env.gw.signal("HUP");
-    assert_eq!(env.gw.wait_metric_at_least(CONFIG_FAILURE, 1.0).await, 1.0);
-    assert_eq!(env.gw.policy_revision().await, "basic-1");
-    let stderr = env.gw.stderr();
-    assert!(
-        stderr.contains("audit: dest, queue_capacity and deny_wait cannot change on reload"),
-        "{stderr}"
-    );
+    const AUDIT_FIXED: &str = "audit: dest, queue_capacity and deny_wait cannot change on reload";
+    assert_reload_refused(&env, &moved, 1.0, AUDIT_FIXED).await;
     // Records still go where the running configuration says.
     let id = allowed_request(&env).await;
     let records = env.gw.wait_audit(1).await;
@@ -492,17 +497,11 @@ async fn reload_changing_the_audit_destination_is_refused() {
     assert!(!dir.join("other.log").exists());
 
     // The queue is part of it too.
-    write_atomic(
-        dir,
-        "portcullis.yaml",
-        &good.replace(
-            "audit:\n  dest: audit.log\n",
-            "audit:\n  dest: audit.log\n  queue_capacity: 16\n",
-        ),
+    let smaller = good.replace(
+        "audit:\n  dest: audit.log\n",
+        "audit:\n  dest: audit.log\n  queue_capacity: 16\n",
     );
-    env.gw.signal("HUP");
-    assert_eq!(env.gw.wait_metric_at_least(CONFIG_FAILURE, 2.0).await, 2.0);
-    assert_eq!(env.gw.policy_revision().await, "basic-1");
+    assert_reload_refused(&env, &smaller, 2.0, AUDIT_FIXED).await;
 }
 
 /// A one-key trust root valid now (its content does not matter here:
@@ -538,16 +537,8 @@ async fn reload_switching_to_signed_bundles_is_refused() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    write_atomic(dir, "portcullis.yaml", &bundled);
-    env.gw.signal("HUP");
-    assert_eq!(env.gw.wait_metric_at_least(CONFIG_FAILURE, 1.0).await, 1.0);
-    let stderr = env.gw.stderr();
-    assert!(
-        stderr.contains("policy.bundle cannot change on reload"),
-        "{stderr}"
-    );
+    assert_reload_refused(&env, &bundled, 1.0, "policy.bundle cannot change on reload").await;
     // The policy file still decides.
-    assert_eq!(env.gw.policy_revision().await, "basic-1");
     let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
     assert_eq!(r.status, 200);
 }
