@@ -67,6 +67,21 @@ impl IdentityError {
     }
 }
 
+/// The end of the validity of a verified chain: the earliest `notAfter`
+/// (Unix seconds) of its certificates as the client sent them (leaf and
+/// intermediates; the trust anchor's validity is not checked, as in the
+/// handshake). `None` for an empty chain; a certificate that does not
+/// parse counts as already expired, so a caller fails closed.
+pub fn chain_not_after(chain: &[CertificateDer<'_>]) -> Option<i64> {
+    chain
+        .iter()
+        .map(|der| {
+            X509Certificate::from_der(der.as_ref())
+                .map_or(i64::MIN, |(_, c)| c.validity().not_after.timestamp())
+        })
+        .min()
+}
+
 /// Builds the identity of a client whose chain was verified; `chain[0]`
 /// is the leaf (as returned by `peer_certificates()`). It does not verify
 /// the chain: call it only on the chain of a completed handshake. Applies the

@@ -34,12 +34,21 @@ pub fn server_config(
     key: PrivateKeyDer<'static>,
     client_auth: &ClientAuthConfig,
 ) -> Result<Arc<ServerConfig>, AuthnError> {
+    server_config_with_verifier(chain, key, client_verifier(client_auth)?)
+}
+
+/// As [`server_config`], with a verifier built before (the gateway keeps
+/// it to verify established connections again after a reload).
+pub fn server_config_with_verifier(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    verifier: Arc<crate::ClientVerifier>,
+) -> Result<Arc<ServerConfig>, AuthnError> {
     if chain.is_empty() {
         return Err(AuthnError::ServerCert(
             "the certificate chain is empty".to_owned(),
         ));
     }
-    let verifier = client_verifier(client_auth)?;
     let mut config = ServerConfig::builder_with_provider(crate::provider::provider())
         .with_protocol_versions(VERSIONS)
         .map_err(|e| AuthnError::Protocol(e.to_string()))?

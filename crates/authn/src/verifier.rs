@@ -76,6 +76,32 @@ pub(crate) fn root_store(roots: &[CertificateDer<'static>]) -> Result<RootCertSt
 }
 
 impl ClientVerifier {
+    /// Verifies a connection's client chain (leaf first; empty for a
+    /// client that presented none) again at `now`, as a handshake with
+    /// this verifier would: for a connection accepted under other trust
+    /// material (a reload changed the CA bundle, the CRLs or the
+    /// `client_auth` mode). A refusal carries the reason code of
+    /// [`crate::classify_rustls`] and the verifier's message.
+    pub fn reverify(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), (&'static str, String)> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return if self.client_auth_mandatory() {
+                Err((
+                    "no_client_cert",
+                    "the listener now requires a client certificate".to_owned(),
+                ))
+            } else {
+                Ok(())
+            };
+        };
+        self.verify_client_cert(leaf, intermediates, now)
+            .map(|_| ())
+            .map_err(|e| (crate::classify_rustls(&e), e.to_string()))
+    }
+
     /// The identity error inside a rustls error made by this verifier.
     pub fn identity_error(err: &rustls::Error) -> Option<&IdentityError> {
         match err {

@@ -91,10 +91,10 @@ fn connection(
     // the life of the connection (see `http1::run`).
     async move {
         let snap = shared.state.load_full();
-        let (Some(acceptor), Some(listener)) = (snap.tls.get(&name).cloned(), snap.listener(&name))
-        else {
+        let (Some(tls), Some(listener)) = (snap.tls.get(&name), snap.listener(&name)) else {
             return;
         };
+        let (acceptor, trust_id) = (tls.acceptor.clone(), tls.trust_id);
         let settings = ConnSettings::of(listener);
         let trust_domains = listener.tls.client_auth.spiffe_trust_domains.clone();
         drop(snap);
@@ -106,7 +106,7 @@ fn connection(
             &shared,
             &name,
             peer,
-            acceptor,
+            (acceptor, trust_id),
             stream,
             &trust_domains,
             settings,
@@ -129,7 +129,7 @@ async fn accept(
     shared: &Arc<Shared>,
     name: &str,
     peer: std::net::SocketAddr,
-    acceptor: tokio_rustls::TlsAcceptor,
+    (acceptor, trust_id): (tokio_rustls::TlsAcceptor, u64),
     stream: TcpStream,
     trust_domains: &[portcullis_identity::TrustDomain],
     settings: ConnSettings,
@@ -138,7 +138,8 @@ async fn accept(
     let (reason, detail) =
         match tokio::time::timeout(settings.handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
-                match start_serving(shared, name, peer, tls, trust_domains, settings, drain) {
+                let verified = (tls, trust_id);
+                match start_serving(shared, name, peer, verified, trust_domains, settings, drain) {
                     Ok(serving) => return Some(serving),
                     Err(refused) => refused,
                 }
@@ -239,7 +240,7 @@ fn start_serving(
     shared: &Arc<Shared>,
     name: &str,
     peer: std::net::SocketAddr,
-    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    (tls, trust_id): (tokio_rustls::server::TlsStream<TcpStream>, u64),
     trust_domains: &[portcullis_identity::TrustDomain],
     settings: ConnSettings,
     drain: DrainWatch,
@@ -256,6 +257,11 @@ fn start_serving(
             Err(e) => return Err((e.reason_code(), e.to_string())),
         },
     };
+    let chain = session
+        .peer_certificates()
+        .filter(|c| !c.is_empty())
+        .map(<[_]>::to_vec);
+    let trust = crate::service::ConnTrust::new(trust_id, chain);
     let framing = (!h2).then(|| Arc::new(FramingVerdicts::default()));
     let ctx = Arc::new(ConnCtx {
         shared: shared.clone(),
@@ -266,6 +272,7 @@ fn start_serving(
         principal: Arc::new(principal),
         framing: framing.clone(),
         assertion: crate::assertion::ConnAssertion::default(),
+        trust,
     });
     Ok(match framing {
         None => serve_http2(tls, ctx, &settings, drain),

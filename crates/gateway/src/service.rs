@@ -45,6 +45,90 @@ pub(crate) struct ConnCtx {
     /// The reusable identity assertion (`identity_assertion.scope:
     /// connection`).
     pub(crate) assertion: crate::assertion::ConnAssertion,
+    /// What the connection's client certificate was verified under.
+    pub(crate) trust: ConnTrust,
+}
+
+/// [`ConnTrust`]'s mark for a connection whose certificate a reload's
+/// trust material refused: every later request on it is refused too,
+/// without verifying the chain again. Trust ids start at 1.
+pub(crate) const DISTRUSTED: u64 = 0;
+
+/// A connection is served only while its client certificate would still
+/// be accepted: within its validity, and verified again, once, whenever a
+/// reload changed the listener's CA bundle, CRLs or `client_auth` mode.
+pub(crate) struct ConnTrust {
+    /// The listener trust id the chain was last verified under, or
+    /// [`DISTRUSTED`].
+    verified_under: std::sync::atomic::AtomicU64,
+    /// The client's chain, leaf first; `None` for an anonymous client.
+    chain: Option<Box<[rustls_pki_types::CertificateDer<'static>]>>,
+    /// The chain's earliest `notAfter`, Unix seconds.
+    not_after: Option<i64>,
+}
+
+impl ConnTrust {
+    pub(crate) fn new(
+        trust_id: u64,
+        chain: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
+    ) -> Self {
+        let not_after = chain.as_deref().and_then(portcullis_authn::chain_not_after);
+        Self {
+            verified_under: std::sync::atomic::AtomicU64::new(trust_id),
+            chain: chain.map(Vec::into_boxed_slice),
+            not_after,
+        }
+    }
+
+    /// Whether the connection may be served by `snap` at `now`.
+    fn check(&self, listener: &str, snap: &Snapshot, now: jiff::Timestamp) -> Result<(), Refusal> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.not_after.is_some_and(|end| now.as_second() > end) {
+            return Err(Refusal::deny(
+                StatusCode::FORBIDDEN,
+                "connection_certificate_expired",
+                "the client certificate this connection was accepted with has expired",
+            ));
+        }
+        let seen = self.verified_under.load(Relaxed);
+        // Listener names cannot change on reload.
+        let Some(current) = snap.tls.get(listener) else {
+            return Ok(());
+        };
+        if seen == current.trust_id {
+            return Ok(());
+        }
+        let refused = |detail: String| {
+            Refusal::deny(
+                StatusCode::FORBIDDEN,
+                "connection_certificate_refused",
+                detail,
+            )
+        };
+        if seen == DISTRUSTED {
+            return Err(refused(
+                "the connection's client certificate was refused after a reload".to_owned(),
+            ));
+        }
+        let at = rustls_pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            u64::try_from(now.as_second()).unwrap_or(0),
+        ));
+        match current
+            .verifier
+            .reverify(self.chain.as_deref().unwrap_or(&[]), at)
+        {
+            Ok(()) => {
+                self.verified_under.store(current.trust_id, Relaxed);
+                Ok(())
+            }
+            Err((code, detail)) => {
+                self.verified_under.store(DISTRUSTED, Relaxed);
+                Err(refused(format!(
+                    "a reload changed the listener's client certificate trust and the connection's certificate no longer passes ({code}): {detail}"
+                )))
+            }
+        }
+    }
 }
 
 /// Strings every request of a connection repeats in its audit record and
@@ -368,6 +452,14 @@ fn pipeline<'a>(
                     why,
                 ));
             }
+        }
+
+        // The connection's certificate must still be one the listener
+        // accepts; the refused connection ends (HTTP/1) and the client's
+        // next handshake gets the precise TLS alert.
+        if let Err(refusal) = conn.trust.check(&conn.listener, snap, facts.now) {
+            facts.close_connection = http1;
+            return Err(refusal);
         }
 
         // 0. HTTP/1 framing as read off the connection, which hyper's parsed

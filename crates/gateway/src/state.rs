@@ -20,8 +20,8 @@ pub(crate) struct Snapshot {
     pub(crate) routes: RouteTable,
     /// One client per route (shared between routes with the same upstream).
     pub(crate) upstreams: Vec<Arc<UpstreamClient>>,
-    /// TLS acceptor per listener name.
-    pub(crate) tls: HashMap<String, TlsAcceptor>,
+    /// TLS acceptor and client-certificate trust per listener name.
+    pub(crate) tls: HashMap<String, ListenerTls>,
     /// Bearer token verification, when issuers are configured.
     pub(crate) bearer: Option<BearerAuth>,
     /// Browser login and sessions, when `oidc` is configured.
@@ -33,6 +33,25 @@ pub(crate) struct Snapshot {
     /// Request metric handles by route index, made on first use.
     pub(crate) route_metrics: Vec<std::sync::OnceLock<portcullis_telemetry::RouteMetrics>>,
     pub(crate) loaded_at: jiff::Timestamp,
+}
+
+/// A listener's TLS as one snapshot has it.
+#[derive(Clone)]
+pub(crate) struct ListenerTls {
+    pub(crate) acceptor: TlsAcceptor,
+    /// The verifier the acceptor uses, to verify established connections
+    /// again when `trust_id` changes.
+    pub(crate) verifier: Arc<portcullis_authn::ClientVerifier>,
+    /// Names the listener's `client_auth` (CA bundle, CRLs, mode, trust
+    /// domains): kept across a reload that leaves it as it was, new
+    /// otherwise. Never [`crate::service::DISTRUSTED`].
+    pub(crate) trust_id: u64,
+}
+
+/// A fresh [`ListenerTls::trust_id`].
+fn next_trust_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The policy's revision and digest and the route names, made once per
@@ -163,13 +182,38 @@ fn build(
     }
     let mut tls = HashMap::new();
     for l in &config.listeners {
-        let sc = portcullis_authn::server_config(
+        let listener_err = |e: portcullis_authn::AuthnError| {
+            format!("{}: listener `{}`: {e}", config_path.display(), l.name)
+        };
+        // Unchanged client-certificate trust keeps its verifier and id, so
+        // established connections need not be verified again.
+        let kept = previous.and_then(|p| {
+            let same = p
+                .listener(&l.name)
+                .is_some_and(|old| old.tls.client_auth == l.tls.client_auth);
+            same.then(|| p.tls.get(&l.name)).flatten()
+        });
+        let (verifier, trust_id) = match kept {
+            Some(k) => (Arc::clone(&k.verifier), k.trust_id),
+            None => (
+                portcullis_authn::client_verifier(&l.tls.client_auth).map_err(listener_err)?,
+                next_trust_id(),
+            ),
+        };
+        let sc = portcullis_authn::server_config_with_verifier(
             l.tls.chain.clone(),
             l.tls.key.clone_key(),
-            &l.tls.client_auth,
+            Arc::clone(&verifier),
         )
-        .map_err(|e| format!("{}: listener `{}`: {e}", config_path.display(), l.name))?;
-        tls.insert(l.name.clone(), TlsAcceptor::from(sc));
+        .map_err(listener_err)?;
+        tls.insert(
+            l.name.clone(),
+            ListenerTls {
+                acceptor: TlsAcceptor::from(sc),
+                verifier,
+                trust_id,
+            },
+        );
     }
     let mut upstreams: Vec<Arc<UpstreamClient>> = Vec::with_capacity(config.routes.len());
     let mut by_key: HashMap<String, Arc<UpstreamClient>> = HashMap::new();
