@@ -21,6 +21,7 @@ mod bearer;
 mod body;
 mod browser;
 mod bundle;
+mod chains;
 mod drain;
 mod https;
 mod installed;
@@ -94,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
     /// Signed policy bundles, when the policy comes from them.
     pub(crate) bundle: Option<Arc<bundle::BundleManager>>,
+    /// Client chains kept by established connections, shared.
+    pub(crate) chains: chains::ChainCache,
 }
 
 /// A running gateway.
@@ -199,6 +202,7 @@ impl Gateway {
             serving: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
             bundle,
+            chains: chains::ChainCache::default(),
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (admin_shutdown_tx, admin_shutdown_rx) = watch::channel(false);

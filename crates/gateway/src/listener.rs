@@ -257,10 +257,12 @@ fn start_serving(
             Err(e) => return Err((e.reason_code(), e.to_string())),
         },
     };
-    let chain = session
-        .peer_certificates()
-        .filter(|c| !c.is_empty())
-        .map(<[_]>::to_vec);
+    let chain = match (session.peer_certificates(), &principal.cert) {
+        (Some(chain), Some(cert)) if !chain.is_empty() => {
+            Some(shared.chains.intern(cert.thumbprint.0, chain))
+        }
+        _ => None,
+    };
     let trust = crate::service::ConnTrust::new(trust_id, chain);
     let framing = (!h2).then(|| Arc::new(FramingVerdicts::default()));
     let ctx = Arc::new(ConnCtx {

@@ -61,21 +61,19 @@ pub(crate) struct ConnTrust {
     /// The listener trust id the chain was last verified under, or
     /// [`DISTRUSTED`].
     verified_under: std::sync::atomic::AtomicU64,
-    /// The client's chain, leaf first; `None` for an anonymous client.
-    chain: Option<Box<[rustls_pki_types::CertificateDer<'static>]>>,
+    /// The client's chain, leaf first, shared with the client's other
+    /// connections; `None` for an anonymous client.
+    chain: Option<crate::chains::Chain>,
     /// The chain's earliest `notAfter`, Unix seconds.
     not_after: Option<i64>,
 }
 
 impl ConnTrust {
-    pub(crate) fn new(
-        trust_id: u64,
-        chain: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
-    ) -> Self {
+    pub(crate) fn new(trust_id: u64, chain: Option<crate::chains::Chain>) -> Self {
         let not_after = chain.as_deref().and_then(portcullis_authn::chain_not_after);
         Self {
             verified_under: std::sync::atomic::AtomicU64::new(trust_id),
-            chain: chain.map(Vec::into_boxed_slice),
+            chain,
             not_after,
         }
     }
