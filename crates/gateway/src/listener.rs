@@ -91,10 +91,14 @@ fn connection(
     // the life of the connection (see `http1::run`).
     async move {
         let snap = shared.state.load_full();
-        let (Some(tls), Some(listener)) = (snap.tls.get(&name), snap.listener(&name)) else {
+        let Some(index) = snap.listener_index(&name) else {
             return;
         };
-        let (acceptor, trust_id) = (tls.acceptor.clone(), tls.trust_id);
+        let (Some(tls), Some(listener)) = (snap.tls.get(index), snap.config.listeners.get(index))
+        else {
+            return;
+        };
+        let (acceptor, trust_id) = (tls.acceptor.clone(), (index, tls.trust_id));
         let settings = ConnSettings::of(listener);
         let trust_domains = listener.tls.client_auth.spiffe_trust_domains.clone();
         drop(snap);
@@ -129,7 +133,7 @@ async fn accept(
     shared: &Arc<Shared>,
     name: &str,
     peer: std::net::SocketAddr,
-    (acceptor, trust_id): (tokio_rustls::TlsAcceptor, u64),
+    (acceptor, trust_id): (tokio_rustls::TlsAcceptor, (usize, u64)),
     stream: TcpStream,
     trust_domains: &[portcullis_identity::TrustDomain],
     settings: ConnSettings,
@@ -240,7 +244,7 @@ fn start_serving(
     shared: &Arc<Shared>,
     name: &str,
     peer: std::net::SocketAddr,
-    (tls, trust_id): (tokio_rustls::server::TlsStream<TcpStream>, u64),
+    (tls, trust_id): (tokio_rustls::server::TlsStream<TcpStream>, (usize, u64)),
     trust_domains: &[portcullis_identity::TrustDomain],
     settings: ConnSettings,
     drain: DrainWatch,

@@ -58,6 +58,8 @@ pub(crate) const DISTRUSTED: u64 = 0;
 /// be accepted: within its validity, and verified again, once, whenever a
 /// reload changed the listener's CA bundle, CRLs or `client_auth` mode.
 pub(crate) struct ConnTrust {
+    /// The listener's position in `config.listeners`.
+    listener: usize,
     /// The listener trust id the chain was last verified under, or
     /// [`DISTRUSTED`].
     verified_under: std::sync::atomic::AtomicU64,
@@ -69,9 +71,15 @@ pub(crate) struct ConnTrust {
 }
 
 impl ConnTrust {
-    pub(crate) fn new(trust_id: u64, chain: Option<crate::chains::Chain>) -> Self {
+    /// For a connection of the listener at position `listener`, verified
+    /// under trust `trust_id`.
+    pub(crate) fn new(
+        (listener, trust_id): (usize, u64),
+        chain: Option<crate::chains::Chain>,
+    ) -> Self {
         let not_after = chain.as_deref().and_then(portcullis_authn::chain_not_after);
         Self {
+            listener,
             verified_under: std::sync::atomic::AtomicU64::new(trust_id),
             chain,
             not_after,
@@ -79,7 +87,7 @@ impl ConnTrust {
     }
 
     /// Whether the connection may be served by `snap` at `now`.
-    fn check(&self, listener: &str, snap: &Snapshot, now: jiff::Timestamp) -> Result<(), Refusal> {
+    fn check(&self, snap: &Snapshot, now: jiff::Timestamp) -> Result<(), Refusal> {
         use std::sync::atomic::Ordering::Relaxed;
         if self.not_after.is_some_and(|end| now.as_second() > end) {
             return Err(Refusal::deny(
@@ -89,8 +97,8 @@ impl ConnTrust {
             ));
         }
         let seen = self.verified_under.load(Relaxed);
-        // Listener names cannot change on reload.
-        let Some(current) = snap.tls.get(listener) else {
+        // Listeners cannot change on reload.
+        let Some(current) = snap.tls.get(self.listener) else {
             return Ok(());
         };
         if seen == current.trust_id {
@@ -455,7 +463,7 @@ fn pipeline<'a>(
         // The connection's certificate must still be one the listener
         // accepts; the refused connection ends (HTTP/1) and the client's
         // next handshake gets the precise TLS alert.
-        if let Err(refusal) = conn.trust.check(&conn.listener, snap, facts.now) {
+        if let Err(refusal) = conn.trust.check(snap, facts.now) {
             facts.close_connection = http1;
             return Err(refusal);
         }

@@ -20,8 +20,9 @@ pub(crate) struct Snapshot {
     pub(crate) routes: RouteTable,
     /// One client per route (shared between routes with the same upstream).
     pub(crate) upstreams: Vec<Arc<UpstreamClient>>,
-    /// TLS acceptor and client-certificate trust per listener name.
-    pub(crate) tls: HashMap<String, ListenerTls>,
+    /// TLS acceptor and client-certificate trust per listener, in the
+    /// order of `config.listeners` (which a reload cannot change).
+    pub(crate) tls: Vec<ListenerTls>,
     /// Bearer token verification, when issuers are configured.
     pub(crate) bearer: Option<BearerAuth>,
     /// Browser login and sessions, when `oidc` is configured.
@@ -90,6 +91,11 @@ impl std::fmt::Debug for Snapshot {
 impl Snapshot {
     pub(crate) fn listener(&self, name: &str) -> Option<&portcullis_config::Listener> {
         self.config.listeners.iter().find(|l| l.name == name)
+    }
+
+    /// The position of listener `name`: the same in every snapshot.
+    pub(crate) fn listener_index(&self, name: &str) -> Option<usize> {
+        self.config.listeners.iter().position(|l| l.name == name)
     }
 }
 
@@ -180,8 +186,8 @@ fn build(
     if let Some(prev) = previous {
         check_static_parts(&prev.config, &config)?;
     }
-    let mut tls = HashMap::new();
-    for l in &config.listeners {
+    let mut tls = Vec::with_capacity(config.listeners.len());
+    for (index, l) in config.listeners.iter().enumerate() {
         let listener_err = |e: portcullis_authn::AuthnError| {
             format!("{}: listener `{}`: {e}", config_path.display(), l.name)
         };
@@ -191,7 +197,7 @@ fn build(
             let same = p
                 .listener(&l.name)
                 .is_some_and(|old| old.tls.client_auth == l.tls.client_auth);
-            same.then(|| p.tls.get(&l.name)).flatten()
+            same.then(|| p.tls.get(index)).flatten()
         });
         let (verifier, trust_id) = match kept {
             Some(k) => (Arc::clone(&k.verifier), k.trust_id),
@@ -206,14 +212,11 @@ fn build(
             Arc::clone(&verifier),
         )
         .map_err(listener_err)?;
-        tls.insert(
-            l.name.clone(),
-            ListenerTls {
-                acceptor: TlsAcceptor::from(sc),
-                verifier,
-                trust_id,
-            },
-        );
+        tls.push(ListenerTls {
+            acceptor: TlsAcceptor::from(sc),
+            verifier,
+            trust_id,
+        });
     }
     let mut upstreams: Vec<Arc<UpstreamClient>> = Vec::with_capacity(config.routes.len());
     let mut by_key: HashMap<String, Arc<UpstreamClient>> = HashMap::new();
