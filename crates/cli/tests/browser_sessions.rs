@@ -382,6 +382,52 @@ async fn after_a_policy_reload_live_sessions_are_judged_by_the_new_policy() {
 }
 
 #[tokio::test]
+async fn a_session_from_a_provider_no_longer_configured_gets_a_fresh_login() {
+    let b = Browser::start().await;
+    let session = b.login("/app/home", "bob", "pw").await;
+    assert_eq!(b.get("/app/home", &[&session], true).await.status, 200);
+
+    // A second provider replaces the first in the configuration; the
+    // policy still binds users of both.
+    let callback = format!("https://localhost:{}/.portcullis/callback", b.port);
+    let second = common::oidc::OidcProvider::start(&b.pki, &["--web-redirect", &callback]);
+    assert_ne!(second.issuer, b.provider.issuer);
+    let dir = &b.gw.dir;
+    let config = std::fs::read_to_string(dir.join("portcullis.yaml")).unwrap();
+    let moved = config.replace(
+        &format!("  issuer: {}\n", b.provider.issuer),
+        &format!("  issuer: {}\n", second.issuer),
+    );
+    assert_ne!(moved, config);
+    let both = policy(&b.provider.issuer)
+        .replace("revision: \"sessions-1\"", "revision: \"sessions-2\"")
+        .replace(
+            "bindings:\n",
+            &format!(
+                "bindings:\n  - {{ role: user, issuer: \"{}\" }}\n",
+                second.issuer
+            ),
+        );
+    common::write_atomic(dir, "portcullis.yaml", &moved);
+    common::write_atomic(dir, "policy.yaml", &both);
+    b.gw.signal("HUP");
+    assert_eq!(b.gw.wait_revision("sessions-2").await, "sessions-2");
+
+    // The old provider's session no longer counts: a fresh login at the
+    // new one, with the reason recorded.
+    let r = b.get("/app/home", &[&session], true).await;
+    assert_eq!(r.status, 302);
+    assert!(location(&r).starts_with(&second.issuer), "{}", location(&r));
+    let has = |a: &serde_json::Value| {
+        a["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("session_issuer_not_configured"))
+    };
+    let a = b.gw.wait_audit_where(has).await;
+    assert!(a.iter().any(has), "{a:?}");
+}
+
+#[tokio::test]
 async fn session_cli_lists_and_revokes() {
     let b = Browser::start().await;
     let session = b.login("/app/home", "bob", "pw").await;

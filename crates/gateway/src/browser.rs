@@ -227,6 +227,12 @@ impl BrowserAuth {
         let Some(mut session) = session else {
             return Ok(SessionLookup::Rejected("session_unknown"));
         };
+        // A session made with a provider the configuration no longer
+        // names: that provider is not trusted any more (a reload changed
+        // `oidc.issuer`), so its login does not count either.
+        if session.issuer != self.oidc.issuer {
+            return Ok(SessionLookup::Rejected("session_issuer_not_configured"));
+        }
         let t = now();
         if session.revoked {
             return Ok(SessionLookup::Rejected("session_revoked"));
