@@ -623,52 +623,14 @@ async fn gateway_with_an_invalid_policy_refuses_to_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_crl_file_is_picked_up_without_a_signal() {
     // Start with CRLs that revoke nothing; the file watch is on (200 ms).
-    let mut crl_paths = (String::new(), String::new());
-    let env = TestEnv::start_with(
-        UpstreamBehaviour::default(),
-        |c, pki, _| {
-            let root_crl = pki.dir.join("root.crl");
-            std::fs::write(
-                &root_crl,
-                pki.root.crl(&[], Duration::from_secs(3600)).unwrap(),
-            )
-            .unwrap();
-            let inter_crl = pki.crl("inter.crl", &[]);
-            crl_paths = (
-                root_crl.display().to_string(),
-                inter_crl.display().to_string(),
-            );
-            c.replacen(
-                "      spiffe_trust_domains:",
-                &format!(
-                    "      crls: [{}, {}]\n      spiffe_trust_domains:",
-                    crl_paths.0, crl_paths.1
-                ),
-                1,
-            )
-        },
-        BASIC_POLICY,
-    )
-    .await;
+    let (env, inter_crl) = TestEnv::start_with_crls().await;
     assert_eq!(
         env.reader.get(env.gw.addr, "/api/x").await.unwrap().status,
         200
     );
 
     // The intermediate's CRL now revokes the reader's certificate.
-    let pem = env
-        .pki
-        .inter
-        .crl(
-            std::slice::from_ref(&env.reader_cert.key.serial),
-            Duration::from_secs(3600),
-        )
-        .unwrap();
-    write_atomic(
-        std::path::Path::new(&crl_paths.1).parent().unwrap(),
-        "inter.crl",
-        &pem,
-    );
+    env.revoke(&inter_crl, &env.reader_cert);
     let success = r#"portcullis_config_reloads_total{result="success"}"#;
     assert_eq!(env.gw.wait_metric_at_least(success, 1.0).await, 1.0);
     let refused = env.reader.get(env.gw.addr, "/api/x").await;

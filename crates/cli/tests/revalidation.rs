@@ -32,48 +32,10 @@ fn get(path: &str) -> http::Request<Full<Bytes>> {
         .unwrap()
 }
 
-/// The basic gateway with CRLs for the root and the intermediate that
-/// revoke nothing yet; returns it with the intermediate CRL's path.
-async fn start_with_crls() -> (TestEnv, std::path::PathBuf) {
-    let mut inter_crl = std::path::PathBuf::new();
-    let env = TestEnv::start_with(
-        UpstreamBehaviour::default(),
-        |c, pki, _| {
-            let root_crl = pki.dir.join("root.crl");
-            std::fs::write(
-                &root_crl,
-                pki.root.crl(&[], Duration::from_secs(3600)).unwrap(),
-            )
-            .unwrap();
-            inter_crl = pki.crl("inter.crl", &[]);
-            c.replacen(
-                "      spiffe_trust_domains:",
-                &format!(
-                    "      crls: [{}, {}]\n      spiffe_trust_domains:",
-                    root_crl.display(),
-                    inter_crl.display()
-                ),
-                1,
-            )
-        },
-        BASIC_POLICY,
-    )
-    .await;
-    (env, inter_crl)
-}
-
-/// Replaces the intermediate's CRL with one revoking `revoked` and waits
-/// for the watched reload.
+/// Revokes `revoked` in the intermediate's CRL and waits for the watched
+/// reload.
 async fn revoke(env: &TestEnv, crl: &std::path::Path, revoked: &ClientCert) {
-    let pem = env
-        .pki
-        .inter
-        .crl(
-            std::slice::from_ref(&revoked.key.serial),
-            Duration::from_secs(3600),
-        )
-        .unwrap();
-    write_atomic(crl.parent().unwrap(), "inter.crl", &pem);
+    env.revoke(crl, revoked);
     assert_eq!(env.gw.wait_metric_at_least(RELOADED, 1.0).await, 1.0);
 }
 
@@ -86,7 +48,7 @@ async fn audit_record(env: &TestEnv, n: usize) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_revoked_by_a_new_crl_loses_its_open_connection() {
-    let (env, crl) = start_with_crls().await;
+    let (env, crl) = TestEnv::start_with_crls().await;
     let mut reader = env.reader.h1_session(env.gw.addr).await.unwrap();
     let mut writer = env.writer.h1_session(env.gw.addr).await.unwrap();
     assert_eq!(
@@ -133,7 +95,7 @@ async fn a_certificate_revoked_by_a_new_crl_loses_its_open_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_revoked_by_a_new_crl_is_refused_on_an_open_http2_connection() {
-    let (env, crl) = start_with_crls().await;
+    let (env, crl) = TestEnv::start_with_crls().await;
     let h2 = Client::h2(&env.pki, Some(&env.reader_cert));
     let (mut reader, _conn) = h2.h2_session(env.gw.addr).await.unwrap();
     let send = |s: &mut hyper::client::conn::http2::SendRequest<Full<Bytes>>| {

@@ -1052,6 +1052,51 @@ impl TestEnv {
         }
     }
 
+    /// The basic setup with CRLs for the root and the intermediate that
+    /// revoke nothing yet (the files are watched); also the path of the
+    /// intermediate's CRL, `inter.crl`.
+    pub async fn start_with_crls() -> (Self, PathBuf) {
+        let mut inter_crl = PathBuf::new();
+        let env = Self::start_with(
+            UpstreamBehaviour::default(),
+            |c, pki, _| {
+                let root_crl = pki.dir.join("root.crl");
+                std::fs::write(
+                    &root_crl,
+                    pki.root.crl(&[], Duration::from_secs(3600)).unwrap(),
+                )
+                .unwrap();
+                inter_crl = pki.crl("inter.crl", &[]);
+                c.replacen(
+                    "      spiffe_trust_domains:",
+                    &format!(
+                        "      crls: [{}, {}]\n      spiffe_trust_domains:",
+                        root_crl.display(),
+                        inter_crl.display()
+                    ),
+                    1,
+                )
+            },
+            BASIC_POLICY,
+        )
+        .await;
+        (env, inter_crl)
+    }
+
+    /// Replaces the intermediate's CRL at `crl` (from
+    /// [`Self::start_with_crls`]) with one revoking `revoked`.
+    pub fn revoke(&self, crl: &Path, revoked: &ClientCert) {
+        let pem = self
+            .pki
+            .inter
+            .crl(
+                std::slice::from_ref(&revoked.key.serial),
+                Duration::from_secs(3600),
+            )
+            .unwrap();
+        write_atomic(crl.parent().unwrap(), "inter.crl", &pem);
+    }
+
     /// Writes raw bytes as the reader over TLS; the gateway's answer.
     pub async fn raw(&self, bytes: &[u8]) -> String {
         self.reader
