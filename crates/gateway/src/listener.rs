@@ -299,6 +299,7 @@ fn serve_http2(
     let limits = &settings.limits;
     let activity = Arc::new(activity::Activity::watched());
     let mut idle = activity::IdleWatch::new(activity.clone(), settings.idle_timeout);
+    let conn_ctx = ctx.clone();
     let svc = service_fn(move |req| activity::InFlight::track(&activity, handle(ctx.clone(), req)));
     let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     b.timer(TokioTimer::new())
@@ -317,6 +318,12 @@ fn serve_http2(
             tokio::select! {
                 r = conn.as_mut() => break r.map_err(ConnError::from),
                 () = drain.draining(), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                // Its certificate is no longer accepted: GOAWAY, so the
+                // client's next handshake gets the precise alert.
+                () = conn_ctx.trust.refused(), if !closing => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }

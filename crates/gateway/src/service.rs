@@ -68,6 +68,10 @@ pub(crate) struct ConnTrust {
     chain: Option<crate::chains::Chain>,
     /// The chain's earliest `notAfter`, Unix seconds.
     not_after: Option<i64>,
+    /// Signalled when a request finds the connection no longer trusted:
+    /// an HTTP/2 connection then sends GOAWAY and ends once its streams
+    /// have (HTTP/1 ends with the refusal's `Connection: close`).
+    refused: tokio::sync::Notify,
 }
 
 impl ConnTrust {
@@ -83,11 +87,27 @@ impl ConnTrust {
             verified_under: std::sync::atomic::AtomicU64::new(trust_id),
             chain,
             not_after,
+            refused: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Completes once a request has found the connection no longer
+    /// trusted (at once if one already has).
+    pub(crate) async fn refused(&self) {
+        self.refused.notified().await;
     }
 
     /// Whether the connection may be served by `snap` at `now`.
     fn check(&self, snap: &Snapshot, now: jiff::Timestamp) -> Result<(), Refusal> {
+        let verdict = self.judge(snap, now);
+        if verdict.is_err() {
+            // A permit is kept if the connection is not waiting yet.
+            self.refused.notify_one();
+        }
+        verdict
+    }
+
+    fn judge(&self, snap: &Snapshot, now: jiff::Timestamp) -> Result<(), Refusal> {
         use std::sync::atomic::Ordering::Relaxed;
         if self.not_after.is_some_and(|end| now.as_second() > end) {
             return Err(Refusal::deny(
