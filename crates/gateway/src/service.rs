@@ -117,13 +117,6 @@ impl ConnTrust {
             ));
         }
         let seen = self.verified_under.load(Relaxed);
-        // Listeners cannot change on reload.
-        let Some(current) = snap.tls.get(self.listener) else {
-            return Ok(());
-        };
-        if seen == current.trust_id {
-            return Ok(());
-        }
         let refused = |detail: String| {
             Refusal::deny(
                 StatusCode::FORBIDDEN,
@@ -131,6 +124,17 @@ impl ConnTrust {
                 detail,
             )
         };
+        // Listeners cannot change on reload, so this is always found;
+        // if not, nothing vouches for the connection.
+        let Some(current) = snap.tls.get(self.listener) else {
+            return Err(refused(format!(
+                "internal: listener #{} has no trust in the running snapshot",
+                self.listener
+            )));
+        };
+        if seen == current.trust_id {
+            return Ok(());
+        }
         if seen == DISTRUSTED {
             return Err(refused(
                 "the connection's client certificate was refused after a reload".to_owned(),
