@@ -22,6 +22,7 @@ mod body;
 mod browser;
 mod bundle;
 mod chains;
+mod conn_trust;
 mod drain;
 mod https;
 mod installed;

@@ -14,6 +14,7 @@ use portcullis_telemetry::{AuditDecision, AuditRecord};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
+use crate::conn_trust::{ConnTrust, TrustAt};
 use crate::drain::DrainWatch;
 use crate::service::{handle, ConnCtx, FramingVerdicts};
 use crate::Shared;
@@ -98,7 +99,11 @@ fn connection(
         else {
             return;
         };
-        let (acceptor, trust_id) = (tls.acceptor.clone(), (index, tls.trust_id));
+        let acceptor = tls.acceptor.clone();
+        let trust = TrustAt {
+            listener: index,
+            id: tls.trust_id,
+        };
         let settings = ConnSettings::of(listener);
         let trust_domains = listener.tls.client_auth.spiffe_trust_domains.clone();
         drop(snap);
@@ -110,7 +115,7 @@ fn connection(
             &shared,
             &name,
             peer,
-            (acceptor, trust_id),
+            (acceptor, trust),
             stream,
             &trust_domains,
             settings,
@@ -133,7 +138,7 @@ async fn accept(
     shared: &Arc<Shared>,
     name: &str,
     peer: std::net::SocketAddr,
-    (acceptor, trust_id): (tokio_rustls::TlsAcceptor, (usize, u64)),
+    (acceptor, trust): (tokio_rustls::TlsAcceptor, TrustAt),
     stream: TcpStream,
     trust_domains: &[portcullis_identity::TrustDomain],
     settings: ConnSettings,
@@ -142,7 +147,7 @@ async fn accept(
     let (reason, detail) =
         match tokio::time::timeout(settings.handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
-                let verified = (tls, trust_id);
+                let verified = (tls, trust);
                 match start_serving(shared, name, peer, verified, trust_domains, settings, drain) {
                     Ok(serving) => return Some(serving),
                     Err(refused) => refused,
@@ -244,7 +249,7 @@ fn start_serving(
     shared: &Arc<Shared>,
     name: &str,
     peer: std::net::SocketAddr,
-    (tls, trust_id): (tokio_rustls::server::TlsStream<TcpStream>, (usize, u64)),
+    (tls, trust_at): (tokio_rustls::server::TlsStream<TcpStream>, TrustAt),
     trust_domains: &[portcullis_identity::TrustDomain],
     settings: ConnSettings,
     drain: DrainWatch,
@@ -267,7 +272,7 @@ fn start_serving(
         }
         _ => None,
     };
-    let trust = crate::service::ConnTrust::new(trust_id, chain);
+    let trust = ConnTrust::new(trust_at, chain);
     let framing = (!h2).then(|| Arc::new(FramingVerdicts::default()));
     let ctx = Arc::new(ConnCtx {
         shared: shared.clone(),

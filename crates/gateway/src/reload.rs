@@ -157,15 +157,13 @@ async fn run_watch_loop(
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     };
-    let mut interval = settings(&shared).1;
-    let mut ticker = ticker_every(interval);
+    let mut ticker = ticker_every(settings(&shared).1);
     let mut last = fingerprint(&shared.config_path, &shared.state.load());
     loop {
         // A reload (by signal, file change or a new bundle) may have
         // turned watching on or off or changed its pace.
-        let (watch_files, interval_now) = settings(&shared);
-        if interval_now != interval {
-            interval = interval_now;
+        let (watch_files, interval) = settings(&shared);
+        if interval != ticker.period() {
             ticker = ticker_every(interval);
         }
         tokio::select! {

@@ -45,7 +45,7 @@ pub(crate) struct ListenerTls {
     pub(crate) verifier: Arc<portcullis_authn::ClientVerifier>,
     /// Names the listener's `client_auth` (CA bundle, CRLs, mode, trust
     /// domains): kept across a reload that leaves it as it was, new
-    /// otherwise. Never [`crate::service::DISTRUSTED`].
+    /// otherwise. Never [`crate::conn_trust::DISTRUSTED`].
     pub(crate) trust_id: u64,
 }
 
@@ -193,12 +193,16 @@ fn build(
         };
         // Unchanged client-certificate trust keeps its verifier and id, so
         // established connections need not be verified again.
-        let kept = previous.and_then(|p| {
-            let same = p
-                .listener(&l.name)
-                .is_some_and(|old| old.tls.client_auth == l.tls.client_auth);
-            same.then(|| p.tls.get(index)).flatten()
-        });
+        // (Listeners keep their order: a reload that changes them was
+        // refused above.)
+        let kept = previous
+            .filter(|p| {
+                p.config
+                    .listeners
+                    .get(index)
+                    .is_some_and(|old| old.tls.client_auth == l.tls.client_auth)
+            })
+            .and_then(|p| p.tls.get(index));
         let (verifier, trust_id) = match kept {
             Some(k) => (Arc::clone(&k.verifier), k.trust_id),
             None => (
