@@ -315,6 +315,18 @@ fn record(
     }
 }
 
+/// A request refused as malformed, counted in `bad_requests_total` under
+/// the reason code its audit record gets.
+fn malformed(
+    shared: &Shared,
+    status: StatusCode,
+    code: &'static str,
+    detail: impl Into<String>,
+) -> Refusal {
+    shared.metrics.bad_request(code);
+    Refusal::deny(status, code, detail)
+}
+
 /// The method's name; no allocation for the standard methods.
 fn method_name(m: &http::Method) -> Cow<'static, str> {
     const STANDARD: [&str; 9] = [
@@ -384,8 +396,12 @@ fn pipeline<'a>(
         //    the connection ends with the refusal.
         if let Some(Err(e)) = framing {
             facts.close_connection = true;
-            shared.metrics.bad_request(e.reason_code());
-            return Err(Refusal::deny(e.status(), e.reason_code(), e.to_string()));
+            return Err(malformed(
+                shared,
+                e.status(),
+                e.reason_code(),
+                e.to_string(),
+            ));
         }
 
         let listener = snap.listener(&conn.listener).ok_or_else(|| {
@@ -400,8 +416,8 @@ fn pipeline<'a>(
         // 1. Limits.
         let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
         if uri_len > limits.max_uri_len {
-            shared.metrics.bad_request("uri_too_long");
-            return Err(Refusal::deny(
+            return Err(malformed(
+                shared,
                 StatusCode::URI_TOO_LONG,
                 "uri_too_long",
                 format!(
@@ -415,8 +431,8 @@ fn pipeline<'a>(
             limits.max_header_count,
             limits.max_header_bytes,
         ) {
-            shared.metrics.bad_request("header_too_large");
-            return Err(Refusal::deny(
+            return Err(malformed(
+                shared,
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "header_too_large",
                 e.to_string(),
@@ -427,18 +443,20 @@ fn pipeline<'a>(
         //    HTTP/1 connection ends with the refusal, whatever its status.
         if let Err(e) = guard::check_framing(req.headers(), req.version()) {
             facts.close_connection = http1;
-            shared.metrics.bad_request(e.reason_code());
-            return Err(Refusal::deny(e.status(), e.reason_code(), e.to_string()));
+            return Err(malformed(
+                shared,
+                e.status(),
+                e.reason_code(),
+                e.to_string(),
+            ));
         }
 
         // 3. Host, SNI.
-        let host = guard::effective_host(req.uri(), req.headers(), req.version()).map_err(|e| {
-            shared.metrics.bad_request(e.reason_code());
-            Refusal::deny(e.status(), e.reason_code(), e.to_string())
-        })?;
+        let host = guard::effective_host(req.uri(), req.headers(), req.version())
+            .map_err(|e| malformed(shared, e.status(), e.reason_code(), e.to_string()))?;
         if !guard::host_matches_sni(&host, conn.sni.as_deref()) {
-            shared.metrics.bad_request("host_sni_mismatch");
-            return Err(Refusal::deny(
+            return Err(malformed(
+                shared,
                 StatusCode::MISDIRECTED_REQUEST,
                 "host_sni_mismatch",
                 format!(
@@ -449,8 +467,8 @@ fn pipeline<'a>(
             ));
         }
         if !listener.server_names.is_empty() && !listener.server_names.iter().any(|n| n == &host) {
-            shared.metrics.bad_request("unknown_host");
-            return Err(Refusal::deny(
+            return Err(malformed(
+                shared,
                 StatusCode::MISDIRECTED_REQUEST,
                 "unknown_host",
                 format!(
@@ -461,16 +479,12 @@ fn pipeline<'a>(
         }
 
         // 4. One normalisation, before the decision.
-        let path = guard::normalize_path(req.uri().path()).map_err(|e| {
-            shared.metrics.bad_request(e.reason_code());
-            Refusal::deny(e.status(), e.reason_code(), e.to_string())
-        })?;
+        let path = guard::normalize_path(req.uri().path())
+            .map_err(|e| malformed(shared, e.status(), e.reason_code(), e.to_string()))?;
         let query = req.uri().query().map(str::to_owned);
         if let Some(q) = &query {
-            guard::check_query(q).map_err(|e| {
-                shared.metrics.bad_request(e.reason_code());
-                Refusal::deny(e.status(), e.reason_code(), e.to_string())
-            })?;
+            guard::check_query(q)
+                .map_err(|e| malformed(shared, e.status(), e.reason_code(), e.to_string()))?;
         }
         let path = path.as_str().to_owned();
         facts.path = path.clone();
