@@ -26,6 +26,9 @@ use common::*;
 use http_body_util::Full;
 use portcullis_bundle::{Bundle, SigAlg, SigningKey};
 
+/// A bundle tar file next to the configuration, polled every 200 ms.
+const FILE_SOURCE: &str = "    file: bundle.tar\n    poll_interval: 200ms\n    max_age: 1h\n";
+
 const ADMIN_TOKEN: &str = "bundle-admin-token-0123456789abcdef0123";
 
 struct Keys {
@@ -168,11 +171,7 @@ impl Env {
 
 #[tokio::test]
 async fn nothing_is_served_until_a_bundle_verifies_and_bad_bundles_change_nothing() {
-    let env = Env::start(
-        "    file: bundle.tar\n    poll_interval: 200ms\n    max_age: 1h\n",
-        keys(),
-    )
-    .await;
+    let env = Env::start(FILE_SOURCE, keys()).await;
     let d = env.dir.path();
     // No bundle yet: 503, not ready.
     assert_eq!(env.status().await, 503);
@@ -259,11 +258,7 @@ async fn nothing_is_served_until_a_bundle_verifies_and_bad_bundles_change_nothin
 
 #[tokio::test]
 async fn a_reload_cannot_swap_bundles_for_a_policy_file() {
-    let env = Env::start(
-        "    file: bundle.tar\n    poll_interval: 200ms\n    max_age: 1h\n",
-        keys(),
-    )
-    .await;
+    let env = Env::start(FILE_SOURCE, keys()).await;
     let d = env.dir.path();
     assert_eq!(env.status().await, 503);
     // An unsigned policy file next to the configuration, named by an
@@ -292,11 +287,7 @@ async fn a_reload_cannot_swap_bundles_for_a_policy_file() {
 
 #[tokio::test]
 async fn a_bundle_with_a_json_policy_is_served_and_a_bad_one_refused() {
-    let env = Env::start(
-        "    file: bundle.tar\n    poll_interval: 200ms\n    max_age: 1h\n",
-        keys(),
-    )
-    .await;
+    let env = Env::start(FILE_SOURCE, keys()).await;
     let d = env.dir.path();
     let both = [("a", &env.keys.a), ("b", &env.keys.b)];
     std::fs::write(
@@ -336,11 +327,7 @@ async fn a_bundle_with_a_json_policy_is_served_and_a_bad_one_refused() {
 
 #[tokio::test]
 async fn rollback_protection_survives_a_restart() {
-    let env = Env::start(
-        "    file: bundle.tar\n    poll_interval: 200ms\n    max_age: 1h\n",
-        keys(),
-    )
-    .await;
+    let env = Env::start(FILE_SOURCE, keys()).await;
     let d = env.dir.path().to_owned();
     std::fs::write(
         d.join("bundle.tar"),
