@@ -28,8 +28,6 @@ pub(crate) const DISTRUSTED: u64 = 0;
 /// be accepted: within its validity, and verified again, once, whenever a
 /// reload changed the listener's CA bundle, CRLs or `client_auth` mode.
 pub(crate) struct ConnTrust {
-    /// The listener's position in `config.listeners`.
-    listener: usize,
     /// The listener trust id the chain was last verified under, or
     /// [`DISTRUSTED`].
     verified_under: AtomicU64,
@@ -49,7 +47,6 @@ impl ConnTrust {
     pub(crate) fn new(at: TrustAt, chain: Option<Chain>) -> Self {
         let not_after = chain.as_deref().and_then(portcullis_authn::chain_not_after);
         Self {
-            listener: at.listener,
             verified_under: AtomicU64::new(at.id),
             chain,
             not_after,
@@ -64,8 +61,15 @@ impl ConnTrust {
     }
 
     /// Whether the connection may be served by `snap` at `now`.
-    pub(crate) fn check(&self, snap: &Snapshot, now: jiff::Timestamp) -> Result<(), Refusal> {
-        let verdict = self.judge(snap, now);
+    /// Whether the connection, of the listener at position `listener`,
+    /// may be served by `snap` at `now`.
+    pub(crate) fn check(
+        &self,
+        listener: usize,
+        snap: &Snapshot,
+        now: jiff::Timestamp,
+    ) -> Result<(), Refusal> {
+        let verdict = self.judge(listener, snap, now);
         if verdict.is_err() {
             // A permit is kept if the connection is not waiting yet.
             self.refused.notify_one();
@@ -73,7 +77,7 @@ impl ConnTrust {
         verdict
     }
 
-    fn judge(&self, snap: &Snapshot, now: jiff::Timestamp) -> Result<(), Refusal> {
+    fn judge(&self, listener: usize, snap: &Snapshot, now: jiff::Timestamp) -> Result<(), Refusal> {
         if self.not_after.is_some_and(|end| now.as_second() > end) {
             return Err(Refusal::deny(
                 StatusCode::FORBIDDEN,
@@ -91,10 +95,9 @@ impl ConnTrust {
         };
         // Listeners cannot change on reload, so this is always found;
         // if not, nothing vouches for the connection.
-        let Some(current) = snap.tls.get(self.listener) else {
+        let Some(current) = snap.tls.get(listener) else {
             return Err(refused(format!(
-                "internal: listener #{} has no trust in the running snapshot",
-                self.listener
+                "internal: listener #{listener} has no trust in the running snapshot"
             )));
         };
         if seen == current.trust_id {

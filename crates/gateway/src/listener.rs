@@ -147,8 +147,7 @@ async fn accept(
     let (reason, detail) =
         match tokio::time::timeout(settings.handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
-                let verified = (tls, trust);
-                match start_serving(shared, name, peer, verified, trust_domains, settings, drain) {
+                match start_serving(shared, peer, tls, trust, trust_domains, settings, drain) {
                     Ok(serving) => return Some(serving),
                     Err(refused) => refused,
                 }
@@ -247,9 +246,9 @@ impl ConnSettings {
 /// peer's identity cannot be read.
 fn start_serving(
     shared: &Arc<Shared>,
-    name: &str,
     peer: std::net::SocketAddr,
-    (tls, trust_at): (tokio_rustls::server::TlsStream<TcpStream>, TrustAt),
+    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    trust_at: TrustAt,
     trust_domains: &[portcullis_identity::TrustDomain],
     settings: ConnSettings,
     drain: DrainWatch,
@@ -276,7 +275,7 @@ fn start_serving(
     let framing = (!h2).then(|| Arc::new(FramingVerdicts::default()));
     let ctx = Arc::new(ConnCtx {
         shared: shared.clone(),
-        listener: name.to_owned(),
+        listener_index: trust_at.listener,
         peer,
         sni,
         strings: crate::service::ConnStrings::new(&principal, peer),

@@ -34,7 +34,9 @@ use crate::{names, Shared};
 /// What one connection knows about its peer.
 pub(crate) struct ConnCtx {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) listener: String,
+    /// The listener's position in `config.listeners` (fixed across
+    /// reloads).
+    pub(crate) listener_index: usize,
     pub(crate) peer: SocketAddr,
     pub(crate) sni: Option<String>,
     pub(crate) principal: Arc<Principal>,
@@ -386,7 +388,7 @@ fn pipeline<'a>(
         // The connection's certificate must still be one the listener
         // accepts; the refused connection ends (HTTP/1) and the client's
         // next handshake gets the precise TLS alert.
-        if let Err(refusal) = conn.trust.check(snap, facts.now) {
+        if let Err(refusal) = conn.trust.check(conn.listener_index, snap, facts.now) {
             facts.close_connection = http1;
             return Err(refusal);
         }
@@ -404,13 +406,17 @@ fn pipeline<'a>(
             ));
         }
 
-        let listener = snap.listener(&conn.listener).ok_or_else(|| {
-            Refusal::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "internal",
-                "listener missing from the configuration",
-            )
-        })?;
+        let listener = snap
+            .config
+            .listeners
+            .get(conn.listener_index)
+            .ok_or_else(|| {
+                Refusal::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "internal",
+                    "listener missing from the configuration",
+                )
+            })?;
         let limits = listener.limits;
 
         // 1. Limits.
