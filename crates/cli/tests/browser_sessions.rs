@@ -12,9 +12,11 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::browser::*;
-use common::jwt_payload;
 use common::oidc::query_param;
+use common::{jwt_payload, ECHO_SET_COOKIE};
+use http_body_util::Full;
 
 #[tokio::test]
 async fn browser_login_creates_a_session_and_requests_go_through() {
@@ -34,6 +36,45 @@ async fn browser_login_creates_a_session_and_requests_go_through() {
     let r = b.get("/app/home", &[], false).await;
     assert_eq!(r.status, 401);
     assert!(r.headers.get("location").is_none());
+}
+
+#[tokio::test]
+async fn the_gateways_cookies_are_its_own_in_both_directions() {
+    let b = Browser::start().await;
+    let session = b.login("/app/home", "bob", "pw").await;
+    // A cookie value that is not ASCII (browsers send UTF-8) beside the
+    // session: the gateway still finds its session, and still keeps it
+    // from the upstream.
+    let r = b.get("/app/home", &[&session, "pref=café"], true).await;
+    assert_eq!(r.status, 200, "{}", b.gw.stderr());
+    let rec = b.up.records().pop().unwrap();
+    assert_eq!(rec.headers["cookie"].as_bytes(), "pref=café".as_bytes());
+    // The application behind the route tries to plant the session and
+    // login cookies, which speak for the whole origin.
+    let (gw, port) = b.instance(0);
+    let req = http::Request::get("/app/home")
+        .header("host", format!("localhost:{port}"))
+        .header("cookie", session.clone())
+        .header(
+            ECHO_SET_COOKIE,
+            "__Host-portcullis-session=planted; Path=/; Secure; HttpOnly",
+        )
+        .header(
+            ECHO_SET_COOKIE,
+            "__Host-portcullis-login=planted; Path=/; Secure",
+        )
+        .header(ECHO_SET_COOKIE, "theme=dark; Path=/")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = b.client().send(gw.addr, req).await.unwrap();
+    assert_eq!(r.status, 200);
+    let set: Vec<&str> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(set, ["theme=dark; Path=/"]);
 }
 
 #[tokio::test]

@@ -133,6 +133,16 @@ async fn spoofed_identity_and_provenance_headers_never_reach_the_upstream() {
         "x_forwarded_user: forged",
         "X_Portcullis_Identity: forged",
         "X-FORWARDED-USER: forged",
+        // trusted by well-known upstreams: Grafana, ASP.NET Core,
+        // Kubernetes, nginx/Apache client-certificate conventions, Kong
+        "X-WEBAUTH-USER: forged",
+        "X-ARR-ClientCert: forged",
+        "x-remote-group: forged",
+        "x-ssl-cert: forged",
+        "ssl-client-verify: forged",
+        "x-userinfo: forged",
+        "x-original-forwarded-for: 1.2.3.4",
+        "client-ip: 1.2.3.4",
     ];
     let mut raw = String::from("GET /api/whoami HTTP/1.1\r\nHost: localhost\r\n");
     for h in forged {
@@ -169,6 +179,14 @@ async fn spoofed_identity_and_provenance_headers_never_reach_the_upstream() {
         "x-forwarded-client-cert",
         "x-real-ip",
         "forwarded",
+        "x-webauth-user",
+        "x-arr-clientcert",
+        "x-remote-group",
+        "x-ssl-cert",
+        "ssl-client-verify",
+        "x-userinfo",
+        "x-original-forwarded-for",
+        "client-ip",
     ] {
         assert!(header(rec, gone).is_empty(), "{gone} forwarded");
     }
@@ -875,4 +893,111 @@ async fn https_upstream_negotiating_h2_is_reached() {
     assert_eq!(rec.target, "/api/h2/up?x=1");
     assert_eq!(header(rec, "x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(header(rec, "x-portcullis-identity").len(), 1);
+}
+
+/// A chunked request whose trailer section forges what the header section
+/// may not carry.
+const FORGED_TRAILERS: &str = "POST /api/h2/trailers HTTP/1.1\r\n\
+    Host: localhost\r\n\
+    Transfer-Encoding: chunked\r\n\
+    Connection: close\r\n\r\n\
+    5\r\nhello\r\n0\r\n\
+    x-forwarded-user: forged\r\n\
+    x-portcullis-identity: forged\r\n\
+    x-portcullis-request-id: forged\r\n\
+    x-forwarded-client-cert: By=forged\r\n\
+    authorization: Bearer forged\r\n\
+    transfer-encoding: chunked\r\n\
+    x-checksum: kept\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_trailers_reach_an_h2_upstream_without_forged_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_pki = TestPki::new(&dir.path().join("upstream-pki"));
+    let tls = tls_upstream(&upstream_pki.server_cert, &upstream_pki.server_key, true).await;
+    let (ca, tls_addr) = (upstream_pki.ca_bundle.clone(), tls.addr);
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, plain| https_route(c, plain, tls_addr, &ca),
+        BASIC_POLICY,
+    )
+    .await;
+    let resp = env
+        .writer
+        .raw(env.gw.addr, FORGED_TRAILERS.as_bytes())
+        .await
+        .unwrap();
+    // A connection-specific field in the trailers once left the request
+    // hanging until the route's timeout (504).
+    assert_eq!(raw_status(&resp), Some(200), "{resp}");
+    let records = tls.records.lock().unwrap().clone();
+    assert_eq!(records.len(), 1);
+    let rec = &records[0];
+    assert_eq!(rec.body, "hello");
+    let trailers = rec.trailers.as_ref().expect("the trailer section");
+    let names: Vec<&str> = trailers.keys().map(http::HeaderName::as_str).collect();
+    assert_eq!(names, ["x-checksum"], "{trailers:?}");
+    // The header section holds the gateway's own values, once.
+    assert_eq!(header(rec, "x-portcullis-identity").len(), 1);
+    assert!(!header(rec, "x-portcullis-identity")[0].contains("forged"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_upstream_gets_the_clients_host_as_authority_and_te_trailers() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_pki = TestPki::new(&dir.path().join("upstream-pki"));
+    let tls = tls_upstream(&upstream_pki.server_cert, &upstream_pki.server_key, true).await;
+    let (ca, tls_addr) = (upstream_pki.ca_bundle.clone(), tls.addr);
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, plain| https_route(c, plain, tls_addr, &ca),
+        BASIC_POLICY,
+    )
+    .await;
+    let req = http::Request::post("/api/grpc.Service/Call")
+        .header("host", "localhost")
+        .header("te", "trailers")
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+        .unwrap();
+    let r = env.writer.send(env.gw.addr, req).await.unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let req = http::Request::get("/api/no-te")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(env.reader.send(env.gw.addr, req).await.unwrap().status, 200);
+    let records = tls.records.lock().unwrap().clone();
+    assert_eq!(records.len(), 2);
+    for rec in &records {
+        // `:authority` says the client's host, and no `host` field
+        // disagrees with it (RFC 9113 §8.3.1).
+        assert_eq!(
+            rec.authority.as_deref(),
+            Some("localhost"),
+            "{:?}",
+            rec.target
+        );
+        assert!(header(rec, "host").is_empty(), "{:?}", rec.headers);
+    }
+    assert_eq!(header(&records[0], "te"), ["trailers"]);
+    assert!(header(&records[1], "te").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_clients_cookie_fields_reach_the_upstream_as_one() {
+    let env = TestEnv::start().await;
+    let h2 = Client::h2(&env.pki, Some(&env.reader_cert));
+    let req = http::Request::get("/api/cookies")
+        .header("host", "localhost")
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .header("cookie", "c=3")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = h2.send(env.gw.addr, req).await.unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.version, http::Version::HTTP_2);
+    let records = env.up.records();
+    assert_eq!(header(&records[0], "cookie"), ["a=1; b=2; c=3"]);
 }

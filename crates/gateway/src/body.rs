@@ -33,6 +33,56 @@ pub(crate) fn find_cause<'e, T: std::error::Error + 'static>(
     None
 }
 
+/// An error reading the client's request body while it is forwarded: a
+/// malformed chunk, a body shorter than its `content-length`, a client
+/// that hung up or reset its HTTP/2 stream. The client's fault, told apart
+/// from the upstream's by [`find_cause`].
+#[derive(Debug, thiserror::Error)]
+#[error("the request body could not be read")]
+pub(crate) struct ClientBodyError(#[source] BoxError);
+
+/// The client's request body as the upstream gets it: its errors become
+/// [`ClientBodyError`]s and its trailers lose what the gateway removes
+/// from headers, and the fields trailers may not carry
+/// ([`portcullis_http_guard::sanitize_trailers`]).
+pub(crate) fn from_client<B>(body: B) -> impl Body<Data = B::Data, Error = ClientBodyError> + Unpin
+where
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    use http_body_util::BodyExt;
+    body.map_err(|e| ClientBodyError(e.into()))
+        .map_frame(|f| clean_trailers(f, true))
+}
+
+/// An upstream's response body as the client gets it: its trailers lose
+/// hop-by-hop fields, the gateway namespace and the fields trailers may
+/// not carry.
+pub(crate) fn from_upstream<B>(body: B) -> impl Body<Data = B::Data, Error = B::Error> + Unpin
+where
+    B: Body + Unpin,
+{
+    use http_body_util::BodyExt;
+    body.map_frame(|f| clean_trailers(f, false))
+}
+
+fn clean_trailers<D>(frame: Frame<D>, request: bool) -> Frame<D> {
+    match frame.into_trailers() {
+        Ok(mut trailers) => {
+            let report = portcullis_http_guard::sanitize_trailers(&mut trailers, request);
+            if !report.is_empty() {
+                tracing::debug!(
+                    removed = ?report.removed(),
+                    request,
+                    "trailer fields removed"
+                );
+            }
+            Frame::trailers(trailers)
+        }
+        Err(frame) => frame,
+    }
+}
+
 /// The error a stalled body ends with.
 #[derive(Debug, thiserror::Error)]
 #[error("body sent nothing for {0:?}")]

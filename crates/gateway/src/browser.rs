@@ -39,6 +39,13 @@ pub const CALLBACK_PATH: &str = "/.portcullis/callback";
 pub const LOGOUT_PATH: &str = "/.portcullis/logout";
 /// The login transaction cookie.
 pub const LOGIN_COOKIE: &str = "__Host-portcullis-login";
+
+/// Joins a request's `Cookie` fields into one for the upstream, when
+/// browser sessions are off (with them on,
+/// [`BrowserAuth::strip_cookies`] does this too).
+pub(crate) fn join_cookies(headers: &mut HeaderMap) {
+    cookie::rewrite(headers, &[]);
+}
 /// `amr` values that count as a second factor (RFC 8176).
 pub const MFA_METHODS: [&str; 8] = ["otp", "hwk", "swk", "sms", "mfa", "fpt", "face", "iris"];
 /// `last_seen` is written at most this often per session (idle tracking
@@ -201,9 +208,16 @@ impl BrowserAuth {
         })
     }
 
-    /// Removes the gateway's own cookies before a request goes upstream.
+    /// Removes the gateway's own cookies before a request goes upstream
+    /// (and joins its `Cookie` fields, as [`join_cookies`]).
     pub(crate) fn strip_cookies(&self, headers: &mut HeaderMap) {
-        cookie::strip(headers, &[&self.sessions.cookie_name, LOGIN_COOKIE]);
+        cookie::rewrite(headers, &[&self.sessions.cookie_name, LOGIN_COOKIE]);
+    }
+
+    /// Removes an upstream's `Set-Cookie` for the gateway's own cookies
+    /// before its response goes to the client.
+    pub(crate) fn strip_set_cookies(&self, headers: &mut HeaderMap) {
+        cookie::strip_set_cookies(headers, &[&self.sessions.cookie_name, LOGIN_COOKIE]);
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {

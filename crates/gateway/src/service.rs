@@ -457,6 +457,18 @@ fn pipeline<'a>(
             ));
         }
 
+        // The method judged is the method forwarded: no case an upstream
+        // would fold, no TRACE.
+        if let Err(e) = guard::check_method(req.method()) {
+            facts.close_connection = http1;
+            return Err(malformed(
+                shared,
+                e.status(),
+                e.reason_code(),
+                e.to_string(),
+            ));
+        }
+
         // 3. Host, SNI.
         let host = guard::effective_host(req.uri(), req.headers(), req.version())
             .map_err(|e| malformed(shared, e.status(), e.reason_code(), e.to_string()))?;
@@ -726,13 +738,34 @@ fn pipeline<'a>(
             )
         })?;
         match client.forward(&permit, upstream_req).await {
+            // The gateway forwards no upgrade (it removes `Upgrade` from
+            // requests): a switch of protocols nobody asked for is a
+            // broken upstream, and an HTTP/2 client cannot be sent one.
+            Ok(resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                shared.metrics.upstream_error(
+                    &route.name,
+                    portcullis_telemetry::UpstreamErrorKind::Protocol,
+                );
+                Err(Refusal::error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    "upstream switched protocols unasked (101)",
+                ))
+            }
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
                 guard::sanitize_response_headers(&mut parts.headers);
+                if let Some(browser) = &snap.browser {
+                    browser.strip_set_cookies(&mut parts.headers);
+                }
                 if let Some(v) = &facts.request_id_header {
                     parts.headers.insert(names::REQUEST_ID, v.clone());
                 }
-                let body = StallTimeout::new(body, route.upstream.body_timeout).boxed();
+                let body = StallTimeout::new(
+                    crate::body::from_upstream(body),
+                    route.upstream.body_timeout,
+                )
+                .boxed();
                 Ok(Response::from_parts(parts, body))
             }
             Err(e) => {
@@ -747,6 +780,7 @@ fn pipeline<'a>(
                     UpstreamError::ClientBodyStalled => {
                         (StatusCode::REQUEST_TIMEOUT, "client_body_stalled")
                     }
+                    UpstreamError::ClientBody(_) => (StatusCode::BAD_REQUEST, "client_body_error"),
                     UpstreamError::Connect(_) => (StatusCode::BAD_GATEWAY, "upstream_connect"),
                     _ => (StatusCode::BAD_GATEWAY, "upstream_error"),
                 };
@@ -754,7 +788,9 @@ fn pipeline<'a>(
                 // The client's fault, not a gateway or upstream failure.
                 if matches!(
                     e,
-                    UpstreamError::BodyTooLarge | UpstreamError::ClientBodyStalled
+                    UpstreamError::BodyTooLarge
+                        | UpstreamError::ClientBodyStalled
+                        | UpstreamError::ClientBody(_)
                 ) {
                     r.is_error = false;
                 }
@@ -838,6 +874,14 @@ fn build_upstream_request(
         })?;
 
     let mut headers = parts.headers;
+    // `te: trailers` (gRPC clients send it to learn whether trailers get
+    // through) is hop-by-hop: removed below, and said again to an
+    // HTTP/2 upstream by the upstream client.
+    let te_trailers = headers.get_all(header::TE).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+    });
     // Client hop-by-hop and identity headers go first; the gateway's own
     // headers are added after, so no client header can remove them.
     guard::sanitize_request_headers(&mut headers);
@@ -847,11 +891,14 @@ fn build_upstream_request(
     let _ = headers.try_reserve(GATEWAY_HEADERS);
     // A verified bearer token has done its job: upstreams learn who from
     // the identity assertion, unless the route asks for the token itself.
-    if verified_token.is_some() && !route.pass_bearer_token {
+    // Such a route gets only a token the gateway verified: any other
+    // `Authorization` (another scheme, or none verified) is removed.
+    if verified_token.is_some() != route.pass_bearer_token {
         headers.remove(header::AUTHORIZATION);
     }
-    if let Some(browser) = &snap.browser {
-        browser.strip_cookies(&mut headers);
+    match &snap.browser {
+        Some(browser) => browser.strip_cookies(&mut headers),
+        None => crate::browser::join_cookies(&mut headers),
     }
     headers.remove(header::HOST);
     if let Some(h) = original_host {
@@ -938,7 +985,10 @@ fn build_upstream_request(
     headers.insert(names::IDENTITY, value);
 
     let body = StallTimeout::new(
-        Limited::new(body, usize::try_from(max_body_bytes).unwrap_or(usize::MAX)),
+        Limited::new(
+            crate::body::from_client(body),
+            usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+        ),
         route.upstream.body_timeout,
     )
     .boxed();
@@ -947,6 +997,9 @@ fn build_upstream_request(
     *out.uri_mut() = uri;
     *out.version_mut() = http::Version::HTTP_11;
     *out.headers_mut() = headers;
+    if te_trailers {
+        out.extensions_mut().insert(crate::upstream::TeTrailers);
+    }
     Ok(out)
 }
 

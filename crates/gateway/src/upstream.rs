@@ -54,6 +54,8 @@ pub(crate) enum UpstreamError {
     BodyTooLarge,
     #[error("the client stopped sending its request body")]
     ClientBodyStalled,
+    #[error("{0}")]
+    ClientBody(String),
     #[error("upstream request failed: {0}")]
     Protocol(String),
 }
@@ -67,7 +69,7 @@ impl UpstreamError {
             Self::Tls(_) | Self::Connect(_) => Some(K::Connect),
             Self::Timeout(_) => Some(K::Timeout),
             Self::Protocol(_) => Some(K::Protocol),
-            Self::BodyTooLarge | Self::ClientBodyStalled => None,
+            Self::BodyTooLarge | Self::ClientBodyStalled | Self::ClientBody(_) => None,
         }
     }
 }
@@ -208,18 +210,37 @@ impl UpstreamClient {
             self.pool.clear_h2();
             return Err(Unsent::Again(Box::new(req)));
         }
-        // HTTP/2 carries the scheme and authority as pseudo-headers.
+        // HTTP/2 carries the scheme and authority as pseudo-headers; the
+        // authority is the client's host, as `host` is for HTTP/1.1, and
+        // no `host` field may disagree with it (RFC 9113 §8.3.1).
+        let authority = req
+            .headers_mut()
+            .remove(http::header::HOST)
+            .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+            .unwrap_or_else(|| self.authority.clone());
         let mut uri = std::mem::take(req.uri_mut()).into_parts();
         uri.scheme = Some(self.scheme.clone());
-        uri.authority = Some(self.authority.clone());
+        uri.authority = Some(authority);
         *req.uri_mut() = http::Uri::from_parts(uri)
             .map_err(|e| Unsent::Failed(UpstreamError::Protocol(format!("upstream uri: {e}"))))?;
         *req.version_mut() = http::Version::HTTP_2;
+        if req.extensions().get::<TeTrailers>().is_some() {
+            req.headers_mut()
+                .insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+        }
         let resp = tx.try_send_request(req).await.map_err(|e| {
             let mut u = unsent(e);
             if let Unsent::Again(r) = &mut u {
                 self.pool.clear_h2();
                 // back to the form the next connection expects
+                let host = r
+                    .uri()
+                    .authority()
+                    .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok());
+                if let Some(h) = host {
+                    r.headers_mut().insert(http::header::HOST, h);
+                }
+                r.headers_mut().remove(http::header::TE);
                 if let Some(pq) = r.uri().path_and_query().cloned() {
                     *r.uri_mut() = http::Uri::from(pq);
                 }
@@ -230,6 +251,13 @@ impl UpstreamClient {
         Ok(resp.map(|body| UpstreamBody::new(body, None)))
     }
 }
+
+/// Marks a request whose client sent `te: trailers`: an HTTP/2 upstream
+/// is told so too (gRPC servers may refuse a request without it; an
+/// HTTP/1.1 upstream is not, as `te` there would need a `Connection`
+/// option).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TeTrailers;
 
 /// Why a request was not answered on a connection.
 enum Unsent {
@@ -306,11 +334,13 @@ impl Drop for UpstreamBody {
 }
 
 fn classify(e: &hyper::Error) -> UpstreamError {
-    use crate::body::{find_cause, BodyStalled};
+    use crate::body::{find_cause, BodyStalled, ClientBodyError};
     if find_cause::<http_body_util::LengthLimitError>(e).is_some() {
         UpstreamError::BodyTooLarge
     } else if find_cause::<BodyStalled>(e).is_some() {
         UpstreamError::ClientBodyStalled
+    } else if let Some(client) = find_cause::<ClientBodyError>(e) {
+        UpstreamError::ClientBody(error_chain(client))
     } else {
         UpstreamError::Protocol(error_chain(e))
     }

@@ -68,6 +68,7 @@ mod form;
 mod framing;
 mod h1_stream;
 mod limits;
+mod method;
 mod path;
 mod sanitize;
 mod target;
@@ -84,10 +85,11 @@ pub use limits::{
     check_header_limits, check_uri_len, LimitError, MAX_HEADER_BYTES, MAX_HEADER_COUNT,
     MAX_HEADER_VALUE_LEN, MAX_PATH_LEN, MAX_PATH_SEGMENTS, MAX_QUERY_LEN, MAX_URI_LEN,
 };
+pub use method::{check_method, MethodError};
 pub use path::{check_query, normalize_path, NormalizedPath, PathError};
 pub use sanitize::{
-    is_protected_header, sanitize_request_headers, sanitize_response_headers, RemovalReason,
-    SanitizeReport, CONNECTION_OPTION_EXEMPT, GATEWAY_HEADER_PREFIX, HOP_BY_HOP_HEADERS,
-    IDENTITY_HEADERS, IDENTITY_HEADER_PREFIXES,
+    is_protected_header, sanitize_request_headers, sanitize_response_headers, sanitize_trailers,
+    RemovalReason, SanitizeReport, CONNECTION_OPTION_EXEMPT, GATEWAY_HEADER_PREFIX,
+    HOP_BY_HOP_HEADERS, IDENTITY_HEADERS, IDENTITY_HEADER_PREFIXES, TRAILER_FORBIDDEN_FIELDS,
 };
 pub use target::{effective_host, host_matches_sni, TargetError, MAX_HOST_LEN};

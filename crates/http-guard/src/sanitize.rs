@@ -33,8 +33,8 @@ header_names! {
 /// `proxy-connection`), removed from requests and responses.
 ///
 /// `te` is removed even when it is `trailers` (gRPC over HTTP/2): it is a
-/// statement about this hop only, and the gateway adds `te: trailers`
-/// itself when it forwards to a gRPC upstream.
+/// statement about this hop only; the gateway says `te: trailers` itself
+/// to an HTTP/2 upstream when the client said it.
 pub const HOP_BY_HOP_HEADERS; fn is_hop_by_hop; [
     "connection",
     "keep-alive",
@@ -65,24 +65,39 @@ pub const IDENTITY_HEADERS; fn is_identity_name; [
     "x-forwarded-groups",
     "x-forwarded-preferred-username",
     "x-forwarded-access-token",
-    "x-remote-user",
     "remote-user",
     "x-user",
     "x-email",
     "x-authenticated-user",
     "x-authenticated-userid",
     "x-spiffe-id",
-    // client certificate
+    // ... and by Kong's OIDC plugins and similar
+    "x-auth-user",
+    "x-userinfo",
+    "x-id-token",
+    "x-access-token",
+    // client certificate (nginx, Apache, Envoy and ASP.NET Core
+    // conventions; more in the prefixes)
     "x-forwarded-client-cert",
-    "ssl-client-cert",
+    "x-client-verify",
+    "x-client-dn",
+    "x-client-s-dn",
+    "x-client-i-dn",
+    "x-arr-clientcert",
+    "x-arr-ssl",
     // client address
     "x-real-ip",
     "forwarded",
     "x-forwarded-for",
+    "x-forwarded-by",
     "x-client-ip",
     "x-cluster-client-ip",
     "true-client-ip",
+    "client-ip",
     "cf-connecting-ip",
+    "cf-connecting-ipv6",
+    "fastly-client-ip",
+    "x-proxyuser-ip",
     // original scheme, host, port, prefix
     "x-forwarded-proto",
     "x-forwarded-scheme",
@@ -91,14 +106,12 @@ pub const IDENTITY_HEADERS; fn is_identity_name; [
     "x-forwarded-port",
     "x-forwarded-server",
     "x-forwarded-prefix",
-    "x-original-host",
-    // original URI and method
-    "x-original-uri",
-    "x-original-url",
+    "x-host",
+    "x-http-host-override",
+    // original URI and method (`x-original-*`: in the prefixes)
     "x-rewrite-url",
     "x-forwarded-uri",
     "x-forwarded-method",
-    "x-original-method",
     // method overrides: the upstream would run a method the policy never saw
     "x-http-method-override",
     "x-http-method",
@@ -110,11 +123,22 @@ pub const IDENTITY_HEADERS; fn is_identity_name; [
 /// Name prefixes of identity headers, compared like [`IDENTITY_HEADERS`].
 ///
 /// `x-client-cert` is a prefix on purpose: it covers the bare header and
-/// the `x-client-cert-*` family (`-chain`, `-dn`, `-san`) alike.
-pub const IDENTITY_HEADER_PREFIXES: [&str; 11] = [
+/// the `x-client-cert-*` family (`-chain`, `-dn`, `-san`) alike. Whole
+/// families a proxy in front of an application sets: `x-remote-*`
+/// (`-user`, `-group`, `-extra-*`: Kubernetes' request-header
+/// authentication), `x-webauth-*` (Grafana's auth proxy), `x-ssl-*` and
+/// `ssl-client-*` (the client certificate, its verification result and
+/// DNs in nginx and Apache setups), `x-original-*` (host, URI, method,
+/// address before a proxy), `x-envoy-*` (Envoy's internal headers).
+pub const IDENTITY_HEADER_PREFIXES: [&str; 16] = [
     "x-auth-request-",
     "x-client-cert",
-    "x-ssl-client-",
+    "x-ssl-",
+    "ssl-client-",
+    "x-remote-",
+    "x-webauth-",
+    "x-original-",
+    "x-envoy-",
     "x-pomerium-",
     "x-goog-authenticated-user-",
     "x-goog-iap-",
@@ -144,6 +168,8 @@ pub enum RemovalReason {
     GatewayNamespace,
     /// A spoofable identity or provenance header.
     Identity,
+    /// A field a trailer section may not carry.
+    NotAllowedInTrailers,
 }
 
 impl RemovalReason {
@@ -154,6 +180,7 @@ impl RemovalReason {
             Self::HopByHop => "hop_by_hop",
             Self::GatewayNamespace => "gateway_namespace",
             Self::Identity => "identity",
+            Self::NotAllowedInTrailers => "not_allowed_in_trailers",
         }
     }
 }
@@ -208,12 +235,58 @@ pub fn sanitize_request_headers(headers: &mut HeaderMap) -> SanitizeReport {
     sanitize(headers, true)
 }
 
-/// Removes the hop-by-hop headers (rules 1 and 2 of
-/// [`sanitize_request_headers`]) from an upstream response before it is
-/// sent to the client. A protocol upgrade (WebSocket) is handled by the
-/// gateway, which sets `Connection` and `Upgrade` itself.
+/// Removes from an upstream response, before it is sent to the client,
+/// rules 1 to 3 of [`sanitize_request_headers`]: the hop-by-hop headers
+/// and the gateway namespace, which only the gateway writes in either
+/// direction (it adds its own `x-portcullis-request-id` after).
 pub fn sanitize_response_headers(headers: &mut HeaderMap) -> SanitizeReport {
     sanitize(headers, false)
+}
+
+header_names! {
+/// Fields a trailer section may not carry (RFC 9110 §6.5.1): framing,
+/// routing, authentication, request modifiers, response control and
+/// content metadata. A recipient that merged them into the header
+/// section would act on fields nothing judged.
+pub const TRAILER_FORBIDDEN_FIELDS; fn is_trailer_forbidden; [
+    "authorization",
+    "cache-control",
+    "content-encoding",
+    "content-length",
+    "content-range",
+    "content-type",
+    "cookie",
+    "expect",
+    "host",
+    "location",
+    "max-forwards",
+    "range",
+    "set-cookie",
+    "www-authenticate",
+]}
+
+/// Cleans a trailer section (the fields after a chunked body, or the
+/// trailing HEADERS of an HTTP/2 stream) before it is passed on. A
+/// request's trailers lose what [`sanitize_request_headers`] removes and
+/// a response's what [`sanitize_response_headers`] removes; both lose
+/// [`TRAILER_FORBIDDEN_FIELDS`]. Every field a client can put in its
+/// headers it can put in its trailers, and HTTP/2 upstreams receive
+/// trailers as sent.
+pub fn sanitize_trailers(trailers: &mut HeaderMap, request: bool) -> SanitizeReport {
+    let mut report = sanitize(trailers, request);
+    for name in trailers.keys() {
+        if is_trailer_forbidden(name.as_str()) {
+            report
+                .removed
+                .push((name.clone(), RemovalReason::NotAllowedInTrailers));
+        }
+    }
+    for (name, reason) in &report.removed {
+        if *reason == RemovalReason::NotAllowedInTrailers {
+            trailers.remove(name);
+        }
+    }
+    report
 }
 
 /// Whether a client may not send `name`: it is in the gateway namespace or
@@ -241,7 +314,7 @@ fn sanitize(headers: &mut HeaderMap, request: bool) -> SanitizeReport {
             RemovalReason::ConnectionOption
         } else if is_hop_by_hop(&n) {
             RemovalReason::HopByHop
-        } else if request && is_gateway_header(&n) {
+        } else if is_gateway_header(&n) {
             RemovalReason::GatewayNamespace
         } else if request && is_identity_header(&n) {
             RemovalReason::Identity

@@ -133,6 +133,10 @@ pub struct Recorded {
     pub version: http::Version,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// The trailer section, if the body ended with one.
+    pub trailers: Option<http::HeaderMap>,
+    /// The request target's authority (HTTP/2's `:authority`).
+    pub authority: Option<String>,
 }
 
 impl Recorded {
@@ -140,12 +144,17 @@ impl Recorded {
     /// fails midway is recorded as empty).
     pub async fn read(req: http::Request<hyper::body::Incoming>) -> Self {
         let (parts, body) = req.into_parts();
-        let body = body
+        let (body, trailers) = body
             .collect()
             .await
-            .map(|b| b.to_bytes())
+            .map(|c| {
+                let trailers = c.trailers().cloned();
+                (c.to_bytes(), trailers)
+            })
             .unwrap_or_default();
         Self {
+            trailers,
+            authority: parts.uri.authority().map(|a| a.as_str().to_owned()),
             method: parts.method.to_string(),
             target: parts
                 .uri
@@ -158,6 +167,11 @@ impl Recorded {
         }
     }
 }
+
+/// The recording upstream answers with a `set-cookie` for each value of
+/// this request header: a test's stand-in for an application setting
+/// cookies.
+pub const ECHO_SET_COOKIE: &str = "x-echo-set-cookie";
 
 /// How the recording upstream answers.
 #[derive(Clone, Default)]
@@ -198,6 +212,12 @@ impl RecordingUpstream {
                         let recs = recs.clone();
                         let behaviour = behaviour.clone();
                         async move {
+                            let echo: Vec<http::HeaderValue> = req
+                                .headers()
+                                .get_all(ECHO_SET_COOKIE)
+                                .iter()
+                                .cloned()
+                                .collect();
                             let recorded = Recorded::read(req).await;
                             recs.lock().unwrap().push(recorded);
                             if let Some(d) = behaviour.delay {
@@ -207,7 +227,11 @@ impl RecordingUpstream {
                                 Some(n) => Bytes::from(vec![b'x'; n]),
                                 None => Bytes::from_static(b"upstream ok"),
                             };
-                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(out)))
+                            let mut resp = http::Response::new(Full::new(out));
+                            for v in echo {
+                                resp.headers_mut().append(http::header::SET_COOKIE, v);
+                            }
+                            Ok::<_, std::convert::Infallible>(resp)
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -455,6 +479,8 @@ pub struct Resp {
     pub headers: http::HeaderMap,
     pub body: Bytes,
     pub version: http::Version,
+    /// The trailer section, if the body ended with one.
+    pub trailers: Option<http::HeaderMap>,
 }
 
 impl Resp {
@@ -463,17 +489,18 @@ impl Resp {
         let status = resp.status().as_u16();
         let version = resp.version();
         let headers = resp.headers().clone();
-        let body = resp
+        let collected = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
+            .map_err(|e| format!("body: {e}"))?;
+        let trailers = collected.trailers().cloned();
         Ok(Resp {
             status,
             headers,
-            body,
+            body: collected.to_bytes(),
             version,
+            trailers,
         })
     }
 }
@@ -809,24 +836,7 @@ impl Client {
                 .send_request(req)
                 .await
                 .map_err(|e| format!("request: {e}"))?;
-            let status = resp.status().as_u16();
-            let version = resp.version();
-            let headers = resp.headers().clone();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("body: {e}"))?
-                .to_bytes();
-            Ok((
-                local,
-                Resp {
-                    status,
-                    headers,
-                    body,
-                    version,
-                },
-            ))
+            Ok((local, Resp::read(resp).await?))
         };
         tokio::time::timeout(WAIT, fut)
             .await

@@ -195,6 +195,29 @@ fn identity_headers_are_removed_in_every_spelling() {
         "x-amzn-oidc-identity",
         "cf-access-authenticated-user-email",
         "x-ms-client-principal-name",
+        "X-WEBAUTH-USER",
+        "x-webauth-groups",
+        "X-ARR-ClientCert",
+        "x-ssl-cert",
+        "ssl-client-verify",
+        "SSL-Client-S-DN",
+        "x-client-verify",
+        "x-remote-group",
+        "x-remote-extra-scopes",
+        "x-userinfo",
+        "x-id-token",
+        "x-access-token",
+        "x-auth-user",
+        "x-original-forwarded-for",
+        "x-original-host",
+        "client-ip",
+        "x-envoy-external-address",
+        "fastly-client-ip",
+        "cf-connecting-ipv6",
+        "x-proxyuser-ip",
+        "x-forwarded-by",
+        "x-host",
+        "x-http-host-override",
     ];
     let fields: Vec<(&str, &str)> = spellings.iter().map(|n| (*n, "forged")).collect();
     let mut h = headers(&fields);
@@ -290,8 +313,9 @@ fn clean_request_is_untouched() {
 }
 
 #[test]
-fn response_sanitation_removes_only_hop_by_hop() {
+fn response_sanitation_removes_hop_by_hop_and_the_gateway_namespace() {
     let mut h = headers(&[
+        ("x-portcullis-identity", "set by the upstream"),
         ("connection", "x-upstream-secret, keep-alive"),
         ("keep-alive", "timeout=5"),
         ("x-upstream-secret", "1"),
@@ -313,6 +337,65 @@ fn response_sanitation_removes_only_hop_by_hop() {
         Some(RemovalReason::ConnectionOption)
     );
     assert_eq!(reason_of(&report, "upgrade"), Some(RemovalReason::HopByHop));
+    assert_eq!(
+        reason_of(&report, "x-portcullis-identity"),
+        Some(RemovalReason::GatewayNamespace)
+    );
+}
+
+#[test]
+fn request_trailers_lose_what_request_headers_lose_and_fields_trailers_may_not_carry() {
+    let mut t = headers(&[
+        ("x-forwarded-user", "admin"),
+        ("x-portcullis-identity", "forged"),
+        ("x_portcullis_request_id", "forged"),
+        ("x-forwarded-client-cert", "By=spiffe://example.org/admin"),
+        ("authorization", "Bearer forged"),
+        ("transfer-encoding", "chunked"),
+        ("te", "trailers"),
+        ("host", "other.example"),
+        ("content-length", "5"),
+        ("cookie", "s=1"),
+        ("grpc-status", "0"),
+        ("x-checksum", "abc"),
+    ]);
+    let report = sanitize_trailers(&mut t, true);
+    assert_eq!(names(&t), ["grpc-status", "x-checksum"]);
+    assert_eq!(
+        reason_of(&report, "x-forwarded-user"),
+        Some(RemovalReason::Identity)
+    );
+    assert_eq!(
+        reason_of(&report, "x-portcullis-identity"),
+        Some(RemovalReason::GatewayNamespace)
+    );
+    assert_eq!(reason_of(&report, "te"), Some(RemovalReason::HopByHop));
+    assert_eq!(
+        reason_of(&report, "authorization"),
+        Some(RemovalReason::NotAllowedInTrailers)
+    );
+    assert_eq!(
+        reason_of(&report, "host"),
+        Some(RemovalReason::NotAllowedInTrailers)
+    );
+}
+
+#[test]
+fn response_trailers_keep_application_fields_only() {
+    let mut t = headers(&[
+        ("grpc-status", "0"),
+        ("grpc-message", "ok"),
+        ("x-forwarded-for", "kept in responses"),
+        ("x-portcullis-identity", "set by the upstream"),
+        ("set-cookie", "__Host-portcullis-session=evil"),
+        ("connection", "close"),
+        ("content-length", "1"),
+    ]);
+    sanitize_trailers(&mut t, false);
+    assert_eq!(
+        names(&t),
+        ["grpc-message", "grpc-status", "x-forwarded-for"]
+    );
 }
 
 #[test]
@@ -322,6 +405,7 @@ fn removal_reason_labels_are_distinct() {
         RemovalReason::HopByHop.as_str(),
         RemovalReason::GatewayNamespace.as_str(),
         RemovalReason::Identity.as_str(),
+        RemovalReason::NotAllowedInTrailers.as_str(),
     ];
     for (i, a) in labels.iter().enumerate() {
         assert!(!labels[i + 1..].contains(a), "{a}");
@@ -351,6 +435,12 @@ fn names_near_the_lists_are_kept() {
         "x-portcullisx",
         "x-client-cer",
         "cf-acces",
+        "x-remote",
+        "x-ssl",
+        "x-envoy",
+        "x-original",
+        "ssl-client",
+        "x-sslx",
         "content-type",
         "cookie",
         "connection-x",
