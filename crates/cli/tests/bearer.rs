@@ -108,6 +108,7 @@ rules:
       when: { authn: [bound_token] } }
   - { id: web-for-user, effect: allow, roles: [user], route: api, path: "/api/both/**",
       when: { authn: [mtls, token], has_roles: [web] } }
+  - { id: web-alone, effect: allow, roles: [web], route: api, path: "/api/web/**" }
 "#;
 
 struct Env {
@@ -129,6 +130,12 @@ impl Env {
 
     /// `extra_issuers` is appended to `bearer.issuers`.
     async fn start_full(client_auth: &str, extra_issuers: &str) -> Self {
+        Self::start_custom(client_auth, extra_issuers, "").await
+    }
+
+    /// As [`Self::start_full`], with `route_extra` (four-space indented
+    /// lines) added to route `api`.
+    async fn start_custom(client_auth: &str, extra_issuers: &str, route_extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::new(&dir.path().join("pki"));
         let up = RecordingUpstream::start().await;
@@ -138,7 +145,8 @@ impl Env {
             &pki,
             &[("api", "/api", up.addr)],
             &format!("      {client_auth}\n"),
-        );
+        )
+        .replace("    upstream:\n", &format!("{route_extra}    upstream:\n"));
         config.push_str(&format!(
             "bearer:\n  issuers:\n    - issuer: {ISS}\n      audiences: [{AUD}]\n      jwks_file: jwks.json\n      typ: [at+jwt]\n      leeway: 5s\n      max_token_bytes: 4096\n      jwks: {{ min_refresh: 1s, default_refresh: 1s, unknown_kid_interval: 1s }}\n{extra_issuers}"
         ));
@@ -658,6 +666,67 @@ async fn duplicate_authorization_headers_are_refused() {
         .unwrap()
         .contains("invalid_request"));
     assert_eq!(env.up.count(), 0);
+}
+
+#[tokio::test]
+async fn a_bearer_token_spelled_otherwise_is_refused_and_pass_routes_get_only_verified_ones() {
+    let env = Env::start_custom("client_auth: optional", "", "    pass_bearer_token: true\n").await;
+    let web = Client::new(&env.pki, Some(&env.pki.workload("web", "/ns/test/sa/web")));
+    let forged = env
+        .key
+        .sign(&claims("root", json!({"iss": "https://forged.test"})));
+    let send = |value: Vec<u8>| {
+        let req = http::Request::get("/api/web/x")
+            .header("host", "localhost")
+            .header(
+                "authorization",
+                http::HeaderValue::from_bytes(&value).unwrap(),
+            )
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let web = web.clone();
+        let addr = env.gw.addr;
+        async move { web.send(addr, req).await.unwrap() }
+    };
+    // A bearer token after a tab, a non-breaking space or with a byte that
+    // is not ASCII: upstreams that split on any whitespace would read a
+    // token in it. Refused, although the certificate alone is allowed.
+    for value in [
+        format!("Bearer\t{forged}").into_bytes(),
+        [b"Bearer\xc2\xa0".as_slice(), forged.as_bytes()].concat(),
+        [b"Bearer ".as_slice(), forged.as_bytes(), b"\xff"].concat(),
+    ] {
+        let r = send(value).await;
+        assert_invalid_token(&r);
+    }
+    assert_eq!(env.up.count(), 0);
+    let m = env.gw.metrics().await;
+    assert_eq!(
+        metric_value(
+            &m,
+            "portcullis_bearer_tokens_total{result=\"refused\",reason=\"malformed\"}"
+        ),
+        3.0,
+        "{m}"
+    );
+    // Another scheme is not the gateway's; a route that passes tokens on
+    // still gets only one the gateway verified.
+    let r = send(b"Basic dXNlcjpwdw==".to_vec()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rec = env.up.records().pop().unwrap();
+    assert!(
+        rec.headers.get("authorization").is_none(),
+        "{:?}",
+        rec.headers
+    );
+    let token = env.key.sign(&claims("alice", json!({})));
+    let r = send(format!("Bearer {token}").into_bytes()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rec = env.up.records().pop().unwrap();
+    assert_eq!(
+        rec.headers["authorization"],
+        format!("Bearer {token}").as_str()
+    );
 }
 
 #[tokio::test]

@@ -91,7 +91,11 @@ pub const DEFAULT_TOKEN_LEEWAY: Duration = Duration::from_secs(30);
 pub const MAX_TOKEN_LEEWAY: Duration = Duration::from_secs(300);
 /// Tokens larger than this are refused before any parsing.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
-pub const HARD_MAX_TOKEN_BYTES: usize = 64 * 1024;
+/// A token cannot be longer than the `Authorization` header value that
+/// carries it, which the listener bounds at 8 KiB
+/// (`portcullis_http_guard::MAX_HEADER_VALUE_LEN`; a longer one is 431):
+/// a larger limit here would promise what no request can use.
+pub const HARD_MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// JWKS refresh bounds: `Cache-Control: max-age` is clamped into
 /// [min, max]; without it, the default applies.
 pub const DEFAULT_JWKS_MIN_REFRESH: Duration = Duration::from_secs(60);
@@ -106,7 +110,9 @@ pub const DEFAULT_JWKS_MAX_STALENESS: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_JWKS_MAX_BYTES: usize = 256 * 1024;
-pub const HARD_MAX_JWKS_BYTES: usize = 4 * 1024 * 1024;
+/// The key set parser's own bound (`portcullis_token::MAX_JWKS_BYTES`):
+/// a larger body limit would download what it then refuses.
+pub const HARD_MAX_JWKS_BYTES: usize = portcullis_token::MAX_JWKS_BYTES;
 pub const DEFAULT_SESSION_COOKIE: &str = "__Host-portcullis-session";
 pub const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_SESSION_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 3600);

@@ -15,6 +15,11 @@ use portcullis_identity::{CertIdentity, Thumbprint, TokenIdentity};
 use portcullis_jwks::{FetchSettings, JwksSource, KeySource};
 use portcullis_token::{IssuerRules, TokenError, VerifiedCache, VerifiedToken};
 
+// A token longer than the `Authorization` value that carries it may be
+// cannot arrive: the configuration's bound must not promise more.
+const _: () =
+    assert!(portcullis_config::HARD_MAX_TOKEN_BYTES <= portcullis_http_guard::MAX_HEADER_VALUE_LEN);
+
 /// Why a token was refused: a stable code for metrics and audit, and the
 /// operator detail. The client only ever sees a generic 401.
 #[derive(Debug)]
@@ -334,15 +339,26 @@ fn identity(
 
 /// The token of an `Authorization` header, if it uses the Bearer scheme
 /// (case-insensitive, RFC 9110 section 11.1). `Err` for a Bearer header
-/// that is not a single token68.
+/// that is not the scheme, one or more spaces and a single token68: a
+/// value that starts like a bearer token but is spelled otherwise (a tab
+/// or a non-breaking space after the scheme, a byte that is not ASCII) is
+/// refused rather than passed on unverified, since upstreams that split
+/// on any whitespace or drop such bytes would read a token in it.
 pub(crate) fn bearer_token(value: &http::HeaderValue) -> Option<Result<&str, &'static str>> {
-    let s = match value.to_str() {
-        Ok(s) => s,
-        Err(_) => return None,
-    };
-    let (scheme, rest) = s.split_once(' ').unwrap_or((s, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    const SCHEME: &[u8] = b"bearer";
+    let bytes = value.as_bytes();
+    let starts_bearer = bytes
+        .get(..SCHEME.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(SCHEME));
+    if !starts_bearer {
         return None;
+    }
+    let Ok(s) = value.to_str() else {
+        return Some(Err("bearer credentials hold bytes that are not ascii"));
+    };
+    let rest = s.get(SCHEME.len()..).unwrap_or("");
+    if !rest.is_empty() && !rest.starts_with(' ') {
+        return Some(Err("bearer scheme is not followed by a space"));
     }
     let token = rest.trim_matches(' ');
     if token.is_empty() {

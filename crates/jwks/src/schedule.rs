@@ -64,10 +64,16 @@ pub fn freshness_lifetime<'a>(
     clamp_refresh(lifetime, settings)
 }
 
-/// `d` bounded to `[min_refresh, max_refresh]`; if the bounds are crossed,
-/// `min_refresh` wins (never poll faster than the floor).
+/// `d` bounded to `[min_refresh, max_refresh]`, and to half of
+/// `max_staleness`: keys are refreshed while they are still usable, with
+/// time left for retries, however long the issuer says they stay fresh
+/// (`max_staleness: 1h` with an issuer sending `max-age` of a day would
+/// otherwise refuse its tokens for 23 hours a day). If the bounds are
+/// crossed, `min_refresh` wins (never poll faster than the floor).
 pub fn clamp_refresh(d: Duration, settings: &FetchSettings) -> Duration {
-    d.min(settings.max_refresh).max(settings.min_refresh)
+    d.min(settings.max_refresh)
+        .min(settings.max_staleness / 2)
+        .max(settings.min_refresh)
 }
 
 /// Delay until the scheduled refresh of a key set fresh for `lifetime`:

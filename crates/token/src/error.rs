@@ -81,6 +81,12 @@ pub enum TokenError {
     /// `cnf` is not an object, or its `x5t#S256` is not base64url of 32 bytes.
     #[error("bad confirmation claim: {0}")]
     BadCnf(&'static str),
+    /// `cnf` binds the token by a method the gateway cannot check (DPoP's
+    /// `jkt`, `jwk`, `jwe`, `jku`, `kid`, `x5t`...), or by none: accepting
+    /// it as a bearer token would let a stolen sender-constrained token be
+    /// replayed without its proof.
+    #[error("confirmation method `{0}` is not supported (only `x5t#S256`)")]
+    UnsupportedCnf(String),
 }
 
 impl TokenError {
@@ -110,6 +116,7 @@ impl TokenError {
             TokenError::MissingClaim(_) => "missing_claim",
             TokenError::BadClaimType(_) => "bad_claim_type",
             TokenError::BadCnf(_) => "bad_cnf",
+            TokenError::UnsupportedCnf(_) => "unsupported_cnf",
         }
     }
 }
@@ -171,6 +178,10 @@ pub enum JwkError {
     /// The crypto provider refused the key (e.g. an EC point not on the curve).
     #[error("invalid public key")]
     Invalid,
+    /// An Ed25519 key that is a point of small order: with it, the
+    /// signature (R = identity, S = 0) verifies any message.
+    #[error("ed25519 key is a point of small order")]
+    Ed25519SmallOrder,
 }
 
 /// Why a JWKS document was refused as a whole.

@@ -179,6 +179,9 @@ impl VerifyingKey {
                     _ => return Err(JwkError::BadMember("crv")),
                 }
                 let x = fixed_member(jwk, "x", 32)?;
+                if is_small_order_ed25519(&x) {
+                    return Err(JwkError::Ed25519SmallOrder);
+                }
                 let alg = single_alg(alg, KeyFamily::Ed25519)?;
                 let key =
                     ParsedPublicKey::new(alg.verification(), &x).map_err(|_| JwkError::Invalid)?;
@@ -298,9 +301,11 @@ impl KeySet {
     /// ROCA moduli, invalid EC points) are skipped and reported.
     ///
     /// The whole set is refused when it is not strict JSON, has no `keys`
-    /// array, has more than [`MAX_KEYS`] keys, repeats a `kid` (among all
-    /// entries, usable or not), holds any private key material, or has no
-    /// usable key.
+    /// array, has more than [`MAX_KEYS`] keys, repeats a `kid` among its
+    /// usable keys (which key would verify would be ambiguous; a skipped
+    /// key sharing a usable key's `kid`, such as an issuer's `use: enc`
+    /// key, verifies nothing and is no ambiguity), holds any private key
+    /// material, or has no usable key.
     pub fn from_jwks_json(bytes: &[u8]) -> Result<(KeySet, Vec<SkippedKey>), JwksError> {
         if bytes.len() > MAX_JWKS_BYTES {
             return Err(JwksError::TooLarge(bytes.len()));
@@ -318,17 +323,10 @@ impl KeySet {
         }
 
         // Whole-set checks first: one bad entry taints the document.
-        let mut kids: Vec<&str> = Vec::with_capacity(entries.len());
         for (index, entry) in entries.iter().enumerate() {
             let Value::Object(jwk) = entry else { continue };
             if let Some(member) = private_member(jwk) {
                 return Err(JwksError::PrivateKey { index, member });
-            }
-            if let Some(Value::String(kid)) = jwk.get("kid") {
-                if kids.contains(&kid.as_str()) {
-                    return Err(JwksError::DuplicateKid(echo(kid)));
-                }
-                kids.push(kid);
             }
         }
 
@@ -350,6 +348,13 @@ impl KeySet {
         }
         if keys.is_empty() {
             return Err(JwksError::NoUsableKeys(skipped));
+        }
+        let mut kids: Vec<&str> = Vec::with_capacity(keys.len());
+        for kid in keys.iter().filter_map(VerifyingKey::kid) {
+            if kids.contains(&kid) {
+                return Err(JwksError::DuplicateKid(echo(kid)));
+            }
+            kids.push(kid);
         }
         let version = version_of(&keys);
         Ok((KeySet { keys, version }, skipped))
@@ -537,6 +542,67 @@ fn version_of(keys: &[VerifyingKey]) -> KeySetVersion {
         ctx.update(enc);
     }
     KeySetVersion(<[u8; 32]>::try_from(ctx.finish().as_ref()).unwrap_or_default())
+}
+
+/// The encodings of the Ed25519 points of small order (orders 1, 2, 4
+/// and 8), their non-canonical forms (y = p, p + 1) included; the sign
+/// bit (the top bit of the last byte) is not compared. aws-lc accepts
+/// such keys, and with one the signature (R = identity, S = 0) verifies
+/// any message, or one message in eight: anybody could forge tokens for
+/// its `kid`.
+const ED25519_SMALL_ORDER: [[u8; 32]; 7] = [
+    // y = 0 (order 4)
+    [
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00,
+    ],
+    // y = 1, the identity (order 1)
+    [
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00,
+    ],
+    // order 8
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    // order 8
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+    // y = p - 1 (order 2)
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // y = p, non-canonical 0 (order 4)
+    [
+        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // y = p + 1, non-canonical 1 (order 1)
+    [
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+];
+
+/// Whether `x` encodes an Ed25519 point of small order.
+fn is_small_order_ed25519(x: &[u8]) -> bool {
+    let Some((last, rest)) = x.split_last() else {
+        return false;
+    };
+    ED25519_SMALL_ORDER
+        .iter()
+        .any(|small| small.get(..31) == Some(rest) && small.get(31) == Some(&(last & 0x7f)))
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ fn settings() -> FetchSettings {
         min_refresh: Duration::from_secs(60),
         max_refresh: Duration::from_secs(24 * 3600),
         default_refresh: Duration::from_secs(300),
+        // Far above `max_refresh`: the tests that need it lower say so.
+        max_staleness: Duration::from_secs(7 * 24 * 3600),
         ..FetchSettings::default()
     }
 }
@@ -156,6 +158,26 @@ fn crossed_bounds_prefer_min_refresh() {
         clamp_refresh(Duration::from_secs(50), &s),
         Duration::from_secs(100)
     );
+}
+
+#[test]
+fn keys_are_refreshed_before_they_go_stale_whatever_the_issuer_says() {
+    let s = FetchSettings {
+        min_refresh: Duration::from_secs(1),
+        default_refresh: Duration::from_secs(300),
+        max_refresh: Duration::from_secs(3600),
+        max_staleness: Duration::from_secs(20),
+        ..settings()
+    };
+    let long = HeaderValue::from_static("public, max-age=3600");
+    assert_eq!(freshness_lifetime([&long], &s), Duration::from_secs(10));
+    assert_eq!(freshness_lifetime([], &s), Duration::from_secs(10));
+    // The floor still wins over a staleness limit below twice it.
+    let s = FetchSettings {
+        min_refresh: Duration::from_secs(15),
+        ..s
+    };
+    assert_eq!(freshness_lifetime([&long], &s), Duration::from_secs(15));
 }
 
 #[test]

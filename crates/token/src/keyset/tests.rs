@@ -324,6 +324,38 @@ fn unsupported_kty_and_curves_are_skipped() {
 }
 
 #[test]
+fn ed25519_keys_of_small_order_are_skipped() {
+    // Each encoding, with and without the sign bit; decoded, each is a
+    // point whose eighth multiple is the identity.
+    let small = [
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ];
+    for hex in small {
+        for sign in [0u8, 0x80] {
+            let mut x: Vec<u8> = (0..32)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            x[31] |= sign;
+            let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(&x), "kid": "s"});
+            assert_eq!(
+                skip_reason(jwk),
+                JwkError::Ed25519SmallOrder.to_string(),
+                "{hex} {sign}"
+            );
+        }
+    }
+    // A real key is kept.
+    let jwk = TestKey::new(Alg::EdDsa, Some("ok")).jwk();
+    assert!(VerifyingKey::from_jwk(jwk.as_object().unwrap()).is_ok());
+}
+
+#[test]
 fn unsupported_key_alg_is_skipped() {
     let mut jwk = rsa_public_jwk(rsa_pair());
     jwk["alg"] = json!("RSA-OAEP");
@@ -404,10 +436,15 @@ fn duplicate_kid_refuses_the_set() {
 }
 
 #[test]
-fn duplicate_kid_counts_unusable_keys_too() {
+fn a_skipped_key_sharing_a_usable_keys_kid_does_not_refuse_the_set() {
+    // Issuers publish signature and encryption keys under one kid.
     let a = TestKey::new(Alg::Es256, Some("same")).jwk();
-    let b = json!({"kty": "oct", "kid": "same", "k": "AAAA"});
-    assert!(matches!(load(&[a, b]), Err(JwksError::DuplicateKid(_))));
+    let mut enc = TestKey::new(Alg::Rs256, Some("same")).jwk();
+    enc["use"] = json!("enc");
+    let oct = json!({"kty": "oct", "kid": "same", "k": "AAAA"});
+    let (set, skipped) = load(&[a, enc, oct]).unwrap();
+    assert_eq!(set.kids().collect::<Vec<_>>(), [Some("same")]);
+    assert_eq!(skipped.len(), 2);
 }
 
 #[test]

@@ -1081,8 +1081,30 @@ fn cnf_thumbprint_is_extracted() {
     let v = verify_with(&key, &t).unwrap();
     assert_eq!(v.cnf_x5t_s256, Some(thumb));
     assert_eq!(v.cnf_thumbprint(), Some(Thumbprint(thumb)));
-    let t = token_with(&key, |c| c["cnf"] = json!({"jkt": "abc"}));
-    assert_eq!(verify_with(&key, &t).unwrap().cnf_x5t_s256, None);
+}
+
+#[test]
+fn cnf_with_a_method_other_than_x5t_s256_is_refused() {
+    let key = es256();
+    let thumb = b64::encode(&[7u8; 32]);
+    for (cnf, method) in [
+        (
+            json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+            "jkt",
+        ),
+        (json!({"jwk": {"kty": "EC"}}), "jwk"),
+        (json!({"x5t": "AAAA"}), "x5t"),
+        (json!({"kid": "pop-key-1"}), "kid"),
+        (json!({}), ""),
+        // A second binding beside the one checked: the token's issuer
+        // meant both to hold.
+        (json!({"x5t#S256": thumb, "jkt": "abc"}), "jkt"),
+    ] {
+        let t = token_with(&key, |c| c["cnf"] = cnf.clone());
+        let e = verify_with(&key, &t).unwrap_err();
+        assert_eq!(e, TokenError::UnsupportedCnf(method.into()), "{cnf}");
+        assert_eq!(e.reason(), "unsupported_cnf");
+    }
 }
 
 #[test]
