@@ -49,6 +49,9 @@ async fn assert_refused(bytes: &str, status: u16, reason: &str) {
         .find(|a| a["reason"].as_str().is_some_and(|r| r.starts_with(&prefix)))
         .unwrap_or_else(|| panic!("{bytes:?}: no audit record with reason {reason}: {audit:?}"));
     assert_eq!(rec["decision"], "deny");
+    // The status the client got, also for requests refused by the parser
+    // before the gateway's pipeline.
+    assert_eq!(rec["status"], status, "{rec}");
     env.assert_still_serving().await;
 }
 

@@ -357,19 +357,23 @@ async fn handshake_refused(
     if reason == "eof" {
         return; // a port probe or a client that gave up: no request was made
     }
-    audit_connection_event(shared, peer, reason, format!("tls: {reason}: {detail}")).await;
+    audit_connection_event(shared, peer, 0, format!("tls: {reason}: {detail}")).await;
 }
 
 /// The refusal a connection error stands for, as its `bad_requests_total`
 /// reason and detail: a malformed or oversized request that hyper
 /// answered itself (400/431), or a client too slow to go on with. Other
 /// errors are the connection failing, not a request refused.
-fn refusal(e: &ConnError) -> Option<(&'static str, String)> {
+/// The third element is the status hyper answered with (0: none, the
+/// connection was closed).
+fn refusal(e: &ConnError) -> Option<(&'static str, String, u16)> {
     match e {
-        ConnError::Slow(slow) => Some((slow.reason(), slow.to_string())),
-        ConnError::Http(e) if e.is_parse_too_large() => Some(("header_too_large", e.to_string())),
+        ConnError::Slow(slow) => Some((slow.reason(), slow.to_string(), 0)),
+        ConnError::Http(e) if e.is_parse_too_large() => {
+            Some(("header_too_large", e.to_string(), 431))
+        }
         ConnError::Http(e) if e.is_parse() || e.is_parse_status() => {
-            Some(("malformed_request", e.to_string()))
+            Some(("malformed_request", e.to_string(), 400))
         }
         // hyper runs no timer of its own on HTTP/1 connections (the
         // tap bounds heads, see `Slow`): its only timeout is the HTTP/2
@@ -386,7 +390,7 @@ async fn connection_error(
     peer: std::net::SocketAddr,
     e: &ConnError,
 ) {
-    let Some((reason, detail)) = refusal(e) else {
+    let Some((reason, detail, status)) = refusal(e) else {
         match e {
             ConnError::Http(e) if e.is_timeout() => tracing::info!(
                 listener,
@@ -400,13 +404,16 @@ async fn connection_error(
     };
     shared.metrics.bad_request(reason);
     tracing::info!(listener, %peer, reason, error = %detail, "malformed request refused");
-    audit_connection_event(shared, peer, reason, format!("{reason}: {detail}")).await;
+    audit_connection_event(shared, peer, status, format!("{reason}: {detail}")).await;
 }
 
+/// Audits a refusal made before any request reached the pipeline: a TLS
+/// handshake, or a request hyper could not parse and answered itself with
+/// `status` (0 when nothing was answered).
 async fn audit_connection_event(
     shared: &Shared,
     peer: std::net::SocketAddr,
-    _reason: &'static str,
+    status: u16,
     detail: String,
 ) {
     let snap = shared.state.load();
@@ -426,7 +433,7 @@ async fn audit_connection_event(
         path: "-".to_owned(),
         source: peer.to_string().into(),
         decision: AuditDecision::Deny,
-        status: 0,
+        status,
         rule: None,
         reason: Some(detail),
         policy_revision: snap.audit.policy_revision.clone(),
@@ -483,9 +490,10 @@ mod tests {
             (Slow::Undecoded, "header_read_timeout"),
             (Slow::Send, "send_timeout"),
         ] {
-            let (r, detail) = refusal(&ConnError::Slow(slow)).unwrap();
+            let (r, detail, status) = refusal(&ConnError::Slow(slow)).unwrap();
             assert_eq!(r, reason);
             assert_eq!(detail, slow.to_string());
+            assert_eq!(status, 0, "nothing is answered to a slow client");
         }
     }
 }
