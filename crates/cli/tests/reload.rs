@@ -321,6 +321,19 @@ async fn bad_config_on_reload_keeps_the_running_config_and_policy() {
         stderr.contains("listeners[0].tls.client_ca") && stderr.contains("reload refused"),
         "{stderr}"
     );
+    // Still ready, and /readyz says the files on disk are not in force.
+    let (status, body) = env.gw.admin_get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["last_reload"]["result"], "refused", "{body}");
+    assert_eq!(ready["last_reload"]["trigger"], "sighup", "{body}");
+    assert!(
+        ready["last_reload"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("listeners[0].tls.client_ca"),
+        "{body}"
+    );
     // The old trust anchors and policy still serve.
     let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
     assert_eq!(r.status, 200);
@@ -331,6 +344,10 @@ async fn bad_config_on_reload_keeps_the_running_config_and_policy() {
     env.gw.signal("HUP");
     assert_eq!(env.gw.wait_revision("next-2").await, "next-2");
     assert_eq!(env.gw.metric(SUCCESS).await, 1.0);
+    let (_, body) = env.gw.admin_get("/readyz").await;
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["last_reload"]["result"], "applied", "{body}");
+    assert!(ready["last_reload"].get("error").is_none(), "{body}");
     let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
     assert_eq!(r.status, 403);
     assert_eq!(env.up.count(), 1);

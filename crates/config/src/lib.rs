@@ -447,9 +447,16 @@ impl Config {
     }
 }
 
-/// Reads a file of at most `max` bytes as UTF-8.
+/// Reads a regular file of at most `max` bytes as UTF-8. Anything else (a
+/// FIFO, whose open would wait for a writer forever while the reload
+/// lock is held; a device) is refused before it is opened.
 pub(crate) fn read_bounded(path: &Path, max: usize) -> Result<String, String> {
     use std::io::Read;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("`{}` is not a regular file", path.display()));
+    }
     let f =
         std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let mut buf = Vec::new();

@@ -324,6 +324,16 @@ fn load_reads_from_disk_with_bounds() {
         .unwrap_err()
         .message()
         .contains("larger than"));
+    // A FIFO (or a symlink to one) is refused without being opened: the
+    // open would wait for a writer forever.
+    std::fs::remove_file(f.path()).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(f.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let e = Config::load(&f.path()).unwrap_err();
+    assert!(e.message().contains("not a regular file"), "{e}");
 }
 
 mod bearer {

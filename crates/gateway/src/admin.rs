@@ -122,6 +122,9 @@ async fn readyz(shared: &Shared) -> Response<Body> {
             "rules": snap.policy.policy.rule_count(),
             "loaded_at": snap.loaded_at.to_string(),
         },
+        // A refused reload keeps the running state (still ready), but the
+        // files on disk are then not what is enforced.
+        "last_reload": shared.last_reload.lock().ok().and_then(|l| l.clone()),
         "trust": snap.config.listeners.iter().map(|l| serde_json::json!({
             "listener": l.name,
             "client_ca_certificates": l.tls.client_auth.roots.len(),

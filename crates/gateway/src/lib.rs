@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     /// True while listeners accept; false before start and while draining.
     pub(crate) serving: AtomicBool,
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
+    /// How the last reload ended, for `/readyz`.
+    pub(crate) last_reload: std::sync::Mutex<Option<reload::Outcome>>,
     /// Signed policy bundles, when the policy comes from them.
     pub(crate) bundle: Option<Arc<bundle::BundleManager>>,
     /// Client chains kept by established connections, shared.
@@ -202,6 +204,7 @@ impl Gateway {
             signer,
             serving: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
+            last_reload: std::sync::Mutex::new(None),
             bundle,
             chains: chains::ChainCache::default(),
         });

@@ -10,30 +10,161 @@ use tokio::sync::watch;
 
 use crate::Shared;
 
-/// Hash of the files whose change triggers a reload: the configuration,
-/// the policy and every certificate, key and CRL the configuration read.
-/// `None` when one cannot be read (e.g. mid-replacement): try again later.
-fn fingerprint(config_path: &Path, snap: &crate::state::Snapshot) -> Option<[u8; 32]> {
+/// The files whose change triggers a reload: the configuration, the
+/// policy and every certificate, key and CRL the configuration read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Watched {
+    files: Vec<PathBuf>,
+}
+
+impl Watched {
+    fn of(config_path: &Path, snap: &crate::state::Snapshot) -> Self {
+        let files = [config_path, snap.config.policy.path.as_path()]
+            .into_iter()
+            .chain(snap.config.inputs.iter().map(PathBuf::as_path))
+            .map(Path::to_path_buf)
+            .collect();
+        Self { files }
+    }
+}
+
+/// The most of one watched file that is read to tell whether it changed:
+/// above the policy file limit, so any file a load would accept is read
+/// whole.
+const MAX_WATCHED_FILE_BYTES: u64 = portcullis_config::MAX_POLICY_FILE_BYTES as u64 + 1;
+
+/// Hash of the watched files as they are now. A file that is missing,
+/// unreadable, not a regular file (a FIFO would block the read) or too
+/// large is hashed as such a marker rather than making the whole hash
+/// unknown: its disappearance (an old certificate retired after the
+/// configuration moved on) is a change like any other, and a reload then
+/// says what is wrong, instead of watching stopping silently. Blocking:
+/// run it off the runtime.
+fn fingerprint(w: &Watched) -> [u8; 32] {
+    use std::io::Read;
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    let files = [config_path, snap.config.policy.path.as_path()]
-        .into_iter()
-        .chain(snap.config.inputs.iter().map(PathBuf::as_path));
-    for p in files {
-        // With bundles the installed bundle may not exist yet; its arrival
-        // is itself a change.
-        let bytes = match std::fs::read(p) {
-            Ok(b) => b,
-            Err(_) if snap.config.policy.bundle.is_some() && p == snap.config.policy.path => {
-                Vec::new()
+    for p in &w.files {
+        ctx.update(p.as_os_str().as_encoded_bytes());
+        ctx.update(&[0]);
+        let meta = match std::fs::metadata(p) {
+            Ok(m) => m,
+            // The installed bundle may not exist yet; its arrival is a
+            // change. Any other missing file is one too.
+            Err(e) => {
+                ctx.update(b"missing:");
+                ctx.update(format!("{:?}", e.kind()).as_bytes());
+                continue;
             }
-            Err(_) => return None,
         };
-        ctx.update(&(bytes.len() as u64).to_be_bytes());
-        ctx.update(&bytes);
+        if !meta.is_file() {
+            ctx.update(b"not a regular file");
+            continue;
+        }
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(p)
+            .and_then(|f| f.take(MAX_WATCHED_FILE_BYTES).read_to_end(&mut bytes));
+        match read {
+            Ok(_) => {
+                ctx.update(&(bytes.len() as u64).to_be_bytes());
+                ctx.update(&bytes);
+            }
+            Err(e) => {
+                ctx.update(b"unreadable:");
+                ctx.update(format!("{:?}", e.kind()).as_bytes());
+            }
+        }
     }
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
-    Some(out)
+    out
+}
+
+/// The watched files of the running snapshot and their hash, read on a
+/// blocking thread; `None` if that thread could not run.
+async fn current(shared: &Arc<Shared>) -> Option<(Watched, [u8; 32])> {
+    let watched = Watched::of(&shared.config_path, &shared.state.load());
+    tokio::task::spawn_blocking(move || {
+        let digest = fingerprint(&watched);
+        (watched, digest)
+    })
+    .await
+    .ok()
+}
+
+/// What the file watcher knows between two polls.
+#[derive(Debug, Default)]
+struct WatchState {
+    /// The watched files as they were just before the running
+    /// configuration read them.
+    last: Option<[u8; 32]>,
+    /// A change seen at the last poll, waiting to be seen once more.
+    pending: Option<[u8; 32]>,
+}
+
+impl WatchState {
+    /// At a poll that saw `now`: whether to reload. A change is applied
+    /// once the files have stayed the same for one poll interval, so a
+    /// file being written in place is not loaded half-written.
+    fn poll(&mut self, now: [u8; 32]) -> bool {
+        if Some(now) == self.last {
+            self.pending = None;
+            return false;
+        }
+        if self.pending == Some(now) {
+            self.pending = None;
+            return true;
+        }
+        self.pending = Some(now);
+        false
+    }
+
+    /// After a reload (a success or a refusal) of the files that hashed
+    /// to `before` just before it read them. Remembering what was read,
+    /// not what is there after, means a change written while the reload
+    /// ran is seen at the next poll instead of being taken for loaded.
+    fn reloaded(&mut self, before: [u8; 32]) {
+        self.last = Some(before);
+        self.pending = None;
+    }
+}
+
+/// The hash to remember after a reload that read the files `watched`
+/// hashing to `before`: `before` itself, unless the reload changed which
+/// files are watched (a new certificate path), whose hash is then taken
+/// now.
+async fn after_reload(shared: &Arc<Shared>, watched: Watched, before: [u8; 32]) -> [u8; 32] {
+    match current(shared).await {
+        Some((now_watched, now)) if now_watched != watched => now,
+        _ => before,
+    }
+}
+
+/// How a reload ended, as `/readyz` shows it: a refused reload leaves the
+/// running configuration in force, and an operator should see that the
+/// files on disk are not what is enforced without reading the log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Outcome {
+    pub(crate) at: String,
+    pub(crate) trigger: &'static str,
+    pub(crate) result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+}
+
+fn record(shared: &Shared, trigger: &'static str, error: Option<String>) {
+    let outcome = Outcome {
+        at: jiff::Timestamp::now().to_string(),
+        trigger,
+        result: if error.is_none() {
+            "applied"
+        } else {
+            "refused"
+        },
+        error,
+    };
+    if let Ok(mut last) = shared.last_reload.lock() {
+        *last = Some(outcome);
+    }
 }
 
 /// Reloads now. Reloads are serialised: two triggers never build in
@@ -67,6 +198,7 @@ pub(crate) async fn reload_with(
             shared.metrics.policy_reload(true);
             shared.metrics.set_policy(&rev, &sha);
             tracing::info!(trigger, policy_revision = %rev, policy_sha256 = %sha, "configuration and policy reloaded");
+            record(shared, trigger, None);
             Ok(())
         }
         Err(e) => {
@@ -77,6 +209,7 @@ pub(crate) async fn reload_with(
                 shared.metrics.policy_reload(false);
             }
             tracing::error!(trigger, error = %e, "reload refused; the running configuration and policy stay in force");
+            record(shared, trigger, Some(e.to_string()));
             Err(e.to_string())
         }
     }
@@ -158,7 +291,10 @@ async fn run_watch_loop(
         t
     };
     let mut ticker = ticker_every(settings(&shared).1);
-    let mut last = fingerprint(&shared.config_path, &shared.state.load());
+    let mut state = WatchState::default();
+    if let Some((_, digest)) = current(&shared).await {
+        state.reloaded(digest);
+    }
     loop {
         // A reload (by signal, file change or a new bundle) may have
         // turned watching on or off or changed its pace.
@@ -169,23 +305,30 @@ async fn run_watch_loop(
         tokio::select! {
             _ = shutdown.changed() => return,
             Some(()) = next(hup.as_mut()) => {
+                let before = current(&shared).await;
                 let _ = reload(&shared, "sighup").await;
-                last = fingerprint(&shared.config_path, &shared.state.load());
+                if let Some((watched, digest)) = before {
+                    state.reloaded(after_reload(&shared, watched, digest).await);
+                }
             }
             Some(()) = next(usr1.as_mut()) => {
                 tracing::info!("SIGUSR1 received: reopening the audit log");
                 shared.audit.reopen();
             }
             _ = ticker.tick(), if watch_files => {
-                let now = fingerprint(&shared.config_path, &shared.state.load());
-                if now.is_some() && now != last {
-                    // After a success the new configuration may name other
-                    // files; after a failure this remembers the bad state
-                    // so it is not retried until a file changes again.
-                    let ok = reload(&shared, "file_change").await.is_ok();
-                    last = if ok { fingerprint(&shared.config_path, &shared.state.load()) } else { now };
+                let Some((watched, now)) = current(&shared).await else {
+                    continue;
+                };
+                if state.poll(now) {
+                    // After a refusal this remembers the bad state, so it
+                    // is not retried until a file changes again.
+                    let _ = reload(&shared, "file_change").await;
+                    state.reloaded(after_reload(&shared, watched, now).await);
                 }
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
