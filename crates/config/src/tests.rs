@@ -294,6 +294,35 @@ fn policy_must_only_name_configured_routes() {
 }
 
 #[test]
+fn a_rule_outside_its_routes_prefix_is_refused() {
+    let f = Fixture::new();
+    let c = f.load(VALID).unwrap();
+    let route = &c.routes[0];
+    assert_ne!(
+        route.path_prefix, "/",
+        "the fixture's first route has a prefix"
+    );
+    let write = |path: &str| {
+        std::fs::write(
+            f.dir.path().join("policy.yaml"),
+            format!(
+                "revision: 2\nroles: {{ r: {{}} }}\nrules:\n  - {{ id: a, effect: allow, roles: [r], route: {}, path: \"/**\" }}\n  - {{ id: no-internal, effect: deny, route: {}, path: \"{path}\" }}\n",
+                route.name, route.name
+            ),
+        )
+        .unwrap();
+    };
+    write("/internal/**");
+    let e = load_policy(&c.policy.path, &c.routes).unwrap_err();
+    assert!(
+        e.message().contains("rule `no-internal`") && e.message().contains(&route.path_prefix),
+        "{e}"
+    );
+    write(&format!("{}/internal/**", route.path_prefix));
+    assert!(load_policy(&c.policy.path, &c.routes).is_ok());
+}
+
+#[test]
 fn durations() {
     assert_eq!(
         parse_duration("250ms"),

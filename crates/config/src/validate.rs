@@ -1299,6 +1299,24 @@ pub fn compile_policy(
             format!("rules name routes the configuration does not define: {list}"),
         ));
     }
+    // A rule whose path lies outside its route's prefix never sees a
+    // request; as a deny rule (a path written relative to the prefix, say)
+    // it would be dead while the policy looked right.
+    for route in routes {
+        if let Some(id) = policy
+            .rules_outside_prefix(&route.name, &route.path_prefix)
+            .next()
+        {
+            return Err(ConfigError::new(
+                path,
+                "rules",
+                format!(
+                    "rule `{id}` can never match on route `{}`: its path lies outside the route's path prefix `{}` (rule paths are whole request paths)",
+                    route.name, route.path_prefix
+                ),
+            ));
+        }
+    }
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
     let sha256 = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     Ok(LoadedPolicy { policy, sha256 })

@@ -203,7 +203,9 @@ impl Conditions {
         if let Some(mfa) = &self.mfa {
             match mfa.check(cx) {
                 Ok(()) => {}
-                Err(MfaMiss::NoToken) if unknown_is_met => {}
+                // A deny rule is not escaped by a token that lacks the
+                // claim it checks, or holds it in another shape.
+                Err(miss) if unknown_is_met && miss.is_unknown(cx) => {}
                 Err(_) => return Err(Which::Mfa),
             }
         }
@@ -384,6 +386,24 @@ impl Mfa {
 pub(crate) const MAX_AUTH_TIME_SKEW_SECS: i64 = 60;
 
 impl MfaMiss {
+    /// Whether the condition missed for want of what it checks: no token,
+    /// or a token without `amr` as an array of strings, `acr` as a string,
+    /// or a numeric `auth_time`. A token that states another method, level
+    /// or time is a definite answer.
+    fn is_unknown(&self, cx: &Context<'_>) -> bool {
+        let Some(token) = &cx.principal.token else {
+            return true;
+        };
+        match self {
+            MfaMiss::NoToken | MfaMiss::NoAuthTime | MfaMiss::Acr(None) => true,
+            MfaMiss::Methods(_) => !matches!(
+                token.claims.get("amr"),
+                Some(serde_json::Value::Array(items)) if items.iter().all(serde_json::Value::is_string)
+            ),
+            MfaMiss::Acr(Some(_)) | MfaMiss::TooOld { .. } => false,
+        }
+    }
+
     fn describe(&self, m: &Mfa) -> String {
         match self {
             MfaMiss::NoToken => {
@@ -415,10 +435,42 @@ impl Equal {
             return Tri::Unknown;
         };
         match cx.principal.attribute(&self.attr) {
-            Some(attr) if attr == value => Tri::Met,
+            Some(attr) if decoded_eq(value, attr) => Tri::Met,
             Some(_) => Tri::NotMet,
             None => Tri::Unknown,
         }
+    }
+}
+
+/// Whether the path segment `encoded` (normalised: what is not allowed raw
+/// in a path stays percent-encoded) says `plain`: an attribute such as
+/// `Acme Corp` can only arrive as `Acme%20Corp`, and comparing the two
+/// spellings would never match, which for a deny rule means never deny.
+fn decoded_eq(encoded: &str, plain: &str) -> bool {
+    if !encoded.contains('%') {
+        return encoded == plain;
+    }
+    fn hex(b: u8) -> Option<u8> {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    }
+    let (mut e, mut p) = (encoded.as_bytes(), plain.as_bytes());
+    loop {
+        let (byte, rest) = match e {
+            [] => return p.is_empty(),
+            [b'%', h, l, rest @ ..] => match (hex(*h), hex(*l)) {
+                (Some(h), Some(l)) => (h * 16 + l, rest),
+                _ => return false,
+            },
+            [b'%', ..] => return false,
+            [b, rest @ ..] => (*b, rest),
+        };
+        match p {
+            [first, tail @ ..] if *first == byte => p = tail,
+            _ => return false,
+        }
+        e = rest;
     }
 }
 
@@ -508,7 +560,7 @@ pub(crate) fn parse_duration_secs(s: &str) -> Option<i64> {
 /// Rejects host bits set, which usually hides a typo in the prefix length.
 pub(crate) fn parse_cidr(s: &str) -> Result<IpNet, String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(IpNet::from(ip));
+        return Ok(ipv4_if_mapped(IpNet::from(ip)));
     }
     let net: IpNet = s
         .parse()
@@ -519,7 +571,27 @@ pub(crate) fn parse_cidr(s: &str) -> Result<IpNet, String> {
             net.trunc()
         ));
     }
-    Ok(net)
+    Ok(ipv4_if_mapped(net))
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network
+/// it covers (`10.0.0.0/8`): request addresses are compared in their
+/// canonical form (a mapped address as IPv4), so a rule written in the
+/// mapped form, as dual-stack logs show addresses, would otherwise never
+/// match. A network wider than the mapped range is kept as written.
+fn ipv4_if_mapped(net: IpNet) -> IpNet {
+    const MAPPED_PREFIX_LEN: u8 = 96;
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= MAPPED_PREFIX_LEN => {
+            match v6.network().to_ipv4_mapped() {
+                Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - MAPPED_PREFIX_LEN)
+                    .map(IpNet::V4)
+                    .unwrap_or(net),
+                None => net,
+            }
+        }
+        _ => net,
+    }
 }
 
 #[cfg(test)]

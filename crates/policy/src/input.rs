@@ -211,6 +211,37 @@ impl RequestInput {
                 bound_to,
             }));
         }
+        // The gateway judges normalised paths only; a path spelled
+        // otherwise here would show a decision no request can get.
+        // (Dot segments are left to the engine, which denies them as
+        // `invalid_path` itself.)
+        for seg in self.path.split('/').skip(1) {
+            if seg == "." || seg == ".." {
+                continue;
+            }
+            match crate::pattern::normal_form(seg) {
+                Ok(normal) if normal == seg => {}
+                Ok(normal) => {
+                    return Err(PolicyError::new(
+                        "path",
+                        PolicyErrorKind::InvalidPattern(format!(
+                            "`{}` is not a path as the gateway judges it: it spells segment `{}` as `{normal}` (docs/path-normalisation.md)",
+                            self.path.escape_default(),
+                            seg.escape_default()
+                        )),
+                    ))
+                }
+                Err(why) => {
+                    return Err(PolicyError::new(
+                        "path",
+                        PolicyErrorKind::InvalidPattern(format!(
+                            "`{}` is never judged: the gateway refuses it ({why})",
+                            self.path.escape_default()
+                        )),
+                    ))
+                }
+            }
+        }
         Ok(OwnedRequest {
             principal,
             route: self.route.clone(),

@@ -105,6 +105,20 @@ impl Pattern {
         &self.source
     }
 
+    /// Whether some path whose first segments are `prefix` matches.
+    pub(crate) fn can_match_under(&self, prefix: &[&str]) -> bool {
+        let mut segments = self.segments().iter();
+        for want in prefix {
+            match segments.next() {
+                Some(Segment::Literal(l)) if **l == **want => {}
+                Some(Segment::Literal(_)) | None => return false,
+                Some(Segment::Param(_) | Segment::Star) => {}
+                Some(Segment::Rest) => return true,
+            }
+        }
+        true
+    }
+
     pub(crate) fn segments(&self) -> &[Segment] {
         &self.segments
     }
@@ -155,7 +169,88 @@ fn validate_literal(seg: &str) -> Result<(), PolicyErrorKind> {
             seg.escape_default()
         )));
     }
-    Ok(())
+    match normal_form(seg) {
+        Ok(normal) if normal == seg => Ok(()),
+        Ok(normal) => Err(PolicyErrorKind::InvalidPattern(format!(
+            "segment `{}` never appears in a normalised path, which spells it `{normal}`: write that",
+            seg.escape_default()
+        ))),
+        Err(why) => Err(PolicyErrorKind::InvalidPattern(format!(
+            "segment `{}` never appears in a normalised path: {why}",
+            seg.escape_default()
+        ))),
+    }
+}
+
+/// A literal segment as the gateway's path normalisation spells it
+/// (docs/path-normalisation.md), or why no request path holds it. Request
+/// paths are matched as normalised, byte for byte, so a literal in any
+/// other spelling would never match: a deny rule naming `/café` or
+/// `/%7Eadmin` would be dead while `policy check` said it was fine.
+///
+/// - escapes of unreserved characters are decoded (`%7E` is `~`), other
+///   escapes are kept with uppercase hex;
+/// - characters not allowed raw in a path (`"` `<` `>` `[` `]` `^` `` ` ``
+///   `{` `|` `}`) and non-ASCII ones are percent-encoded (UTF-8);
+/// - `;`, `\`, `%2F`, `%5C`, `%3B`, escaped control characters, a `%`
+///   without two hex digits after it, and the segments `.` and `..` are
+///   refused by the normalisation, so no request holds them.
+pub(crate) fn normal_form(seg: &str) -> Result<String, &'static str> {
+    fn unreserved(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    }
+    fn hex(b: u8) -> Option<u8> {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    }
+    let mut out = String::with_capacity(seg.len());
+    let bytes = seg.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
+        let byte = if b == b'%' {
+            let (Some(h), Some(l)) = (
+                bytes.get(i).copied().and_then(hex),
+                bytes.get(i + 1).copied().and_then(hex),
+            ) else {
+                return Err("`%` is not followed by two hex digits");
+            };
+            i += 2;
+            let decoded = h * 16 + l;
+            match decoded {
+                b'/' => return Err("an encoded `/` (`%2F`) is refused"),
+                b'\\' => return Err("an encoded `\\` (`%5C`) is refused"),
+                b';' => return Err("an encoded `;` (`%3B`) is refused"),
+                0..=0x1f | 0x7f => return Err("an encoded control character is refused"),
+                d if unreserved(d) => {
+                    out.push(char::from(d));
+                    continue;
+                }
+                d => d,
+            }
+        } else {
+            match b {
+                b';' => return Err("`;` (a path parameter) is refused"),
+                b'\\' => return Err("`\\` is refused"),
+                b if b.is_ascii()
+                    && !matches!(
+                        b,
+                        b'"' | b'<' | b'>' | b'[' | b']' | b'^' | b'`' | b'{' | b'|' | b'}'
+                    ) =>
+                {
+                    out.push(char::from(b));
+                    continue;
+                }
+                b => b,
+            }
+        };
+        out.push_str(&format!("%{byte:02X}"));
+    }
+    if out == "." || out == ".." {
+        return Err("dot segments are removed");
+    }
+    Ok(out)
 }
 
 /// Segments of a request path. Holds the first

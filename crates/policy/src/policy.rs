@@ -120,6 +120,24 @@ impl Policy {
         self.route_names.iter().map(Name::as_str)
     }
 
+    /// The ids of the rules naming `route` whose path pattern can match
+    /// no path under `prefix` (the route's path prefix, segment-wise, as
+    /// the gateway routes): such a rule never sees a request, and a deny
+    /// rule written that way (a path thought relative to the prefix) is
+    /// dead.
+    pub fn rules_outside_prefix<'a>(
+        &'a self,
+        route: &'a str,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        let under: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+        self.rules
+            .iter()
+            .filter(move |r| r.routes.iter().any(|n| n.as_str() == route))
+            .filter(move |r| !r.pattern.can_match_under(&under))
+            .map(|r| r.id.as_str())
+    }
+
     pub fn rule_count(&self) -> usize {
         self.rules.len()
     }

@@ -96,6 +96,56 @@ fn scope_and_subject_bindings() {
 }
 
 #[test]
+fn an_mfa_deny_is_not_escaped_by_a_token_without_the_claim_it_checks() {
+    let p = load(
+        r#"
+revision: 1
+roles: { user: {} }
+bindings: [ { role: user, issuer: "https://idp.example" } ]
+rules:
+  - { id: all, effect: allow, roles: [user], route: api, path: "/**" }
+  - { id: low-acr, effect: deny, route: api, path: "/acr/**", when: { mfa: { acr: ["urn:low"] } } }
+  - { id: pwd-only, effect: deny, route: api, path: "/amr/**", when: { mfa: { methods: [pwd] } } }
+"#,
+    );
+    let ask = Ask::new(&p);
+    // Stated and matching: denied; stated otherwise: not this deny.
+    assert_eq!(
+        ask.path(&user(json!({"acr": "urn:low"})), "/acr/x").rule(),
+        Some("low-acr")
+    );
+    assert!(ask
+        .path(&user(json!({"acr": "urn:high"})), "/acr/x")
+        .is_allowed());
+    assert_eq!(
+        ask.path(&user(json!({"amr": ["pwd"]})), "/amr/x").rule(),
+        Some("pwd-only")
+    );
+    assert!(ask
+        .path(&user(json!({"amr": ["otp"]})), "/amr/x")
+        .is_allowed());
+    // Missing, or in another shape: unknown, so the deny holds.
+    for claims in [json!({}), json!({"acr": ["urn:low"]}), json!({"acr": 1})] {
+        let d = ask.path(&user(claims.clone()), "/acr/x");
+        assert_eq!(
+            d.reason(),
+            Reason::ExplicitDeny,
+            "{claims}: {}",
+            d.explain()
+        );
+    }
+    for claims in [json!({}), json!({"amr": "pwd"}), json!({"amr": ["otp", 1]})] {
+        let d = ask.path(&user(claims.clone()), "/amr/x");
+        assert_eq!(
+            d.reason(),
+            Reason::ExplicitDeny,
+            "{claims}: {}",
+            d.explain()
+        );
+    }
+}
+
+#[test]
 fn mfa_freshness() {
     let p = load(POLICY);
     let ask = Ask::new(&p);

@@ -186,6 +186,33 @@ fn ipv4_mapped_addresses_match_ipv4_networks() {
     );
 }
 
+#[test]
+fn ipv4_mapped_networks_are_the_ipv4_networks_they_cover() {
+    assert_eq!(
+        parse_cidr("::ffff:10.0.0.0/104").unwrap().to_string(),
+        "10.0.0.0/8"
+    );
+    assert_eq!(
+        parse_cidr("::ffff:127.0.0.1").unwrap().to_string(),
+        "127.0.0.1/32"
+    );
+    // Wider than the mapped range: kept as written.
+    assert_eq!(parse_cidr("::/0").unwrap().to_string(), "::/0");
+    let c = cidrs(&["::ffff:10.0.0.0/104"]);
+    let p = Principal::anonymous();
+    for inside in ["10.1.2.3", "::ffff:10.1.2.3"] {
+        assert_eq!(
+            c.check(&cx(&p, inside, &seg("/")), false),
+            Ok(()),
+            "{inside}"
+        );
+    }
+    assert_eq!(
+        c.check(&cx(&p, "11.1.2.3", &seg("/")), false),
+        Err(Which::SourceIp)
+    );
+}
+
 fn equal(param: &str, segment: usize, attr: &str) -> Conditions {
     Conditions {
         equal: vec![Equal {
@@ -271,4 +298,16 @@ fn describe_time_shows_local_time() {
         c.describe(Which::Time, &cx(&p, "10.0.0.1", &seg("/"))),
         "local time fri 11:00 in `Europe/Berlin` is outside the window"
     );
+}
+
+#[test]
+fn a_path_parameter_is_compared_decoded() {
+    assert!(decoded_eq("Acme%20Corp", "Acme Corp"));
+    assert!(decoded_eq("caf%C3%A9", "café"));
+    assert!(decoded_eq("acme", "acme"));
+    assert!(!decoded_eq("Acme%20Corp", "Acme%20Corp"));
+    assert!(!decoded_eq("Acme%20Corp", "Acme Corpx"));
+    assert!(!decoded_eq("Acme%20Cor", "Acme Corp"));
+    assert!(!decoded_eq("acme%2", "acme%2"));
+    assert!(!decoded_eq("ACME", "acme"), "case is kept");
 }

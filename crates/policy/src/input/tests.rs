@@ -145,3 +145,24 @@ fn round_trips_through_json() {
     let json = serde_json::to_string(&input).unwrap();
     assert_eq!(RequestInput::from_json(&json).unwrap(), input);
 }
+
+#[test]
+fn a_path_the_gateway_would_spell_otherwise_or_refuse_is_an_error() {
+    let with_path = |path: &str| {
+        RequestInput::from_json(&FULL.replace("/api/tenants/acme/x", path))
+            .unwrap()
+            .to_request(None)
+    };
+    for (path, normal) in [("/api/café/x", "caf%C3%A9"), ("/api/%7Eadmin", "~admin")] {
+        let e = with_path(path).unwrap_err();
+        assert_eq!(e.path(), "path");
+        assert!(e.to_string().contains(&format!("`{normal}`")), "{e}");
+    }
+    for path in ["/api/a%2Fb", "/api/a;b", "/api/%zz"] {
+        let e = with_path(path).unwrap_err();
+        assert!(e.to_string().contains("the gateway refuses it"), "{e}");
+    }
+    for path in ["/api/caf%C3%A9/x", "/api/~admin", "/", "/api/"] {
+        assert!(with_path(path).is_ok(), "{path}");
+    }
+}
