@@ -11,26 +11,7 @@
 use x509_parser::asn1_rs::{Any, Tag};
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
-/// Short names for attribute types: the RFC 4514 §3 table plus the names
-/// OpenSSL prints for other common subject attributes.
-const SHORT_NAMES: &[(&str, &str)] = &[
-    ("2.5.4.3", "CN"),
-    ("2.5.4.7", "L"),
-    ("2.5.4.8", "ST"),
-    ("2.5.4.10", "O"),
-    ("2.5.4.11", "OU"),
-    ("2.5.4.6", "C"),
-    ("2.5.4.9", "STREET"),
-    ("0.9.2342.19200300.100.1.25", "DC"),
-    ("0.9.2342.19200300.100.1.1", "UID"),
-    ("2.5.4.4", "SN"),
-    ("2.5.4.5", "serialNumber"),
-    ("2.5.4.12", "title"),
-    ("2.5.4.17", "postalCode"),
-    ("2.5.4.42", "GN"),
-    ("2.5.4.46", "dnQualifier"),
-    ("1.2.840.113549.1.9.1", "emailAddress"),
-];
+use portcullis_identity::DN_SHORT_NAMES as SHORT_NAMES;
 
 /// The name of an attribute type: its short name, else its dotted OID.
 fn type_name(attr: &AttributeTypeAndValue<'_>) -> (String, bool) {

@@ -24,6 +24,21 @@ fn err<T>(path: impl Into<String>, kind: K) -> Result<T> {
     Err(PolicyError::new(path, kind))
 }
 
+/// A certificate name in a binding must be written as the verifier
+/// renders names (RFC 4514): names are compared as strings, and one
+/// spelled otherwise would bind nobody, silently (a role that deny rules
+/// target would then never apply).
+fn check_dn(name: &str, key: impl FnOnce() -> String) -> Result<()> {
+    portcullis_identity::check_rfc4514(name).or_else(|why| {
+        err(
+            key(),
+            K::InvalidPattern(format!(
+                "`{name}` is not a certificate name as the gateway writes it: {why}"
+            )),
+        )
+    })
+}
+
 /// Checks the size, then parses YAML into raw structs tracking key paths.
 ///
 /// A document that is valid JSON (JSON is a subset of YAML's flow style,
@@ -408,11 +423,13 @@ fn compile_bindings(
             if v.is_empty() {
                 return err(format!("bindings[{i}].cert_subject"), K::EmptyValue);
             }
+            check_dn(&v, || format!("bindings[{i}].cert_subject"))?;
             (&mut out.cert_subject, v)
         } else if let Some(v) = b.cert_issuer {
             if v.is_empty() {
                 return err(format!("bindings[{i}].cert_issuer"), K::EmptyValue);
             }
+            check_dn(&v, || format!("bindings[{i}].cert_issuer"))?;
             (&mut out.cert_issuer, v)
         } else {
             return err(format!("bindings[{i}]"), K::BindingSelectors(0));

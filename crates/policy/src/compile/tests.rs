@@ -743,3 +743,23 @@ fn deep_nesting_is_refused() {
     let err = load_err(&src);
     assert!(err.starts_with("roles: "), "{err}");
 }
+
+#[test]
+fn a_certificate_name_in_a_binding_must_be_written_as_the_verifier_writes_it() {
+    let with = |binding: &str| {
+        format!(
+            "revision: 1\nroles: {{ ops: {{}} }}\nbindings:\n  - {{ role: ops, {binding} }}\nrules: []\n"
+        )
+    };
+    let e = load_err(&with(r#"cert_subject: "CN=alice, O=Example""#));
+    assert!(
+        e.contains("bindings[0].cert_subject") && e.contains("space"),
+        "{e}"
+    );
+    let e = load_err(&with(r#"cert_issuer: "cn=Dev CA""#));
+    assert!(
+        e.contains("bindings[0].cert_issuer") && e.contains("did you mean `CN`"),
+        "{e}"
+    );
+    load(&with(r#"cert_subject: "CN=alice,O=Example""#));
+}
