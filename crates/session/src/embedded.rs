@@ -4,8 +4,9 @@
 //!
 //! Layout: `sessions` maps the 32 key bytes to the session as JSON; the
 //! indexes `by_subject` (sub, key), `by_thumbprint` (thumbprint, key),
-//! `by_expiry` (expires_at, key) and `by_created` (created_at, key) are
-//! kept in the same write transaction as the record they point to.
+//! `by_expiry` (expires_at, key), `by_created` (created_at, key) and
+//! `by_refresh` ([`Session::refresh_due`], key) are kept in the same write
+//! transaction as the record they point to.
 //!
 //! Reads (`get`) run inline on the calling task: a read transaction
 //! served from redb's page cache costs about 3 µs in `benches/embedded.rs`
@@ -80,7 +81,12 @@ const BY_THUMBPRINT: TableDefinition<'static, (KeyBytes, KeyBytes), ()> =
 const BY_EXPIRY: TableDefinition<'static, (i64, KeyBytes), ()> = TableDefinition::new("by_expiry");
 const BY_CREATED: TableDefinition<'static, (i64, KeyBytes), ()> =
     TableDefinition::new("by_created");
+const BY_REFRESH: TableDefinition<'static, (i64, KeyBytes), ()> =
+    TableDefinition::new("by_refresh");
 const HEALTH: TableDefinition<'static, &'static str, i64> = TableDefinition::new("health");
+/// Set in `health` once `by_refresh` holds every session: a file written
+/// by a version without that index is indexed once, when it is opened.
+const REFRESH_INDEX_MARKER: &str = "by_refresh_complete";
 
 const KEY_MIN: [u8; 32] = [0; 32];
 const KEY_MAX: [u8; 32] = [0xff; 32];
@@ -351,7 +357,27 @@ fn open_database(path: &Path, backend: impl StorageBackend) -> Result<Database, 
         txn.open_table(BY_THUMBPRINT).map_err(redb_error)?;
         txn.open_table(BY_EXPIRY).map_err(redb_error)?;
         txn.open_table(BY_CREATED).map_err(redb_error)?;
-        txn.open_table(HEALTH).map_err(redb_error)?;
+        let mut by_refresh = txn.open_table(BY_REFRESH).map_err(redb_error)?;
+        let mut health = txn.open_table(HEALTH).map_err(redb_error)?;
+        if health
+            .get(REFRESH_INDEX_MARKER)
+            .map_err(redb_error)?
+            .is_none()
+        {
+            let sessions = txn.open_table(SESSIONS).map_err(redb_error)?;
+            for entry in sessions.iter().map_err(redb_error)? {
+                let (k, v) = entry.map_err(redb_error)?;
+                // A record that does not decode is reported when it is read.
+                if let Ok(s) = decode(k.value(), v.value()) {
+                    if let Some(due) = s.refresh_due() {
+                        by_refresh
+                            .insert((due, k.value()), ())
+                            .map_err(redb_error)?;
+                    }
+                }
+            }
+            health.insert(REFRESH_INDEX_MARKER, 1).map_err(redb_error)?;
+        }
     }
     txn.commit().map_err(redb_error)?;
     Ok(db)
@@ -481,6 +507,7 @@ struct Tables<'txn> {
     by_thumbprint: Table<'txn, (KeyBytes, KeyBytes), ()>,
     by_expiry: Table<'txn, (i64, KeyBytes), ()>,
     by_created: Table<'txn, (i64, KeyBytes), ()>,
+    by_refresh: Table<'txn, (i64, KeyBytes), ()>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -491,6 +518,7 @@ impl<'txn> Tables<'txn> {
             by_thumbprint: txn.open_table(BY_THUMBPRINT).map_err(redb_error)?,
             by_expiry: txn.open_table(BY_EXPIRY).map_err(redb_error)?,
             by_created: txn.open_table(BY_CREATED).map_err(redb_error)?,
+            by_refresh: txn.open_table(BY_REFRESH).map_err(redb_error)?,
         })
     }
 
@@ -525,6 +553,9 @@ impl<'txn> Tables<'txn> {
         self.by_created
             .insert((s.created_at, key), ())
             .map_err(redb_error)?;
+        if let Some(due) = s.refresh_due() {
+            self.by_refresh.insert((due, key), ()).map_err(redb_error)?;
+        }
         Ok(())
     }
 
@@ -542,6 +573,9 @@ impl<'txn> Tables<'txn> {
         self.by_created
             .remove((s.created_at, key))
             .map_err(redb_error)?;
+        if let Some(due) = s.refresh_due() {
+            self.by_refresh.remove((due, key)).map_err(redb_error)?;
+        }
         Ok(())
     }
 
@@ -552,6 +586,10 @@ impl<'txn> Tables<'txn> {
         };
         if session.revoked {
             return Ok(false);
+        }
+        // A revoked session is off the refresh schedule.
+        if let Some(due) = session.refresh_due() {
+            self.by_refresh.remove((due, key)).map_err(redb_error)?;
         }
         session.revoked = true;
         session.version = session
@@ -588,6 +626,7 @@ fn index_fields_differ(a: &Session, b: &Session) -> bool {
         || a.bound_thumbprint != b.bound_thumbprint
         || a.expires_at != b.expires_at
         || a.created_at != b.created_at
+        || a.refresh_due() != b.refresh_due()
 }
 
 // ---------------------------------------------------------------- operations
@@ -691,6 +730,26 @@ fn list(
     // listing gives them.
     found.sort_unstable_by_key(|s| std::cmp::Reverse((s.created_at, s.key.0)));
     out.extend(found.iter().take(limit).map(Session::summary));
+    Ok(out)
+}
+
+fn due_for_refresh(
+    db: &Database,
+    before: i64,
+    limit: usize,
+) -> Result<Vec<SessionKey>, StoreError> {
+    let limit = limit.min(EMBEDDED_MAX_LIST);
+    let txn = db.begin_read().map_err(redb_error)?;
+    let by_refresh = txn.open_table(BY_REFRESH).map_err(redb_error)?;
+    let mut out = Vec::new();
+    for entry in by_refresh
+        .range(..=(before, &KEY_MAX))
+        .map_err(redb_error)?
+        .take(limit)
+    {
+        let (k, _) = entry.map_err(redb_error)?;
+        out.push(SessionKey(*k.value().1));
+    }
     Ok(out)
 }
 
@@ -820,6 +879,10 @@ impl SessionStore for EmbeddedStore {
         let (subject, thumbprint) = filter_parts(filter);
         let subject = subject.map(str::to_owned);
         Box::pin(self.blocking(move |db| list(db, subject.as_deref(), thumbprint, limit)))
+    }
+
+    fn due_for_refresh(&self, before: i64, limit: usize) -> StoreFuture<'_, Vec<SessionKey>> {
+        Box::pin(self.blocking(move |db| due_for_refresh(db, before, limit)))
     }
 
     fn collect_expired(&self, now: i64) -> StoreFuture<'_, usize> {

@@ -14,6 +14,7 @@
 //! | `{P}ix` | hash | key → `{subject hash}:{thumbprint hex}`, to clean the sets after a record expired by TTL |
 //! | `{P}c` | sorted set | keys by `created_at` (listing, newest first) |
 //! | `{P}x` | sorted set | keys by `expires_at` (collection) |
+//! | `{P}r` | sorted set | keys by [`Session::refresh_due`] (the provider-token refresh schedule): revoked sessions and those without a refresh token are not in it |
 //! | `{P}health` | string | written by `health()` with a short TTL |
 //!
 //! `{key hex}` is the [`SessionKey`](crate::SessionKey) (SHA-256 of the
@@ -32,7 +33,7 @@
 //! # Round trips
 //!
 //! `get` is one `HMGET`. `create`, `compare_and_set`, `revoke`,
-//! `revoke_matching` and `list` are one `EVALSHA` each (a Lua script that
+//! `revoke_matching`, `list` and `due_for_refresh` are one `EVALSHA` each (a Lua script that
 //! runs atomically; after a server restart the first call also loads the
 //! script). `collect_expired` runs its script in batches of
 //! [`REDIS_COLLECT_BATCH`]. `health` is `PING` plus a `SET` with `PX`, so a
@@ -322,6 +323,15 @@ fn filter_fields(filter: &SessionFilter) -> (String, String) {
     (subject, thumbprint)
 }
 
+/// The refresh-schedule score of a session, or "" when it is off the
+/// schedule.
+fn due_arg(session: &Session) -> String {
+    session
+        .refresh_due()
+        .map(|d| d.to_string())
+        .unwrap_or_default()
+}
+
 fn as_count(n: i64) -> Result<usize, StoreError> {
     usize::try_from(n).map_err(|_| StoreError::Corrupt("negative count from the server".into()))
 }
@@ -415,7 +425,8 @@ impl RedisStore {
                     .arg(session.created_at)
                     .arg(session.expires_at)
                     .arg(&subject)
-                    .arg(&thumbprint);
+                    .arg(&thumbprint)
+                    .arg(due_arg(session));
                 async move { call.invoke_async(&mut conn).await }
             })
             .await?;
@@ -460,7 +471,8 @@ impl RedisStore {
                     .arg(session.created_at)
                     .arg(session.expires_at)
                     .arg(&subject)
-                    .arg(&thumbprint);
+                    .arg(&thumbprint)
+                    .arg(due_arg(session));
                 async move { call.invoke_async(&mut conn).await }
             })
             .await?;
@@ -491,9 +503,11 @@ impl RedisStore {
 
     async fn revoke_impl(&self, key: &SessionKey) -> Result<bool, StoreError> {
         let record = self.record_key(key);
+        let key_hex = key.to_hex();
         let n: i64 = self
             .run(false, |mut conn| {
-                let call = self.scripts.revoke.key(&record);
+                let mut call = self.scripts.revoke.key(&record);
+                call.arg(&self.prefix).arg(&key_hex);
                 async move { call.invoke_async(&mut conn).await }
             })
             .await?;
@@ -556,6 +570,27 @@ impl RedisStore {
         sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.key.cmp(&a.key)));
         sessions.truncate(limit);
         Ok(sessions.iter().map(Session::summary).collect())
+    }
+
+    async fn due_impl(&self, before: i64, limit: usize) -> Result<Vec<SessionKey>, StoreError> {
+        let limit = limit.min(MAX_REDIS_LIST_LIMIT);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Not idempotent: the script drops entries of records that are gone.
+        let keys: Vec<String> = self
+            .run(false, |mut conn| {
+                let mut call = self.scripts.due.prepare_invoke();
+                call.arg(&self.prefix).arg(before).arg(limit);
+                async move { call.invoke_async(&mut conn).await }
+            })
+            .await?;
+        keys.iter()
+            .map(|k| {
+                SessionKey::from_hex(k)
+                    .ok_or_else(|| StoreError::Corrupt("bad key in the refresh schedule".into()))
+            })
+            .collect()
     }
 
     async fn collect_impl(&self, now: i64) -> Result<usize, StoreError> {
@@ -623,6 +658,10 @@ impl SessionStore for RedisStore {
         limit: usize,
     ) -> StoreFuture<'a, Vec<SessionSummary>> {
         Box::pin(self.list_impl(filter, limit))
+    }
+
+    fn due_for_refresh(&self, before: i64, limit: usize) -> StoreFuture<'_, Vec<SessionKey>> {
+        Box::pin(self.due_impl(before, limit))
     }
 
     fn collect_expired(&self, now: i64) -> StoreFuture<'_, usize> {

@@ -55,6 +55,16 @@ impl Session {
             && now < self.last_seen.saturating_add(self.idle_secs)
     }
 
+    /// When the session's provider tokens are due for a refresh, if it is
+    /// on the refresh schedule at all: not revoked, with a refresh token
+    /// and a known token expiry. The stores keep an index on it.
+    pub fn refresh_due(&self) -> Option<i64> {
+        if self.revoked || self.refresh_token.is_none() {
+            return None;
+        }
+        self.provider_token_expires_at
+    }
+
     pub fn bound_thumbprint(&self) -> Option<Thumbprint> {
         self.bound_thumbprint.map(Thumbprint)
     }

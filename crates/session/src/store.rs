@@ -61,6 +61,13 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> StoreFuture<'a, Vec<SessionSummary>>;
 
+    /// Keys of the sessions whose provider tokens are due for a refresh by
+    /// `before` ([`Session::refresh_due`](crate::Session::refresh_due) at
+    /// or before it), earliest first, at most `limit`. Revoked sessions
+    /// and sessions without a refresh token are never listed, so they
+    /// take no part of a refresh round's budget.
+    fn due_for_refresh(&self, before: i64, limit: usize) -> StoreFuture<'_, Vec<SessionKey>>;
+
     /// Removes sessions whose absolute end is before `now`; returns how many.
     fn collect_expired(&self, now: i64) -> StoreFuture<'_, usize>;
 

@@ -358,6 +358,7 @@ async fn each_write_is_one_round_trip() {
     store.revoke_matching(&by_sub).await.unwrap();
     store.list(&by_sub, 10).await.unwrap();
     store.collect_expired(now).await.unwrap();
+    store.due_for_refresh(now, 10).await.unwrap();
 
     let mut monitor = Monitor::start(&server);
     let s = session("alice", None, now);
@@ -394,6 +395,8 @@ async fn each_write_is_one_round_trip() {
     assert_eq!(monitor.sent(&server), ["evalsha"], "list");
     assert_eq!(store.collect_expired(now).await.unwrap(), 0);
     assert_eq!(monitor.sent(&server), ["evalsha"], "collect_expired");
+    assert!(store.due_for_refresh(now, 10).await.unwrap().is_empty());
+    assert_eq!(monitor.sent(&server), ["evalsha"], "due_for_refresh");
     assert!(store.get(&s.key).await.unwrap().unwrap().revoked);
     assert_eq!(monitor.sent(&server), ["hmget"], "get");
     store.health().await.unwrap();

@@ -449,3 +449,36 @@ fn debug_shows_no_internals() {
     assert!(shown.contains("EmbeddedStore"));
     assert!(shown.contains("test"));
 }
+
+#[tokio::test]
+async fn a_file_without_the_refresh_schedule_is_scheduled_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.redb");
+    let sealer =
+        crate::Sealer::new(vec![("k1".into(), zeroize::Zeroizing::new(vec![7u8; 32]))]).unwrap();
+    let mut s = session("alice", NOW);
+    s.refresh_token = Some(sealer.seal(&s.key, b"refresh").unwrap());
+    s.provider_token_expires_at = Some(NOW + 60);
+    {
+        let store = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
+        store.create(&s).await.unwrap();
+        assert_eq!(
+            store.due_for_refresh(NOW + 60, 10).await.unwrap(),
+            vec![s.key]
+        );
+        // What a version without the schedule left behind.
+        let db = store.inner.current().unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(BY_REFRESH).unwrap();
+        txn.open_table(HEALTH)
+            .unwrap()
+            .remove(REFRESH_INDEX_MARKER)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = EmbeddedStore::open(&path, EmbeddedOptions::default()).unwrap();
+    assert_eq!(
+        store.due_for_refresh(NOW + 60, 10).await.unwrap(),
+        vec![s.key]
+    );
+}

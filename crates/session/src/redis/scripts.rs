@@ -14,7 +14,8 @@ use ::redis::Script;
 /// Creates a session unless its key exists.
 ///
 /// KEYS\[1\] session hash. ARGV: prefix, key hex, json, revoked (0/1),
-/// created_at, expires_at, subject hash hex, thumbprint hex or "".
+/// created_at, expires_at, subject hash hex, thumbprint hex or "",
+/// refresh due time or "" (off the refresh schedule).
 /// Returns 1 when created, 0 when the key exists (nothing written).
 const CREATE: &str = r"#!lua
 local p, k = ARGV[1], ARGV[2]
@@ -34,6 +35,7 @@ if ARGV[8] ~= '' then redis.call('SADD', p .. 't:' .. ARGV[8], k) end
 redis.call('HSET', ix, k, ARGV[7] .. ':' .. ARGV[8])
 redis.call('ZADD', p .. 'c', ARGV[5], k)
 redis.call('ZADD', p .. 'x', ARGV[6], k)
+if ARGV[9] ~= '' and ARGV[4] ~= '1' then redis.call('ZADD', p .. 'r', ARGV[9], k) end
 return 1
 ";
 
@@ -41,7 +43,7 @@ return 1
 ///
 /// KEYS\[1\] session hash. ARGV: prefix, key hex, expected version, new
 /// version, json, revoked (0/1), created_at, expires_at, subject hash
-/// hex, thumbprint hex or "".
+/// hex, thumbprint hex or "", refresh due time or "".
 /// Returns 0 when missing, 1 when written, or {json, v, r} of the stored
 /// record on a conflict. A revoked record stays revoked.
 const CAS: &str = r"#!lua
@@ -68,17 +70,24 @@ if old ~= want then
 end
 redis.call('ZADD', p .. 'c', ARGV[7], k)
 redis.call('ZADD', p .. 'x', ARGV[8], k)
+if ARGV[11] ~= '' and r ~= '1' then
+  redis.call('ZADD', p .. 'r', ARGV[11], k)
+else
+  redis.call('ZREM', p .. 'r', k)
+end
 return 1
 ";
 
 /// Revokes one session. Allowed over `maxmemory`: it frees nothing but
 /// grows nothing, and a revocation must never wait for memory.
 ///
-/// KEYS\[1\] session hash. Returns -1 when missing, 0 when already
-/// revoked, 1 when newly revoked.
+/// KEYS\[1\] session hash. ARGV: prefix, key hex. Returns -1 when
+/// missing, 0 when already revoked, 1 when newly revoked. A revoked
+/// session leaves the refresh schedule.
 const REVOKE: &str = r"#!lua flags=allow-oom
 local r = redis.call('HGET', KEYS[1], 'r')
 if not r then return -1 end
+redis.call('ZREM', ARGV[1] .. 'r', ARGV[2])
 if r == '1' then return 0 end
 redis.call('HSET', KEYS[1], 'r', '1')
 redis.call('HINCRBY', KEYS[1], 'v', 1)
@@ -108,6 +117,7 @@ for _, k in ipairs(members) do
   if redis.call('HGET', s, 'r') == '0' then
     redis.call('HSET', s, 'r', '1')
     redis.call('HINCRBY', s, 'v', 1)
+    redis.call('ZREM', p .. 'r', k)
     n = n + 1
   end
 end
@@ -177,8 +187,30 @@ for _, k in ipairs(ks) do
   end
   redis.call('ZREM', p .. 'c', k)
   redis.call('ZREM', p .. 'x', k)
+  redis.call('ZREM', p .. 'r', k)
 end
 return #ks
+";
+
+/// The sessions due for a provider-token refresh: up to `limit` keys
+/// whose refresh time is at or before `before`, earliest first. Entries
+/// whose record is gone (expired by TTL) or revoked are dropped from the
+/// schedule as they are met, so they do not come back in later rounds.
+/// Allowed over `maxmemory`: it only removes.
+///
+/// ARGV: prefix, before, limit. Returns the keys (hex).
+const DUE: &str = r"#!lua flags=allow-oom
+local p = ARGV[1]
+local ks = redis.call('ZRANGEBYSCORE', p .. 'r', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, k in ipairs(ks) do
+  if redis.call('HGET', p .. 's:' .. k, 'r') == '0' then
+    out[#out + 1] = k
+  else
+    redis.call('ZREM', p .. 'r', k)
+  end
+end
+return out
 ";
 
 /// The loaded scripts (their SHA-1 is computed once; `EVALSHA` with a
@@ -190,6 +222,7 @@ pub(super) struct Scripts {
     pub(super) revoke_matching: Script,
     pub(super) list: Script,
     pub(super) collect: Script,
+    pub(super) due: Script,
 }
 
 impl Scripts {
@@ -201,6 +234,7 @@ impl Scripts {
             revoke_matching: Script::new(REVOKE_MATCHING),
             list: Script::new(LIST),
             collect: Script::new(COLLECT),
+            due: Script::new(DUE),
         }
     }
 }

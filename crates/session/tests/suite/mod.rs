@@ -106,6 +106,8 @@ macro_rules! suite_tests {
             list_filters_and_orders,
             list_shows_no_secrets,
             collect_expired_removes_sessions_and_index_entries,
+            due_for_refresh_is_earliest_first_whatever_the_age,
+            due_for_refresh_skips_revoked_ended_and_unrefreshable_sessions,
             sealed_refresh_token_round_trips,
             health_ok,
         );
@@ -631,6 +633,125 @@ pub async fn list_shows_no_secrets(store: &dyn SessionStore) {
     let text = serde_json::to_string(&list).unwrap();
     assert!(!text.contains("do-not-list"));
     assert!(!text.contains("ciphertext"));
+}
+
+// ------------------------------------------------------------------ refresh schedule
+
+/// A session with a refresh token whose provider tokens expire at `due`.
+fn refreshable(subject: &str, created_at: i64, due: i64) -> Session {
+    let mut s = session(subject, None, created_at);
+    s.refresh_token = Some(sealer().seal(&s.key, b"refresh-token").unwrap());
+    s.provider_token_expires_at = Some(due);
+    s
+}
+
+pub async fn due_for_refresh_is_earliest_first_whatever_the_age(store: &dyn SessionStore) {
+    let now = unix_now();
+    // The oldest session is due first; many newer ones are due later.
+    let old = refreshable("old", now - 3600, now - 50);
+    store.create(&old).await.unwrap();
+    let mut newer = Vec::new();
+    for i in 0..5 {
+        let s = refreshable(&format!("new{i}"), now - 10 + i, now - 40 + i);
+        store.create(&s).await.unwrap();
+        newer.push(s.key);
+    }
+    let later = refreshable("later", now, now + 100);
+    store.create(&later).await.unwrap();
+
+    // A budget smaller than the number of sessions still reaches the
+    // oldest one: the schedule is by due time, not by creation.
+    assert_eq!(store.due_for_refresh(now, 1).await.unwrap(), vec![old.key]);
+    let mut all = vec![old.key];
+    all.extend(newer.iter().copied());
+    assert_eq!(store.due_for_refresh(now, 100).await.unwrap(), all);
+    assert_eq!(store.due_for_refresh(now, 3).await.unwrap(), all[..3]);
+
+    // A refreshed session moves back in the schedule: the next due comes
+    // first, and the refreshed one only when it is due again.
+    let refreshed = next(&old, |n| n.provider_token_expires_at = Some(now + 200));
+    assert_eq!(
+        store.compare_and_set(&refreshed, 1).await.unwrap(),
+        CasOutcome::Updated
+    );
+    assert_eq!(store.due_for_refresh(now, 1).await.unwrap(), vec![newer[0]]);
+    let due_later = store.due_for_refresh(now + 150, 100).await.unwrap();
+    assert!(due_later.contains(&later.key));
+    assert!(!due_later.contains(&old.key));
+    assert_eq!(
+        store.due_for_refresh(now + 200, 100).await.unwrap().last(),
+        Some(&old.key)
+    );
+    assert!(store.due_for_refresh(now, 0).await.unwrap().is_empty());
+}
+
+pub async fn due_for_refresh_skips_revoked_ended_and_unrefreshable_sessions(
+    store: &dyn SessionStore,
+) {
+    let now = unix_now();
+    let keep = refreshable("keep", now, now - 10);
+    let revoked = refreshable("revoked", now, now - 20);
+    let by_user = refreshable("eve", now, now - 30);
+    let by_cas = refreshable("cas", now, now - 40);
+    let dropped = refreshable("dropped", now, now - 50);
+    let mut no_token = session("no-token", None, now);
+    no_token.provider_token_expires_at = Some(now - 60);
+    let mut ends = refreshable("ends", now, now - 70);
+    ends.expires_at = now + 100;
+    for s in [
+        &keep, &revoked, &by_user, &by_cas, &dropped, &no_token, &ends,
+    ] {
+        store.create(s).await.unwrap();
+    }
+    assert_eq!(store.due_for_refresh(now, 100).await.unwrap().len(), 6);
+
+    assert!(store.revoke(&revoked.key).await.unwrap());
+    assert_eq!(
+        store
+            .revoke_matching(&subjects(Some("eve"), None))
+            .await
+            .unwrap(),
+        1
+    );
+    let v2 = next(&by_cas, |n| n.revoked = true);
+    assert_eq!(
+        store.compare_and_set(&v2, 1).await.unwrap(),
+        CasOutcome::Updated
+    );
+    // The refresh token of a session that cannot be refreshed any more is
+    // dropped: off the schedule.
+    let v2 = next(&dropped, |n| {
+        n.refresh_token = None;
+        n.provider_token_expires_at = None;
+    });
+    assert_eq!(
+        store.compare_and_set(&v2, 1).await.unwrap(),
+        CasOutcome::Updated
+    );
+    assert_eq!(
+        store.due_for_refresh(now, 100).await.unwrap(),
+        vec![ends.key, keep.key]
+    );
+    // Collected sessions leave the schedule with their record.
+    assert_eq!(store.collect_expired(now + 100).await.unwrap(), 1);
+    assert_eq!(
+        store.due_for_refresh(now, 100).await.unwrap(),
+        vec![keep.key]
+    );
+    // A revoked session stays off even when written again.
+    let current = must_get(store, &revoked.key).await;
+    let again = next(&current, |n| n.provider_token_expires_at = Some(now - 5));
+    assert_eq!(
+        store
+            .compare_and_set(&again, current.version)
+            .await
+            .unwrap(),
+        CasOutcome::Updated
+    );
+    assert_eq!(
+        store.due_for_refresh(now, 100).await.unwrap(),
+        vec![keep.key]
+    );
 }
 
 // ------------------------------------------------------------------ expiry
