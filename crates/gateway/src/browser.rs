@@ -17,6 +17,7 @@
 
 mod cookie;
 mod provider;
+mod refresh;
 mod txn;
 
 use std::sync::Arc;
@@ -58,8 +59,6 @@ pub(crate) const REFRESH_MARGIN_SECS: i64 = 60;
 /// An instance that claims a refresh owns it this long (so two instances
 /// never spend one rotating refresh token twice).
 pub(crate) const REFRESH_LEASE_SECS: i64 = 30;
-/// Most sessions looked at per refresh round.
-pub(crate) const MAX_REFRESH_SCAN: usize = 10_000;
 
 /// The browser login of one snapshot; carried over on reload when its
 /// configuration is unchanged (the embedded store file can be opened once).
@@ -127,6 +126,7 @@ impl BrowserAuth {
         sessions: &Sessions,
         previous: Option<&BrowserAuth>,
         rt: &tokio::runtime::Handle,
+        metrics: &Arc<portcullis_telemetry::Metrics>,
     ) -> Result<BrowserAuth, String> {
         if let Some(p) = previous {
             if p.oidc == *oidc && p.sessions == *sessions {
@@ -185,12 +185,16 @@ impl BrowserAuth {
         let provider = Arc::new(provider::Provider::new(client));
         let (stop, stopped) = tokio::sync::watch::channel(());
         let _guard = rt.enter();
-        tokio::spawn(refresh_loop(
-            Refresher {
-                oidc: oidc.clone(),
+        tokio::spawn(refresh::refresh_loop(
+            refresh::Refresher {
                 store: Arc::clone(&store),
                 sealer: Arc::clone(&sealer),
-                provider: Arc::clone(&provider),
+                endpoint: Arc::new(refresh::ProviderEndpoint {
+                    oidc: oidc.clone(),
+                    provider: Arc::clone(&provider),
+                }),
+                metrics: Arc::clone(metrics),
+                per_round: refresh::MAX_REFRESH_PER_ROUND,
             },
             sessions.provider_refresh_interval,
             stopped,
@@ -745,148 +749,6 @@ impl BrowserAuth {
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok((resp, note))
-    }
-}
-
-/// What the background refresh needs.
-struct Refresher {
-    oidc: Oidc,
-    store: Arc<dyn SessionStore>,
-    sealer: Arc<Sealer>,
-    provider: Arc<provider::Provider>,
-}
-
-/// Continuous verification: refreshes the provider's tokens of live
-/// sessions before they expire; a refresh the provider refuses (the user
-/// was logged out or revoked there) ends the session in the shared store.
-async fn refresh_loop(
-    r: Refresher,
-    interval: std::time::Duration,
-    mut stopped: tokio::sync::watch::Receiver<()>,
-) {
-    loop {
-        tokio::select! {
-            _ = stopped.changed() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        if let Err(e) = r.round().await {
-            tracing::warn!(error = %e, "provider token refresh round failed; retrying next round");
-        }
-    }
-}
-
-impl Refresher {
-    async fn round(&self) -> Result<(), String> {
-        let t = now();
-        let list = self
-            .store
-            .list(
-                &portcullis_session::SessionFilter::default(),
-                MAX_REFRESH_SCAN,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        for summary in list {
-            if summary.revoked || summary.expires_at <= t {
-                continue;
-            }
-            let Some(key) = SessionKey::from_hex(&summary.key) else {
-                continue;
-            };
-            if let Err(e) = self.refresh_one(&key, t).await {
-                tracing::warn!(session = %summary.key.get(..12).unwrap_or(""), error = %e, "provider token refresh failed");
-            }
-        }
-        Ok(())
-    }
-
-    async fn refresh_one(&self, key: &SessionKey, t: i64) -> Result<(), String> {
-        let Some(s) = self.store.get(key).await.map_err(|e| e.to_string())? else {
-            return Ok(());
-        };
-        let (Some(blob), Some(exp)) = (&s.refresh_token, s.provider_token_expires_at) else {
-            return Ok(());
-        };
-        if !s.is_live(t) || exp > t + REFRESH_MARGIN_SECS {
-            return Ok(());
-        }
-        // Claim the refresh: only the instance whose write wins spends the
-        // refresh token.
-        let mut claim = s.clone();
-        claim.provider_token_expires_at = Some(t + REFRESH_LEASE_SECS + REFRESH_MARGIN_SECS);
-        claim.version = s.version + 1;
-        if self
-            .store
-            .compare_and_set(&claim, s.version)
-            .await
-            .map_err(|e| e.to_string())?
-            != CasOutcome::Updated
-        {
-            return Ok(());
-        }
-        let refresh = self.sealer.open(key, blob).map_err(|e| e.to_string())?;
-        let refresh = std::str::from_utf8(&refresh)
-            .map_err(|_| "sealed refresh token is not text".to_owned())?;
-        let meta = self.provider.meta(&self.oidc.issuer).await?;
-        let (status, body) = self
-            .provider
-            .client
-            .token(
-                &meta,
-                &self.oidc,
-                &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-            )
-            .await?;
-        if status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED {
-            let err = body
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown");
-            self.store.revoke(key).await.map_err(|e| e.to_string())?;
-            tracing::info!(
-                session = %key.to_hex().get(..12).unwrap_or(""),
-                subject = %escape(&s.subject),
-                error = %escape(err),
-                "session ended: the provider refused to refresh its tokens"
-            );
-            return Ok(());
-        }
-        if !status.is_success() {
-            return Err(format!(
-                "token endpoint answered {status}; retrying after the lease"
-            ));
-        }
-        let new_refresh = body
-            .get("refresh_token")
-            .and_then(Value::as_str)
-            .map(|s| Zeroizing::new(s.to_owned()));
-        let expires_in = body.get("expires_in").and_then(Value::as_i64);
-        for _ in 0..CAS_RETRIES {
-            let Some(cur) = self.store.get(key).await.map_err(|e| e.to_string())? else {
-                return Ok(());
-            };
-            let mut next = cur.clone();
-            if let Some(r) = &new_refresh {
-                next.refresh_token = Some(
-                    self.sealer
-                        .seal(key, r.as_bytes())
-                        .map_err(|e| e.to_string())?,
-                );
-            }
-            next.provider_token_expires_at = expires_in.map(|e| t + e);
-            next.version = cur.version + 1;
-            if self
-                .store
-                .compare_and_set(&next, cur.version)
-                .await
-                .map_err(|e| e.to_string())?
-                == CasOutcome::Updated
-            {
-                tracing::debug!(session = %key.to_hex().get(..12).unwrap_or(""), "provider tokens refreshed");
-                return Ok(());
-            }
-        }
-        Err("the session kept changing while its refresh was stored".to_owned())
     }
 }
 

@@ -133,11 +133,12 @@ impl Gateway {
     /// has loaded; any load error is returned and nothing is started.
     pub async fn start(config_path: &Path) -> Result<Gateway, StartError> {
         let path = config_path.to_owned();
-        let snap = tokio::task::spawn_blocking(move || state::load(&path, None))
+        let metrics = Arc::new(Metrics::new());
+        let load_metrics = metrics.clone();
+        let snap = tokio::task::spawn_blocking(move || state::load(&path, None, &load_metrics))
             .await
             .map_err(|e| StartError::Load(e.to_string()))?
             .map_err(|e| StartError::Load(e.to_string()))?;
-        let metrics = Arc::new(Metrics::new());
         metrics.set_policy(snap.policy.policy.revision(), &snap.policy.sha256);
         let audit_cfg = AuditConfig {
             dest: match &snap.config.audit.dest {

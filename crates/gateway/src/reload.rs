@@ -183,7 +183,7 @@ pub(crate) async fn reload_with(
     let s = shared.clone();
     let result = tokio::task::spawn_blocking(move || {
         let prev = s.state.load_full();
-        crate::state::load_with(&s.config_path, Some(&prev), precompiled)
+        crate::state::load_with(&s.config_path, Some(&prev), precompiled, &s.metrics)
     })
     .await
     .map_err(|e| crate::state::LoadError::Config(format!("reload task failed: {e}")))

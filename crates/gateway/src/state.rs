@@ -111,14 +111,19 @@ pub(crate) struct Precompiled {
     pub(crate) policy: Arc<LoadedPolicy>,
 }
 
-pub(crate) fn load(config_path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, LoadError> {
-    load_with(config_path, previous, None)
+pub(crate) fn load(
+    config_path: &Path,
+    previous: Option<&Snapshot>,
+    metrics: &Arc<portcullis_telemetry::Metrics>,
+) -> Result<Snapshot, LoadError> {
+    load_with(config_path, previous, None, metrics)
 }
 
 pub(crate) fn load_with(
     config_path: &Path,
     previous: Option<&Snapshot>,
     precompiled: Option<Precompiled>,
+    metrics: &Arc<portcullis_telemetry::Metrics>,
 ) -> Result<Snapshot, LoadError> {
     let config = Config::load(config_path).map_err(|e| LoadError::Config(e.to_string()))?;
     let (policy, bundle) = match &config.policy.bundle {
@@ -156,7 +161,8 @@ pub(crate) fn load_with(
             }
         },
     };
-    let mut snap = build(config_path, config, policy, previous).map_err(LoadError::Config)?;
+    let mut snap =
+        build(config_path, config, policy, previous, metrics).map_err(LoadError::Config)?;
     snap.bundle = bundle;
     Ok(snap)
 }
@@ -182,6 +188,7 @@ fn build(
     config: Config,
     policy: Arc<LoadedPolicy>,
     previous: Option<&Snapshot>,
+    metrics: &Arc<portcullis_telemetry::Metrics>,
 ) -> Result<Snapshot, String> {
     if let Some(prev) = previous {
         check_static_parts(&prev.config, &config)?;
@@ -265,6 +272,7 @@ fn build(
                     sess,
                     previous.and_then(|p| p.browser.as_ref()),
                     &rt,
+                    metrics,
                 )
                 .map_err(|e| format!("{}: {e}", config_path.display()))?,
             )

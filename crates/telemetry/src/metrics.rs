@@ -244,6 +244,7 @@ pub struct Metrics {
     bad_requests: Family<ReasonLabels, Counter>,
     bearer_tokens: Family<ResultReasonLabels, Counter>,
     session_store_errors: Family<ReasonLabels, Counter>,
+    provider_refresh_failures: Family<ReasonLabels, Counter>,
     bundle_refusals: Family<ReasonLabels, Counter>,
     bundle_revision: Gauge,
     bundle_age: Gauge,
@@ -324,6 +325,13 @@ impl Metrics {
             "session_store_errors",
             "Requests refused with 503 because the session store failed, by reason code",
             session_store_errors.clone(),
+        );
+        let provider_refresh_failures = Family::default();
+        registry.register(
+            "provider_refresh_failures",
+            "Provider token refreshes of browser sessions that failed and kept the session \
+             (invalid_client, unauthorized_client, invalid_request, provider_error, unreachable ...), by reason",
+            provider_refresh_failures.clone(),
         );
         let bundle_refusals = Family::default();
         registry.register(
@@ -421,6 +429,7 @@ impl Metrics {
             bad_requests,
             bearer_tokens,
             session_store_errors,
+            provider_refresh_failures,
             bundle_refusals,
             bundle_revision,
             bundle_age,
@@ -551,6 +560,16 @@ impl Metrics {
     /// the text before the first `:` of `detail`.
     pub fn session_store_error(&self, reason: &'static str) {
         self.session_store_errors
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a provider token refresh of a browser session that failed
+    /// without ending the session; `reason` is from a fixed set.
+    pub fn provider_refresh_failed(&self, reason: &'static str) {
+        self.provider_refresh_failures
             .get_or_create(&ReasonLabels {
                 reason: reason.to_owned(),
             })

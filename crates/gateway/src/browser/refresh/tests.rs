@@ -1,0 +1,240 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use portcullis_session::{EmbeddedOptions, EmbeddedStore, SessionId};
+use serde_json::{json, Map};
+
+use super::*;
+
+/// A token endpoint answering by refresh token, recording every call.
+#[derive(Default)]
+struct FakeEndpoint {
+    answers: Mutex<HashMap<String, (StatusCode, Value)>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeEndpoint {
+    fn answer(&self, token: &str, status: StatusCode, body: Value) {
+        self.answers
+            .lock()
+            .unwrap()
+            .insert(token.to_owned(), (status, body));
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl RefreshEndpoint for FakeEndpoint {
+    fn refresh<'a>(
+        &'a self,
+        refresh_token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = TokenAnswer> + Send + 'a>> {
+        self.calls.lock().unwrap().push(refresh_token.to_owned());
+        let answer = self.answers.lock().unwrap().get(refresh_token).cloned();
+        Box::pin(async move { answer.ok_or_else(|| "no answer configured".to_owned()) })
+    }
+}
+
+struct Rig {
+    refresher: Refresher,
+    endpoint: Arc<FakeEndpoint>,
+    metrics: Arc<Metrics>,
+    _dir: tempfile::TempDir,
+}
+
+fn rig(per_round: usize) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        EmbeddedStore::open(&dir.path().join("s.redb"), EmbeddedOptions::default()).unwrap();
+    let sealer = Sealer::new(vec![("k1".into(), Zeroizing::new(vec![3u8; 32]))]).unwrap();
+    let endpoint = Arc::new(FakeEndpoint::default());
+    let metrics = Arc::new(Metrics::new());
+    Rig {
+        refresher: Refresher {
+            store: Arc::new(store),
+            sealer: Arc::new(sealer),
+            endpoint: endpoint.clone(),
+            metrics: metrics.clone(),
+            per_round,
+        },
+        endpoint,
+        metrics,
+        _dir: dir,
+    }
+}
+
+impl Rig {
+    /// A live session created `age` seconds ago whose provider tokens are
+    /// due for a refresh now, with refresh token `token`.
+    async fn session(&self, token: &str, age: i64, due_in: i64) -> SessionKey {
+        let t = now();
+        let key = SessionId::generate().unwrap().key();
+        let s = Session {
+            key,
+            issuer: "https://idp.example.com".into(),
+            subject: token.into(),
+            claims: Map::new(),
+            amr: vec![],
+            acr: None,
+            auth_time: t - age,
+            mfa_time: None,
+            bound_thumbprint: None,
+            refresh_token: Some(self.refresher.sealer.seal(&key, token.as_bytes()).unwrap()),
+            provider_token_expires_at: Some(t + due_in),
+            created_at: t - age,
+            last_seen: t,
+            expires_at: t + 3600,
+            idle_secs: 600,
+            revoked: false,
+            version: 1,
+        };
+        self.refresher.store.create(&s).await.unwrap();
+        key
+    }
+
+    async fn get(&self, key: &SessionKey) -> Session {
+        self.refresher.store.get(key).await.unwrap().unwrap()
+    }
+}
+
+fn ok(refresh: &str) -> (StatusCode, Value) {
+    (
+        StatusCode::OK,
+        json!({ "access_token": "at", "refresh_token": refresh, "expires_in": 300 }),
+    )
+}
+
+#[tokio::test]
+async fn sessions_older_than_one_rounds_budget_are_refreshed_and_revoked() {
+    let r = rig(2);
+    // The oldest session's user was revoked at the provider; many newer
+    // sessions are due too, more than one round's budget.
+    let old = r.session("old", 3000, -5).await;
+    r.endpoint.answer(
+        "old",
+        StatusCode::BAD_REQUEST,
+        json!({ "error": "invalid_grant" }),
+    );
+    let mut newer = Vec::new();
+    for i in 0..5 {
+        let token = format!("new{i}");
+        newer.push(r.session(&token, 10 - i, 30).await);
+        let (status, body) = ok(&format!("{token}-2"));
+        r.endpoint.answer(&token, status, body);
+    }
+    r.refresher.round().await.unwrap();
+    // Due first, whatever its age: the oldest session is in the first round.
+    assert_eq!(r.endpoint.calls().first().map(String::as_str), Some("old"));
+    assert_eq!(r.endpoint.calls().len(), 2, "at most the budget per round");
+    assert!(r.get(&old).await.revoked);
+    for _ in 0..3 {
+        r.refresher.round().await.unwrap();
+    }
+    let t = now();
+    for key in &newer {
+        let s = r.get(key).await;
+        assert!(!s.revoked);
+        assert!(s.provider_token_expires_at.unwrap() >= t + 290, "refreshed");
+    }
+    assert_eq!(
+        r.endpoint.calls().len(),
+        6,
+        "each session once: {:?}",
+        r.endpoint.calls()
+    );
+    // Nothing is due any more.
+    r.refresher.round().await.unwrap();
+    assert_eq!(r.endpoint.calls().len(), 6);
+}
+
+#[tokio::test]
+async fn revoked_and_ended_sessions_do_not_use_the_budget() {
+    let r = rig(1);
+    for i in 0..3 {
+        let key = r.session(&format!("revoked{i}"), 100, -30).await;
+        r.refresher.store.revoke(&key).await.unwrap();
+    }
+    // Ended by the idle timeout, not revoked.
+    let idle = r.session("idle", 100, -20).await;
+    let s = r.get(&idle).await;
+    let mut ended = s.clone();
+    ended.last_seen = now() - 700;
+    ended.version = 2;
+    r.refresher.store.compare_and_set(&ended, 1).await.unwrap();
+    let live = r.session("live", 10, -10).await;
+    let (status, body) = ok("live-2");
+    r.endpoint.answer("live", status, body);
+
+    r.refresher.round().await.unwrap();
+    assert_eq!(r.endpoint.calls(), ["live"]);
+    assert!(r.get(&live).await.provider_token_expires_at.unwrap() > now() + 200);
+    // The ended session left the schedule with its refresh token.
+    let gone = r.get(&idle).await;
+    assert_eq!(gone.refresh_token, None);
+    assert_eq!(gone.provider_token_expires_at, None);
+    assert_eq!(
+        r.refresher
+            .store
+            .due_for_refresh(now() + 1000, 100)
+            .await
+            .unwrap(),
+        vec![live]
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_of_the_gateways_client_keeps_the_session_and_is_retried() {
+    for code in ["invalid_client", "unauthorized_client", "invalid_request"] {
+        let r = rig(10);
+        let a = r.session("a", 100, -5).await;
+        let b = r.session("b", 50, -1).await;
+        for token in ["a", "b"] {
+            r.endpoint
+                .answer(token, StatusCode::UNAUTHORIZED, json!({ "error": code }));
+        }
+        let err = r.refresher.round().await.unwrap_err();
+        assert!(err.contains(code), "{err}");
+        // Kept, and the round stopped: the same client fails for everyone.
+        assert!(!r.get(&a).await.revoked, "{code}");
+        assert!(!r.get(&b).await.revoked, "{code}");
+        assert_eq!(r.endpoint.calls(), ["a"], "{code}");
+        // Retried after the lease, like a provider error.
+        let retry = r.get(&a).await.provider_token_expires_at.unwrap();
+        assert!(retry > now() + REFRESH_MARGIN_SECS, "{code}");
+        assert!(
+            retry <= now() + REFRESH_LEASE_SECS + REFRESH_MARGIN_SECS,
+            "{code}"
+        );
+        assert!(r.metrics.encode().contains(&format!(
+            "provider_refresh_failures_total{{reason=\"{code}\"}} 1"
+        )));
+        // Once the client is fixed, the next round refreshes the others.
+        let (status, body) = ok("b-2");
+        r.endpoint.answer("b", status, body);
+        r.refresher.round().await.unwrap();
+        assert_eq!(r.endpoint.calls(), ["a", "b"]);
+        assert!(r.get(&b).await.provider_token_expires_at.unwrap() > now() + 200);
+    }
+}
+
+#[tokio::test]
+async fn only_invalid_grant_ends_a_session() {
+    let r = rig(10);
+    let gone = r.session("gone", 100, -5).await;
+    r.endpoint.answer(
+        "gone",
+        StatusCode::BAD_REQUEST,
+        json!({ "error": "invalid_grant" }),
+    );
+    let down = r.session("down", 100, -4).await;
+    r.endpoint.answer(
+        "down",
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({ "error": "temporarily_unavailable" }),
+    );
+    r.refresher.round().await.unwrap();
+    assert!(r.get(&gone).await.revoked);
+    assert!(!r.get(&down).await.revoked);
+}
