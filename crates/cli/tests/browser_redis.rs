@@ -237,3 +237,32 @@ async fn a_gateway_pointed_at_a_read_only_replica_fails_closed() {
         "{ready}"
     );
 }
+
+#[tokio::test]
+async fn a_logout_while_the_store_is_down_clears_the_cookie_and_says_it_failed() {
+    let redis = RedisServer::start();
+    let b = Browser::start_many(1, &store_yaml(&redis)).await;
+    let session = b.login("/app/home", "bob", "pw").await;
+    redis.stop();
+    let r = b.get("/.portcullis/logout", &[&session], true).await;
+    redis.cont();
+    // Fails closed (503), but the browser's side of the session ends.
+    assert_eq!(r.status, 503);
+    let cleared = r.headers.get_all("set-cookie").iter().any(|v| {
+        v.to_str()
+            .unwrap()
+            .starts_with("__Host-portcullis-session=;")
+    });
+    assert!(cleared, "{:?}", r.headers);
+    assert!(
+        b.gw.stderr()
+            .contains("logout: the session could not be revoked in the store"),
+        "{}",
+        b.gw.stderr()
+    );
+    // Once the store is back, a logout revokes it.
+    eventually(async || b.get("/app/home", &[&session], false).await.status == 200).await;
+    let r = b.get("/.portcullis/logout", &[&session], true).await;
+    assert_eq!(r.status, 302);
+    assert_eq!(b.get("/app/home", &[&session], false).await.status, 401);
+}

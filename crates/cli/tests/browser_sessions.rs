@@ -550,3 +550,85 @@ async fn an_idle_session_expires() {
         .as_str()
         .is_some_and(|r| r.contains("session_expired"))));
 }
+
+/// A logout request with extra headers.
+async fn logout_with(b: &Browser, method: &str, session: &str, extra: &[(&str, &str)]) -> u16 {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri("/.portcullis/logout")
+        .header("host", format!("localhost:{}", b.port))
+        .header("accept", "text/html")
+        .header("cookie", session);
+    for (name, value) in extra {
+        req = req.header(*name, *value);
+    }
+    b.client()
+        .send(b.gw.addr, req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap()
+        .status
+}
+
+#[tokio::test]
+async fn a_logout_started_by_another_site_is_refused() {
+    let b = Browser::start().await;
+    let session = b.login("/app/home", "bob", "pw").await;
+    let own = format!("https://localhost:{}", b.port);
+    for (method, extra) in [
+        ("GET", vec![("sec-fetch-site", "cross-site")]),
+        ("GET", vec![("origin", "https://evil.example")]),
+        (
+            "POST",
+            vec![
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+        ),
+        ("POST", vec![("origin", "null")]),
+        // Another port of the same host is another origin.
+        ("POST", vec![("origin", "https://localhost:1")]),
+        (
+            "GET",
+            vec![("sec-fetch-site", "cross-site"), ("origin", own.as_str())],
+        ),
+    ] {
+        assert_eq!(
+            logout_with(&b, method, &session, &extra).await,
+            403,
+            "{method} {extra:?}"
+        );
+        assert_eq!(
+            b.get("/app/home", &[&session], false).await.status,
+            200,
+            "still logged in after {method} {extra:?}"
+        );
+    }
+    let a =
+        b.gw.wait_audit_where(|a| {
+            a["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("logout_cross_site"))
+        })
+        .await;
+    assert!(!a.is_empty());
+
+    // The gateway's own pages: a same-origin link, a form post, a plain
+    // request without fetch metadata.
+    for (method, extra) in [
+        ("GET", vec![("sec-fetch-site", "same-origin")]),
+        (
+            "POST",
+            vec![("origin", own.as_str()), ("sec-fetch-site", "same-origin")],
+        ),
+        ("GET", vec![("sec-fetch-site", "none")]),
+        ("GET", vec![]),
+    ] {
+        let session = b.login("/app/home", "bob", "pw").await;
+        assert_eq!(
+            logout_with(&b, method, &session, &extra).await,
+            302,
+            "{method} {extra:?}"
+        );
+        assert_eq!(b.get("/app/home", &[&session], false).await.status, 401);
+    }
+}

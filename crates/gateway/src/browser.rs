@@ -704,8 +704,61 @@ impl BrowserAuth {
         Ok(v)
     }
 
+    /// Refuses a logout another site started: any page can link to
+    /// `/.portcullis/logout`, and the `SameSite=Lax` cookie goes along with
+    /// a top-level GET. A browser says where a request comes from with
+    /// `Sec-Fetch-Site` and (on POST and most cross-site requests)
+    /// `Origin`; a request with neither (an older browser following a
+    /// link, a script) is accepted. `authority` is the request's host and
+    /// port as sent.
+    pub(crate) fn check_logout_origin(
+        &self,
+        headers: &HeaderMap,
+        authority: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let refuse = |detail: &str| {
+            Err(Refusal::deny(
+                StatusCode::FORBIDDEN,
+                "logout_cross_site",
+                detail.to_owned(),
+            ))
+        };
+        let mut fetch_site = headers.get_all("sec-fetch-site").iter();
+        match (fetch_site.next(), fetch_site.next()) {
+            (_, Some(_)) => return refuse("more than one `sec-fetch-site` header"),
+            (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"cross-site") => {
+                return refuse("a logout started by another site (`sec-fetch-site: cross-site`)")
+            }
+            _ => {}
+        }
+        let mut origins = headers.get_all(header::ORIGIN).iter();
+        let origin = match (origins.next(), origins.next()) {
+            (None, _) => return Ok(()),
+            (Some(_), Some(_)) => return refuse("more than one `origin` header"),
+            (Some(o), None) => o.as_bytes(),
+        };
+        let own = |scheme_authority: Option<String>| {
+            scheme_authority.is_some_and(|o| o.as_bytes().eq_ignore_ascii_case(origin))
+        };
+        let configured = self
+            .oidc
+            .redirect_uri
+            .authority()
+            .map(|a| format!("https://{a}"));
+        if own(authority.map(|a| format!("https://{a}"))) || own(configured) {
+            return Ok(());
+        }
+        refuse(&format!(
+            "a logout from another origin `{}`",
+            escape(&String::from_utf8_lossy(origin))
+        ))
+    }
+
     /// `/.portcullis/logout`: revokes the session (everywhere, it is in the
     /// shared store), clears the cookie and ends the provider's session.
+    /// When the store fails the answer is a 503 that still clears the
+    /// cookie: the browser's side of the session ends; the server-side
+    /// revocation did not happen and is logged as such.
     pub(crate) async fn logout(
         &self,
         headers: &HeaderMap,
@@ -715,8 +768,23 @@ impl BrowserAuth {
             cookie::get(headers, &self.sessions.cookie_name).and_then(SessionId::from_cookie)
         {
             let key = id.key();
-            self.store.revoke(&key).await.map_err(store_refusal)?;
-            note = format!("session {} revoked", key.to_hex().get(..12).unwrap_or(""));
+            let short = key.to_hex().get(..12).unwrap_or("").to_owned();
+            if let Err(e) = self.store.revoke(&key).await {
+                tracing::error!(
+                    session = %short,
+                    reason = e.reason(),
+                    "logout: the session could not be revoked in the store; the cookie is cleared, \
+                     the session itself stays valid until it is revoked or expires"
+                );
+                let mut r = store_refusal(e);
+                r.detail = format!("logout of session {short} not revoked: {}", r.detail);
+                r.headers.push((
+                    header::SET_COOKIE,
+                    header_value(&cookie::clear(&self.sessions.cookie_name))?,
+                ));
+                return Err(r);
+            }
+            note = format!("session {short} revoked");
         }
         let location = match self
             .provider

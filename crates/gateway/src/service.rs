@@ -535,6 +535,16 @@ fn pipeline<'a>(
             if path == crate::browser::LOGOUT_PATH
                 && (req.method() == http::Method::GET || req.method() == http::Method::POST)
             {
+                let authority = req
+                    .uri()
+                    .authority()
+                    .map(http::uri::Authority::as_str)
+                    .or_else(|| {
+                        req.headers()
+                            .get(header::HOST)
+                            .and_then(|h| h.to_str().ok())
+                    });
+                browser.check_logout_origin(req.headers(), authority)?;
                 let (resp, note) = Box::pin(browser.logout(req.headers())).await?;
                 facts.rule = Some(format!("gateway:logout ({note})"));
                 return Ok(resp);
