@@ -130,6 +130,15 @@ async fn bad_callbacks_are_refused_and_create_no_session() {
     );
     let r = b.get(&mixed, &[&txn], true).await;
     assert_eq!(r.status, 401);
+    // Repeated parameters (RFC 6749 3.1), named as such.
+    for repeated in [
+        format!("{path}&iss=https%3A%2F%2Fevil.test"),
+        format!("{path}&code=forged"),
+        format!("{path}&st%61te={state}"),
+    ] {
+        let r = b.get(&repeated, &[&txn], true).await;
+        assert_eq!(r.status, 401, "{repeated}");
+    }
     assert!(
         b.sessions().await.is_empty(),
         "nothing is created by a refused callback"
@@ -156,6 +165,7 @@ async fn bad_callbacks_are_refused_and_create_no_session() {
         "login_state_mismatch",
         "login_transaction_invalid",
         "login_iss_mismatch",
+        "login_param_repeated",
         "login_code_refused",
     ] {
         assert!(

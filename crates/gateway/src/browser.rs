@@ -405,6 +405,12 @@ impl BrowserAuth {
         let txn = cookie::get(headers, LOGIN_COOKIE)
             .and_then(|c| self.txn.open(c, t_now))
             .ok_or_else(|| fail("login_transaction_invalid", "no valid login transaction cookie (missing, forged, expired or from another login)".into()))?;
+        if let Some(name) = repeated_param(query, &["state", "code", "iss", "error"]) {
+            return Err(fail(
+                "login_param_repeated",
+                format!("`{name}` appears more than once in the callback (RFC 6749 3.1)"),
+            ));
+        }
         let state = query_param(query, "state").unwrap_or_default();
         if !crate::https::ct_eq(state.as_bytes(), txn.state.as_bytes()) {
             return Err(fail(
@@ -838,6 +844,27 @@ fn header_value(s: &str) -> Result<HeaderValue, Refusal> {
             "bad header value",
         )
     })
+}
+
+/// The first of `names` that `query` holds more than once (after
+/// decoding the parameter names).
+fn repeated_param(query: &str, names: &[&'static str]) -> Option<&'static str> {
+    let mut seen = vec![false; names.len()];
+    for pair in query.split('&') {
+        let raw = pair.split_once('=').map_or(pair, |(k, _)| k);
+        let Ok(key) = portcullis_http_guard::form_decode(raw) else {
+            continue;
+        };
+        for (name, seen) in names.iter().zip(seen.iter_mut()) {
+            if key == *name {
+                if *seen {
+                    return Some(name);
+                }
+                *seen = true;
+            }
+        }
+    }
+    None
 }
 
 /// Only a path on this gateway: one leading `/`, no scheme or authority.
