@@ -673,6 +673,21 @@ fn token_refuses_a_file_other_users_can_read() {
     assert!(out.stderr.contains("chmod 600"), "{out:?}");
 }
 
+#[test]
+fn token_refuses_a_directory_other_users_can_write() {
+    let env = Env::start(&[]);
+    env.login_as("alice", "pw");
+    let dir = env.tokens_path().parent().unwrap().to_owned();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = env.run(&["token"]);
+    assert!(out.failed(), "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("chmod 700"), "{out:?}");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = env.run(&["token"]);
+    assert!(out.ok(), "{out:?}");
+}
+
 // -------------------------------------------------------------- device
 
 fn device_prompt(cli: &mut Cli) -> (String, String) {

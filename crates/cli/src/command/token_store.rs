@@ -189,8 +189,21 @@ impl TokenStore {
         self.dir.join(STORE_FILE)
     }
 
-    /// Every stored login; none if the file does not exist.
+    /// Every stored login; none if the file does not exist. A directory
+    /// other users may write to is refused, as by writers: whoever can
+    /// write there can replace or remove the file.
     pub(crate) fn load(&self) -> Result<Vec<StoredLogin>, StoreError> {
+        match std::fs::metadata(&self.dir) {
+            Ok(meta) => check_private(&self.dir, &meta, 0o022, "700")?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    action: "inspect",
+                    path: self.dir.clone(),
+                    source,
+                })
+            }
+        }
         let path = self.path();
         let mut file = match std::fs::File::open(&path) {
             Ok(f) => f,

@@ -181,6 +181,27 @@ fn save_refuses_a_directory_others_can_write() {
 }
 
 #[test]
+fn load_refuses_a_directory_others_can_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cfg");
+    let store = TokenStore::at(dir.clone());
+    store.save(&[login("https://a", "c", "t1", 1)]).unwrap();
+    assert_eq!(store.load().unwrap().len(), 1);
+    for m in [0o777, 0o720, 0o702] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(m)).unwrap();
+        let e = store.load().unwrap_err();
+        assert!(matches!(e, StoreError::Permissions { .. }), "{m:o}: {e}");
+        assert!(e.to_string().contains("chmod 700"), "{e}");
+    }
+    // Readable by others but not writable: the file's own mode guards it.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(store.load().unwrap().len(), 1);
+    // No directory: no login, nothing to refuse.
+    let none = TokenStore::at(tmp.path().join("absent"));
+    assert!(none.load().unwrap().is_empty());
+}
+
+#[test]
 fn corrupt_file_error_does_not_quote_tokens() {
     let tmp = tempfile::tempdir().unwrap();
     let store = TokenStore::at(tmp.path().to_owned());
