@@ -1,9 +1,12 @@
 //! The loopback redirect receiver (RFC 8252 7.3): an HTTP/1.1 server on
 //! 127.0.0.1 only, on an ephemeral port, that decides the login on the
-//! first request to `/callback` and then stops.
+//! first request to `/callback` carrying the login's `state`, and then
+//! stops. Requests with another `state` (any local page that finds the
+//! port can send one) are answered 400 and ignored, up to
+//! [`MAX_FOREIGN_CALLBACKS`].
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::oauth::{check_callback, CallbackExpect};
+use super::oauth::{callback_state_matches, check_callback, CallbackExpect};
 use super::LoginError;
 use crate::command::token_store::Secret;
 
@@ -24,6 +27,11 @@ pub(crate) const MAX_CONNECTIONS: usize = 16;
 pub(crate) const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head read (the callback URL carries a code and state).
 pub(crate) const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Callbacks without this login's `state` that are answered 400 and
+/// ignored; the next one ends the login with "`state` does not match". A
+/// page that knows the port cannot end the login with one request, and a
+/// login that keeps receiving forged callbacks still ends.
+pub(crate) const MAX_FOREIGN_CALLBACKS: usize = 8;
 /// The path of the redirect URI.
 pub(crate) const CALLBACK_PATH: &str = "/callback";
 
@@ -58,6 +66,7 @@ impl Loopback {
             expect,
             host: self.addr.to_string(),
             decided: AtomicBool::new(false),
+            foreign: AtomicUsize::new(0),
         });
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Secret, LoginError>>(1);
@@ -98,8 +107,10 @@ pub(super) struct Shared {
     /// The only Host accepted (`127.0.0.1:port`): a page on another origin
     /// rebound to 127.0.0.1 by DNS sends its own name.
     pub(super) host: String,
-    /// Set by the first request to `/callback`.
+    /// Set by the request to `/callback` that decides.
     pub(super) decided: AtomicBool,
+    /// Callbacks ignored because their `state` was not this login's.
+    pub(super) foreign: AtomicUsize,
 }
 
 pub(super) type Outcome = Result<Secret, LoginError>;
@@ -143,10 +154,23 @@ pub(super) fn handle<B>(req: &http::Request<B>, shared: &Shared) -> (u16, String
     if !host_ok {
         return (400, "Unexpected Host.".to_owned(), None);
     }
+    if shared.decided.load(Ordering::SeqCst) {
+        return (400, "This login has already been decided.".to_owned(), None);
+    }
+    let query = req.uri().query().unwrap_or("");
+    if !callback_state_matches(query, &shared.expect)
+        && shared.foreign.fetch_add(1, Ordering::SeqCst) < MAX_FOREIGN_CALLBACKS
+    {
+        return (
+            400,
+            "This request is not from this login; the login is still waiting.".to_owned(),
+            None,
+        );
+    }
     if shared.decided.swap(true, Ordering::SeqCst) {
         return (400, "This login has already been decided.".to_owned(), None);
     }
-    let outcome = check_callback(req.uri().query().unwrap_or(""), &shared.expect);
+    let outcome = check_callback(query, &shared.expect);
     match &outcome {
         Ok(_) => (
             200,

@@ -237,6 +237,25 @@ struct CallbackParams {
 
 /// Checks a callback's query string, in this order: `state`, `iss`,
 /// `error`, `code`. Returns the authorization code.
+/// Whether the callback's query has exactly one `state`, and it is the
+/// login's (constant time). Nothing else is looked at.
+pub(crate) fn callback_state_matches(query: &str, expect: &CallbackExpect) -> bool {
+    let mut found = None;
+    for pair in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if decode(k).ok().as_deref() != Some("state") {
+            continue;
+        }
+        let Ok(value) = decode(v).map(Zeroizing::new) else {
+            return false;
+        };
+        if found.replace(value).is_some() {
+            return false;
+        }
+    }
+    found.is_some_and(|v| ct_eq(v.as_str(), expect.state.expose()))
+}
+
 pub(crate) fn check_callback(query: &str, expect: &CallbackExpect) -> Result<Secret, LoginError> {
     let mut p = CallbackParams::default();
     for pair in query.split('&').filter(|s| !s.is_empty()) {

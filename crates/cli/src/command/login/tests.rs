@@ -1,4 +1,4 @@
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -326,6 +326,7 @@ fn shared(host: &str) -> Shared {
         expect: expect(false),
         host: host.to_owned(),
         decided: AtomicBool::new(false),
+        foreign: AtomicUsize::new(0),
     }
 }
 
@@ -358,12 +359,49 @@ fn loopback_decides_once_and_ignores_other_paths() {
 }
 
 #[test]
-fn loopback_wrong_state_fails_with_an_error_page() {
+fn loopback_ignores_callbacks_with_another_state_then_decides() {
     let s = shared("127.0.0.1:5000");
-    let (status, body, outcome) = handle(&get("/callback?code=c&state=bad", "127.0.0.1:5000"), &s);
+    // Wrong, missing, repeated or undecodable state: answered, not decided.
+    for target in [
+        "/callback?code=c&state=bad",
+        "/callback?code=c",
+        "/callback?error=access_denied",
+        "/callback?code=c&state=the-state&state=the-state",
+        "/callback?code=c&state=%zz",
+    ] {
+        let (status, body, outcome) = handle(&get(target, "127.0.0.1:5000"), &s);
+        assert_eq!(status, 400, "{target}");
+        assert!(body.contains("still waiting"), "{body}");
+        assert!(outcome.is_none(), "{target}");
+    }
+    // The real callback still decides.
+    let (status, _, outcome) = handle(
+        &get("/callback?code=c&state=the-state", "127.0.0.1:5000"),
+        &s,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(outcome.unwrap().unwrap().expose(), "c");
+}
+
+#[test]
+fn loopback_ends_the_login_after_too_many_foreign_callbacks() {
+    let s = shared("127.0.0.1:5000");
+    let bad = get("/callback?code=c&state=bad", "127.0.0.1:5000");
+    for _ in 0..super::callback::MAX_FOREIGN_CALLBACKS {
+        let (status, _, outcome) = handle(&bad, &s);
+        assert_eq!(status, 400);
+        assert!(outcome.is_none());
+    }
+    let (status, body, outcome) = handle(&bad, &s);
     assert_eq!(status, 400);
     assert!(body.contains("`state` does not match"), "{body}");
     assert!(matches!(outcome, Some(Err(LoginError::StateMismatch))));
+    let (status, _, outcome) = handle(
+        &get("/callback?code=c&state=the-state", "127.0.0.1:5000"),
+        &s,
+    );
+    assert_eq!(status, 400, "decided already");
+    assert!(outcome.is_none());
 }
 
 #[test]
