@@ -63,7 +63,34 @@ enum Command {
     Keys(command::keys::Cmd),
 }
 
+/// Exit status of a tool whose reader went away (128 + SIGPIPE), as a
+/// shell reports it for `cat`.
+const EXIT_BROKEN_PIPE: i32 = 141;
+
+/// `portcullis policy check … | head` closes the command's stdout early:
+/// that is the reader's choice, not a failure. Rust ignores SIGPIPE, so
+/// `println!` panics on the closed pipe instead; that panic ends the
+/// command quietly with the status a shell would report.
+fn exit_quietly_on_broken_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout")
+            && message.to_ascii_lowercase().contains("broken pipe")
+        {
+            std::process::exit(EXIT_BROKEN_PIPE);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    exit_quietly_on_broken_stdout();
     let cli = Cli::parse();
     if let Err(e) = portcullis_telemetry::init_tracing(&cli.log) {
         eprintln!("error: --log: {e}");

@@ -648,3 +648,34 @@ fn policy_eval_and_test_take_token_identities() {
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stdout.contains("11 passed, 0 failed"), "{r:?}");
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_a_command_quietly() {
+    // `portcullis policy check … | head -1`: the summary of a large policy
+    // is more than a pipe holds, so the command writes into a pipe whose
+    // reader is gone, whenever the reader leaves.
+    let dir = tempfile::tempdir().unwrap();
+    let mut policy = String::from("revision: big\nroles:\n");
+    for i in 0..900 {
+        policy.push_str(&format!("  role-{i}: {{ inherits: [base] }}\n"));
+    }
+    policy.push_str("  base: {}\nrules:\n");
+    for i in 0..900 {
+        policy.push_str(&format!(
+            "  - {{ id: rule-{i}, effect: allow, roles: [role-{i}], route: api, path: \"/api/r{i}/**\" }}\n"
+        ));
+    }
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["policy", "check", s(&path)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
