@@ -808,11 +808,13 @@ fn https_route(config: String, plain: SocketAddr, tls: SocketAddr, ca: &Path) ->
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_upstream_with_its_ca_configured_is_reached() {
+/// A gateway whose route `api` goes to a recording TLS upstream (HTTP/2
+/// only when `h2`) verified against that upstream's own CA. The returned
+/// directory holds both PKIs: keep it alive.
+async fn behind_tls_upstream(h2: bool) -> (tempfile::TempDir, TlsUpstream, TestEnv) {
     let dir = tempfile::tempdir().unwrap();
     let upstream_pki = TestPki::new(&dir.path().join("upstream-pki"));
-    let tls = tls_upstream(&upstream_pki.server_cert, &upstream_pki.server_key, false).await;
+    let tls = tls_upstream(&upstream_pki.server_cert, &upstream_pki.server_key, h2).await;
     let (ca, tls_addr) = (upstream_pki.ca_bundle.clone(), tls.addr);
     let env = TestEnv::start_with(
         UpstreamBehaviour::default(),
@@ -820,6 +822,12 @@ async fn https_upstream_with_its_ca_configured_is_reached() {
         BASIC_POLICY,
     )
     .await;
+    (dir, tls, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstream_with_its_ca_configured_is_reached() {
+    let (_dir, tls, env) = behind_tls_upstream(false).await;
     let r = env
         .reader
         .get(env.gw.addr, "/api/./secure?x=1")
@@ -869,16 +877,7 @@ async fn https_upstream_with_a_certificate_from_an_unknown_ca_is_502() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_upstream_negotiating_h2_is_reached() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream_pki = TestPki::new(&dir.path().join("upstream-pki"));
-    let tls = tls_upstream(&upstream_pki.server_cert, &upstream_pki.server_key, true).await;
-    let (ca, tls_addr) = (upstream_pki.ca_bundle.clone(), tls.addr);
-    let env = TestEnv::start_with(
-        UpstreamBehaviour::default(),
-        |c, _, plain| https_route(c, plain, tls_addr, &ca),
-        BASIC_POLICY,
-    )
-    .await;
+    let (_dir, tls, env) = behind_tls_upstream(true).await;
     let r = env
         .reader
         .get(env.gw.addr, "/api/h2//up?x=1")
@@ -912,16 +911,7 @@ const FORGED_TRAILERS: &str = "POST /api/h2/trailers HTTP/1.1\r\n\
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_trailers_reach_an_h2_upstream_without_forged_fields() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream_pki = TestPki::new(&dir.path().join("upstream-pki"));
-    let tls = tls_upstream(&upstream_pki.server_cert, &upstream_pki.server_key, true).await;
-    let (ca, tls_addr) = (upstream_pki.ca_bundle.clone(), tls.addr);
-    let env = TestEnv::start_with(
-        UpstreamBehaviour::default(),
-        |c, _, plain| https_route(c, plain, tls_addr, &ca),
-        BASIC_POLICY,
-    )
-    .await;
+    let (_dir, tls, env) = behind_tls_upstream(true).await;
     let resp = env
         .writer
         .raw(env.gw.addr, FORGED_TRAILERS.as_bytes())
@@ -944,16 +934,7 @@ async fn request_trailers_reach_an_h2_upstream_without_forged_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_h2_upstream_gets_the_clients_host_as_authority_and_te_trailers() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream_pki = TestPki::new(&dir.path().join("upstream-pki"));
-    let tls = tls_upstream(&upstream_pki.server_cert, &upstream_pki.server_key, true).await;
-    let (ca, tls_addr) = (upstream_pki.ca_bundle.clone(), tls.addr);
-    let env = TestEnv::start_with(
-        UpstreamBehaviour::default(),
-        |c, _, plain| https_route(c, plain, tls_addr, &ca),
-        BASIC_POLICY,
-    )
-    .await;
+    let (_dir, tls, env) = behind_tls_upstream(true).await;
     let req = http::Request::post("/api/grpc.Service/Call")
         .header("host", "localhost")
         .header("te", "trailers")
