@@ -130,6 +130,7 @@ pub(crate) async fn refresh_loop(
         if let Err(e) = r.round().await {
             tracing::warn!(error = %e, "provider token refresh round stopped; retrying next round");
         }
+        r.collect().await;
     }
 }
 
@@ -138,6 +139,21 @@ fn short(key: &SessionKey) -> String {
 }
 
 impl Refresher {
+    /// Removes the sessions past their absolute end from the store, so
+    /// they and their index entries do not pile up for as long as the
+    /// store lives. (A removed session's cookie then reads as unknown:
+    /// the same refusal as an ended one.) Failures are logged; the next
+    /// round tries again.
+    pub(crate) async fn collect(&self) {
+        match self.store.collect_expired(now()).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "sessions past their absolute end removed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove ended sessions; next round retries")
+            }
+        }
+    }
+
     /// One round: refreshes the sessions due within the margin, earliest
     /// first, at most `per_round` provider calls.
     pub(crate) async fn round(&self) -> Result<(), String> {

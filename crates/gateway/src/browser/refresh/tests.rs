@@ -238,3 +238,26 @@ async fn only_invalid_grant_ends_a_session() {
     assert!(r.get(&gone).await.revoked);
     assert!(!r.get(&down).await.revoked);
 }
+
+#[tokio::test]
+async fn sessions_past_their_absolute_end_are_removed_after_a_round() {
+    let r = rig(10);
+    let live = r.session("live", 10, 300).await;
+    let ended = r.session("ended", 10, 300).await;
+    // Its absolute end passes, written as the gateway writes sessions.
+    let mut s = r.get(&ended).await;
+    let expected = s.version;
+    s.expires_at = now() - 1;
+    s.version += 1;
+    assert!(matches!(
+        r.refresher
+            .store
+            .compare_and_set(&s, expected)
+            .await
+            .unwrap(),
+        CasOutcome::Updated
+    ));
+    r.refresher.collect().await;
+    assert!(r.refresher.store.get(&ended).await.unwrap().is_none());
+    assert!(r.refresher.store.get(&live).await.unwrap().is_some());
+}
