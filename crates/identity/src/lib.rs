@@ -15,4 +15,4 @@ mod token;
 pub use dn::{check_rfc4514, DN_SHORT_NAMES};
 pub use principal::{AttributeRef, CertIdentity, Principal, Thumbprint};
 pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN};
-pub use token::{ClaimPath, TokenIdentity, MAX_CLAIM_PATH_DEPTH, MAX_CLAIM_PATH_LEN};
+pub use token::{number_text, ClaimPath, TokenIdentity, MAX_CLAIM_PATH_DEPTH, MAX_CLAIM_PATH_LEN};

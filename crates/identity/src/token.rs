@@ -99,8 +99,23 @@ fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
     match v {
         Value::String(s) => Some(Cow::Borrowed(s.as_str())),
         Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Number(n) => Some(Cow::Owned(number_text(n))),
         _ => None,
+    }
+}
+
+/// A number as claims and policy values compare it: an integral value
+/// as an integer (`1000.0` and `1e3` are `1000`), whichever way the
+/// issuer or the policy's YAML wrote it, so the number format alone
+/// never decides whether a condition holds.
+pub fn number_text(n: &serde_json::Number) -> String {
+    /// Integers up to 2^53 are exact in an f64.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match n.as_f64() {
+        Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() <= EXACT => {
+            format!("{}", f as i64)
+        }
+        _ => n.to_string(),
     }
 }
 

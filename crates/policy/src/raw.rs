@@ -144,10 +144,10 @@ impl<'de> Deserialize<'de> for Scalar {
                 Ok(Scalar(v.to_string()))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(
-                    serde_json::Number::from_f64(v)
-                        .map_or_else(|| v.to_string(), |n| n.to_string()),
-                ))
+                Ok(Scalar(serde_json::Number::from_f64(v).map_or_else(
+                    || v.to_string(),
+                    |n| portcullis_identity::number_text(&n),
+                )))
             }
         }
         d.deserialize_any(V)

@@ -146,6 +146,26 @@ rules:
 }
 
 #[test]
+fn a_claim_number_matches_however_the_issuer_wrote_it() {
+    let p = load(
+        r#"
+revision: 1
+roles: { user: {} }
+bindings: [ { role: user, issuer: "https://idp.example" } ]
+rules:
+  - { id: all, effect: allow, roles: [user], route: api, path: "/**" }
+  - { id: blocked-dept, effect: deny, route: api, path: "/**", when: { claims: { dept: [1000, 1e3] } } }
+"#,
+    );
+    let ask = Ask::new(&p);
+    for dept in [json!(1000), json!(1000.0), json!(1e3), json!("1000")] {
+        let d = ask.path(&user(json!({ "dept": dept })), "/x");
+        assert_eq!(d.rule(), Some("blocked-dept"), "{dept}: {}", d.explain());
+    }
+    assert!(ask.path(&user(json!({"dept": 1001})), "/x").is_allowed());
+}
+
+#[test]
 fn mfa_freshness() {
     let p = load(POLICY);
     let ask = Ask::new(&p);

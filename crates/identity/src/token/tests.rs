@@ -80,3 +80,24 @@ fn debug_does_not_dump_claims() {
     assert!(d.contains("alice"));
     assert!(!d.contains("alice@example.com"));
 }
+
+#[test]
+fn integral_numbers_compare_as_integers_however_they_are_written() {
+    let n = |text: &str| {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        match v {
+            serde_json::Value::Number(n) => number_text(&n),
+            _ => unreachable!(),
+        }
+    };
+    assert_eq!(n("1000"), "1000");
+    assert_eq!(n("1000.0"), "1000");
+    assert_eq!(n("1e3"), "1000");
+    assert_eq!(n("-7.0"), "-7");
+    assert_eq!(n("12.5"), "12.5");
+    assert_eq!(
+        n("1e300"),
+        "1e+300",
+        "beyond exact integers: as serde_json writes it"
+    );
+}
