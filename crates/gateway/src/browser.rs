@@ -60,6 +60,16 @@ pub(crate) const REFRESH_MARGIN_SECS: i64 = 60;
 /// never spend one rotating refresh token twice).
 pub(crate) const REFRESH_LEASE_SECS: i64 = 30;
 
+/// How long the provider's tokens count as valid when its token response
+/// gives no `expires_in` (RFC 6749 makes it only recommended): the
+/// session is then re-verified at this pace instead of never.
+pub(crate) const DEFAULT_PROVIDER_TOKEN_SECS: i64 = 300;
+
+/// When the provider's tokens of a session answered at `t` expire.
+pub(crate) fn provider_expiry(t: i64, expires_in: Option<i64>) -> i64 {
+    t.saturating_add(expires_in.unwrap_or(DEFAULT_PROVIDER_TOKEN_SECS))
+}
+
 /// The browser login of one snapshot; carried over on reload when its
 /// configuration is unchanged (the embedded store file can be opened once).
 pub(crate) struct BrowserAuth {
@@ -543,7 +553,9 @@ impl BrowserAuth {
                     mfa_time: mfa.then_some(auth_time),
                     bound_thumbprint: cert.map(|c| c.thumbprint.0),
                     refresh_token,
-                    provider_token_expires_at: expires_in.map(|e| t_now + e),
+                    provider_token_expires_at: refresh
+                        .as_ref()
+                        .map(|_| provider_expiry(t_now, expires_in)),
                     created_at: t_now,
                     last_seen: t_now,
                     expires_at: t_now.saturating_add(absolute),
@@ -608,7 +620,7 @@ impl BrowserAuth {
                                     e.to_string(),
                                 )
                             })?);
-                        next.provider_token_expires_at = expires_in.map(|e| t_now + e);
+                        next.provider_token_expires_at = Some(provider_expiry(t_now, expires_in));
                     }
                     match self
                         .store

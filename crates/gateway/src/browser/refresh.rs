@@ -320,7 +320,7 @@ impl Refresher {
                         .map_err(|e| other(e.to_string()))?,
                 );
             }
-            next.provider_token_expires_at = expires_in.map(|e| t + e);
+            next.provider_token_expires_at = Some(super::provider_expiry(t, expires_in));
             if self.write(&cur, next).await? {
                 tracing::debug!(session = %short(key), "provider tokens refreshed");
                 return Ok(Outcome::Called);

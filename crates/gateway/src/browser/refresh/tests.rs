@@ -261,3 +261,28 @@ async fn sessions_past_their_absolute_end_are_removed_after_a_round() {
     assert!(r.refresher.store.get(&ended).await.unwrap().is_none());
     assert!(r.refresher.store.get(&live).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_refresh_answer_without_expires_in_keeps_the_session_on_the_schedule() {
+    let r = rig(10);
+    let key = r.session("t1", 10, -5).await;
+    r.endpoint.answer(
+        "t1",
+        StatusCode::OK,
+        json!({ "access_token": "at", "refresh_token": "t2" }),
+    );
+    let before = now();
+    r.refresher.round().await.unwrap();
+    assert_eq!(r.endpoint.calls(), ["t1"]);
+    // Re-verified again at the default pace, not never.
+    let due = r
+        .get(&key)
+        .await
+        .refresh_due()
+        .expect("still on the schedule");
+    assert!(
+        due >= before + crate::browser::DEFAULT_PROVIDER_TOKEN_SECS
+            && due <= now() + crate::browser::DEFAULT_PROVIDER_TOKEN_SECS,
+        "{due}"
+    );
+}
