@@ -95,15 +95,24 @@ fn scope_and_subject_bindings() {
     assert!(!Ask::new(&p).path(&user(json!({})), "/alice").is_allowed());
 }
 
-#[test]
-fn an_mfa_deny_is_not_escaped_by_a_token_without_the_claim_it_checks() {
-    let p = load(
+/// A policy allowing every user of the issuer everything on route `api`,
+/// but for the deny rules `denies` (YAML list items).
+fn every_user_allowed_but(denies: &str) -> crate::Policy {
+    load(&format!(
         r#"
 revision: 1
-roles: { user: {} }
-bindings: [ { role: user, issuer: "https://idp.example" } ]
+roles: {{ user: {{}} }}
+bindings: [ {{ role: user, issuer: "https://idp.example" }} ]
 rules:
-  - { id: all, effect: allow, roles: [user], route: api, path: "/**" }
+  - {{ id: all, effect: allow, roles: [user], route: api, path: "/**" }}
+{denies}"#
+    ))
+}
+
+#[test]
+fn an_mfa_deny_is_not_escaped_by_a_token_without_the_claim_it_checks() {
+    let p = every_user_allowed_but(
+        r#"
   - { id: low-acr, effect: deny, route: api, path: "/acr/**", when: { mfa: { acr: ["urn:low"] } } }
   - { id: pwd-only, effect: deny, route: api, path: "/amr/**", when: { mfa: { methods: [pwd] } } }
 "#,
@@ -147,13 +156,8 @@ rules:
 
 #[test]
 fn a_claim_number_matches_however_the_issuer_wrote_it() {
-    let p = load(
+    let p = every_user_allowed_but(
         r#"
-revision: 1
-roles: { user: {} }
-bindings: [ { role: user, issuer: "https://idp.example" } ]
-rules:
-  - { id: all, effect: allow, roles: [user], route: api, path: "/**" }
   - { id: blocked-dept, effect: deny, route: api, path: "/**", when: { claims: { dept: [1000, 1e3] } } }
 "#,
     );
