@@ -232,7 +232,7 @@ impl SanitizeReport {
 /// cookies for authentication) before calling: `Connection: authorization`
 /// removes `Authorization`, as RFC 9110 §7.6.1 requires of a proxy.
 pub fn sanitize_request_headers(headers: &mut HeaderMap) -> SanitizeReport {
-    sanitize(headers, true)
+    sanitize(headers, Section::RequestHeaders)
 }
 
 /// Removes from an upstream response, before it is sent to the client,
@@ -240,7 +240,7 @@ pub fn sanitize_request_headers(headers: &mut HeaderMap) -> SanitizeReport {
 /// and the gateway namespace, which only the gateway writes in either
 /// direction (it adds its own `x-portcullis-request-id` after).
 pub fn sanitize_response_headers(headers: &mut HeaderMap) -> SanitizeReport {
-    sanitize(headers, false)
+    sanitize(headers, Section::ResponseHeaders)
 }
 
 header_names! {
@@ -273,20 +273,33 @@ pub const TRAILER_FORBIDDEN_FIELDS; fn is_trailer_forbidden; [
 /// headers it can put in its trailers, and HTTP/2 upstreams receive
 /// trailers as sent.
 pub fn sanitize_trailers(trailers: &mut HeaderMap, request: bool) -> SanitizeReport {
-    let mut report = sanitize(trailers, request);
-    for name in trailers.keys() {
-        if is_trailer_forbidden(name.as_str()) {
-            report
-                .removed
-                .push((name.clone(), RemovalReason::NotAllowedInTrailers));
-        }
+    let section = if request {
+        Section::RequestTrailers
+    } else {
+        Section::ResponseTrailers
+    };
+    sanitize(trailers, section)
+}
+
+/// Which part of which message a field section is: what is removed from
+/// it depends on both.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    RequestHeaders,
+    ResponseHeaders,
+    RequestTrailers,
+    ResponseTrailers,
+}
+
+impl Section {
+    /// From the client: spoofable identity headers go too.
+    fn is_from_the_client(self) -> bool {
+        matches!(self, Self::RequestHeaders | Self::RequestTrailers)
     }
-    for (name, reason) in &report.removed {
-        if *reason == RemovalReason::NotAllowedInTrailers {
-            trailers.remove(name);
-        }
+
+    fn is_trailers(self) -> bool {
+        matches!(self, Self::RequestTrailers | Self::ResponseTrailers)
     }
-    report
 }
 
 /// Whether a client may not send `name`: it is in the gateway namespace or
@@ -296,7 +309,7 @@ pub fn is_protected_header(name: &str) -> bool {
     is_gateway_header(&name) || is_identity_header(&name)
 }
 
-fn sanitize(headers: &mut HeaderMap, request: bool) -> SanitizeReport {
+fn sanitize(headers: &mut HeaderMap, section: Section) -> SanitizeReport {
     let options = connection_options(headers);
     let mut report = SanitizeReport::default();
     for exempt in CONNECTION_OPTION_EXEMPT {
@@ -316,8 +329,10 @@ fn sanitize(headers: &mut HeaderMap, request: bool) -> SanitizeReport {
             RemovalReason::HopByHop
         } else if is_gateway_header(&n) {
             RemovalReason::GatewayNamespace
-        } else if request && is_identity_header(&n) {
+        } else if section.is_from_the_client() && is_identity_header(&n) {
             RemovalReason::Identity
+        } else if section.is_trailers() && is_trailer_forbidden(name.as_str()) {
+            RemovalReason::NotAllowedInTrailers
         } else {
             continue;
         };
