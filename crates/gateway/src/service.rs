@@ -329,6 +329,12 @@ fn malformed(
     Refusal::deny(status, code, detail)
 }
 
+/// A request one of the request hygiene checks refused, counted and
+/// audited under the check's reason code.
+fn refused_by(shared: &Shared, e: &impl guard::GuardRefusal) -> Refusal {
+    malformed(shared, e.status(), e.reason_code(), e.to_string())
+}
+
 /// The method's name; no allocation for the standard methods.
 fn method_name(m: &http::Method) -> Cow<'static, str> {
     const STANDARD: [&str; 9] = [
@@ -398,12 +404,7 @@ fn pipeline<'a>(
         //    the connection ends with the refusal.
         if let Some(Err(e)) = framing {
             facts.close_connection = true;
-            return Err(malformed(
-                shared,
-                e.status(),
-                e.reason_code(),
-                e.to_string(),
-            ));
+            return Err(refused_by(shared, &e));
         }
 
         let listener = snap
@@ -449,29 +450,19 @@ fn pipeline<'a>(
         //    HTTP/1 connection ends with the refusal, whatever its status.
         if let Err(e) = guard::check_framing(req.headers(), req.version()) {
             facts.close_connection = http1;
-            return Err(malformed(
-                shared,
-                e.status(),
-                e.reason_code(),
-                e.to_string(),
-            ));
+            return Err(refused_by(shared, &e));
         }
 
         // The method judged is the method forwarded: no case an upstream
         // would fold, no TRACE.
         if let Err(e) = guard::check_method(req.method()) {
             facts.close_connection = http1;
-            return Err(malformed(
-                shared,
-                e.status(),
-                e.reason_code(),
-                e.to_string(),
-            ));
+            return Err(refused_by(shared, &e));
         }
 
         // 3. Host, SNI.
         let host = guard::effective_host(req.uri(), req.headers(), req.version())
-            .map_err(|e| malformed(shared, e.status(), e.reason_code(), e.to_string()))?;
+            .map_err(|e| refused_by(shared, &e))?;
         if !guard::host_matches_sni(&host, conn.sni.as_deref()) {
             return Err(malformed(
                 shared,
@@ -497,12 +488,10 @@ fn pipeline<'a>(
         }
 
         // 4. One normalisation, before the decision.
-        let path = guard::normalize_path(req.uri().path())
-            .map_err(|e| malformed(shared, e.status(), e.reason_code(), e.to_string()))?;
+        let path = guard::normalize_path(req.uri().path()).map_err(|e| refused_by(shared, &e))?;
         let query = req.uri().query().map(str::to_owned);
         if let Some(q) = &query {
-            guard::check_query(q)
-                .map_err(|e| malformed(shared, e.status(), e.reason_code(), e.to_string()))?;
+            guard::check_query(q).map_err(|e| refused_by(shared, &e))?;
         }
         let path = path.as_str().to_owned();
         facts.path = path.clone();

@@ -93,3 +93,32 @@ pub use sanitize::{
     HOP_BY_HOP_HEADERS, IDENTITY_HEADERS, IDENTITY_HEADER_PREFIXES, TRAILER_FORBIDDEN_FIELDS,
 };
 pub use target::{effective_host, host_matches_sni, TargetError, MAX_HOST_LEN};
+
+/// What every refusal of this crate tells its caller: the status to
+/// answer with and a stable, low-cardinality reason code (metrics, audit);
+/// its `Display` is the detail for the operator, never for the client.
+pub trait GuardRefusal: std::fmt::Display {
+    fn status(&self) -> http::StatusCode;
+    fn reason_code(&self) -> &'static str;
+}
+
+macro_rules! guard_refusal {
+    ($($t:ty),*) => {$(
+        impl GuardRefusal for $t {
+            fn status(&self) -> http::StatusCode {
+                <$t>::status(self)
+            }
+            fn reason_code(&self) -> &'static str {
+                <$t>::reason_code(self)
+            }
+        }
+    )*};
+}
+
+guard_refusal!(
+    FramingError,
+    LimitError,
+    MethodError,
+    PathError,
+    TargetError
+);
