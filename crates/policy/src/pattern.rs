@@ -182,75 +182,44 @@ fn validate_literal(seg: &str) -> Result<(), PolicyErrorKind> {
     }
 }
 
-/// A literal segment as the gateway's path normalisation spells it
-/// (docs/path-normalisation.md), or why no request path holds it. Request
-/// paths are matched as normalised, byte for byte, so a literal in any
-/// other spelling would never match: a deny rule naming `/café` or
-/// `/%7Eadmin` would be dead while `policy check` said it was fine.
+/// A literal segment as the gateway's path normalisation
+/// ([`portcullis_http_guard::normalize_path`], the very function that
+/// normalises request paths before the decision) spells it, or why no
+/// request path holds it. Request paths are matched as normalised, byte
+/// for byte, so a literal in any other spelling would never match: a deny
+/// rule naming `/café` or `/%7Eadmin` would be dead while `policy check`
+/// said it was fine.
 ///
-/// - escapes of unreserved characters are decoded (`%7E` is `~`), other
-///   escapes are kept with uppercase hex;
-/// - characters not allowed raw in a path (`"` `<` `>` `[` `]` `^` `` ` ``
-///   `{` `|` `}`) and non-ASCII ones are percent-encoded (UTF-8);
-/// - `;`, `\`, `%2F`, `%5C`, `%3B`, escaped control characters, a `%`
-///   without two hex digits after it, and the segments `.` and `..` are
-///   refused by the normalisation, so no request holds them.
-pub(crate) fn normal_form(seg: &str) -> Result<String, &'static str> {
-    fn unreserved(b: u8) -> bool {
-        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+/// Non-ASCII characters, which a request can only send percent-encoded,
+/// are encoded (UTF-8) first, so the answer for `café` is the spelling to
+/// write (`caf%C3%A9`) rather than a refusal.
+pub(crate) fn normal_form(seg: &str) -> Result<String, String> {
+    // An empty segment (`/a/` has one) is judged as it is.
+    if seg.is_empty() {
+        return Ok(String::new());
     }
-    fn hex(b: u8) -> Option<u8> {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
+    if seg == "." || seg == ".." {
+        return Err("dot segments are removed".to_owned());
     }
-    let mut out = String::with_capacity(seg.len());
-    let bytes = seg.as_bytes();
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        i += 1;
-        let byte = if b == b'%' {
-            let (Some(h), Some(l)) = (
-                bytes.get(i).copied().and_then(hex),
-                bytes.get(i + 1).copied().and_then(hex),
-            ) else {
-                return Err("`%` is not followed by two hex digits");
-            };
-            i += 2;
-            let decoded = h * 16 + l;
-            match decoded {
-                b'/' => return Err("an encoded `/` (`%2F`) is refused"),
-                b'\\' => return Err("an encoded `\\` (`%5C`) is refused"),
-                b';' => return Err("an encoded `;` (`%3B`) is refused"),
-                0..=0x1f | 0x7f => return Err("an encoded control character is refused"),
-                d if unreserved(d) => {
-                    out.push(char::from(d));
-                    continue;
-                }
-                d => d,
-            }
+    let mut path = String::with_capacity(seg.len() + 1);
+    path.push('/');
+    for c in seg.chars() {
+        if c.is_ascii() {
+            path.push(c);
         } else {
-            match b {
-                b';' => return Err("`;` (a path parameter) is refused"),
-                b'\\' => return Err("`\\` is refused"),
-                b if b.is_ascii()
-                    && !matches!(
-                        b,
-                        b'"' | b'<' | b'>' | b'[' | b']' | b'^' | b'`' | b'{' | b'|' | b'}'
-                    ) =>
-                {
-                    out.push(char::from(b));
-                    continue;
-                }
-                b => b,
+            let mut utf8 = [0u8; 4];
+            for b in c.encode_utf8(&mut utf8).bytes() {
+                path.push_str(&format!("%{b:02X}"));
             }
-        };
-        out.push_str(&format!("%{byte:02X}"));
+        }
     }
-    if out == "." || out == ".." {
-        return Err("dot segments are removed");
+    let normal = portcullis_http_guard::normalize_path(&path).map_err(|e| e.to_string())?;
+    match normal.as_str().strip_prefix('/') {
+        // Still one segment: what the gateway would judge.
+        Some(one) if !one.is_empty() && !one.contains('/') => Ok(one.to_owned()),
+        // Decoded into a dot segment and removed (`%2E`).
+        _ => Err("dot segments are removed".to_owned()),
     }
-    Ok(out)
 }
 
 /// Segments of a request path. Holds the first
