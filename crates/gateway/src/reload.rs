@@ -28,9 +28,9 @@ impl Watched {
     }
 }
 
-/// The most of one watched file that is read to tell whether it changed:
-/// above the policy file limit, so any file a load would accept is read
-/// whole.
+/// The most of one watched file that is hashed to tell whether it
+/// changed: above the policy file limit, so any file a load would accept
+/// is hashed whole.
 const MAX_WATCHED_FILE_BYTES: u64 = portcullis_config::MAX_POLICY_FILE_BYTES as u64 + 1;
 
 /// Hash of the watched files as they are now. A file that is missing,
@@ -38,11 +38,13 @@ const MAX_WATCHED_FILE_BYTES: u64 = portcullis_config::MAX_POLICY_FILE_BYTES as 
 /// large is hashed as such a marker rather than making the whole hash
 /// unknown: its disappearance (an old certificate retired after the
 /// configuration moved on) is a change like any other, and a reload then
-/// says what is wrong, instead of watching stopping silently. Blocking:
-/// run it off the runtime.
+/// says what is wrong, instead of watching stopping silently. Files are
+/// hashed as they are read, not held whole. Blocking: run it off the
+/// runtime.
 fn fingerprint(w: &Watched) -> [u8; 32] {
     use std::io::Read;
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut buf = vec![0u8; 64 * 1024];
     for p in &w.files {
         ctx.update(p.as_os_str().as_encoded_bytes());
         ctx.update(&[0]);
@@ -60,14 +62,20 @@ fn fingerprint(w: &Watched) -> [u8; 32] {
             ctx.update(b"not a regular file");
             continue;
         }
-        let mut bytes = Vec::new();
-        let read = std::fs::File::open(p)
-            .and_then(|f| f.take(MAX_WATCHED_FILE_BYTES).read_to_end(&mut bytes));
-        match read {
-            Ok(_) => {
-                ctx.update(&(bytes.len() as u64).to_be_bytes());
-                ctx.update(&bytes);
+        let mut len = 0u64;
+        let read = std::fs::File::open(p).and_then(|f| {
+            let mut f = f.take(MAX_WATCHED_FILE_BYTES);
+            loop {
+                let n = f.read(&mut buf)?;
+                let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+                    return Ok(());
+                };
+                ctx.update(chunk);
+                len += n as u64;
             }
+        });
+        match read {
+            Ok(()) => ctx.update(&len.to_be_bytes()),
             Err(e) => {
                 ctx.update(b"unreadable:");
                 ctx.update(format!("{:?}", e.kind()).as_bytes());
@@ -133,10 +141,12 @@ impl WatchState {
 /// files are watched (a new certificate path), whose hash is then taken
 /// now.
 async fn after_reload(shared: &Arc<Shared>, watched: Watched, before: [u8; 32]) -> [u8; 32] {
-    match current(shared).await {
-        Some((now_watched, now)) if now_watched != watched => now,
-        _ => before,
+    // The files are hashed again only when the set changed (the common
+    // reload keeps it: its hash is `before`).
+    if Watched::of(&shared.config_path, &shared.state.load()) == watched {
+        return before;
     }
+    current(shared).await.map_or(before, |(_, now)| now)
 }
 
 /// How a reload ended, as `/readyz` shows it: a refused reload leaves the
