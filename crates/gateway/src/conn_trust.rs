@@ -60,7 +60,6 @@ impl ConnTrust {
         self.refused.notified().await;
     }
 
-    /// Whether the connection may be served by `snap` at `now`.
     /// Whether the connection, of the listener at position `listener`,
     /// may be served by `snap` at `now`.
     pub(crate) fn check(

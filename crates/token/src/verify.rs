@@ -329,29 +329,26 @@ fn check_claims(
 
     let cnf_x5t_s256 = match claims.get("cnf") {
         None => None,
-        Some(Value::Object(cnf)) => match cnf.get("x5t#S256") {
+        Some(Value::Object(cnf)) => {
             // Every member must be a binding the gateway checks: a token
             // bound to a DPoP key (`jkt`) or another proof must not pass
-            // as a bearer token. An empty `cnf` binds to nothing known.
-            _ if cnf.is_empty() => return Err(TokenError::UnsupportedCnf(String::new())),
-            _ if cnf.keys().any(|k| k != "x5t#S256") => {
-                let other = cnf.keys().find(|k| *k != "x5t#S256");
-                return Err(TokenError::UnsupportedCnf(
-                    other
-                        .map(|k| k.chars().take(32).collect())
-                        .unwrap_or_default(),
-                ));
+            // as a bearer token.
+            if let Some(other) = cnf.keys().find(|k| *k != "x5t#S256") {
+                return Err(TokenError::UnsupportedCnf(other.chars().take(32).collect()));
             }
-            None => None,
-            Some(Value::String(t)) => Some(
-                b64::decode(t)
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .ok_or(TokenError::BadCnf(
-                        "`x5t#S256` is not base64url of 32 bytes",
-                    ))?,
-            ),
-            Some(_) => return Err(TokenError::BadCnf("`x5t#S256` is not a string")),
-        },
+            match cnf.get("x5t#S256") {
+                // An empty `cnf` binds to nothing known.
+                None => return Err(TokenError::UnsupportedCnf(String::new())),
+                Some(Value::String(t)) => Some(
+                    b64::decode(t)
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .ok_or(TokenError::BadCnf(
+                            "`x5t#S256` is not base64url of 32 bytes",
+                        ))?,
+                ),
+                Some(_) => return Err(TokenError::BadCnf("`x5t#S256` is not a string")),
+            }
+        }
         Some(_) => return Err(TokenError::BadCnf("`cnf` is not an object")),
     };
 

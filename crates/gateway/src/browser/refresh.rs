@@ -208,14 +208,27 @@ impl Refresher {
         Ok(outcome == CasOutcome::Updated)
     }
 
-    async fn refresh_one(&self, key: &SessionKey, t: i64) -> Result<Outcome, RefreshError> {
-        let other = |e: String| RefreshError::Other(e);
-        let Some(s) = self
-            .store
+    /// The session as stored now.
+    async fn read(&self, key: &SessionKey) -> Result<Option<Session>, RefreshError> {
+        self.store
             .get(key)
             .await
-            .map_err(|e| other(e.to_string()))?
-        else {
+            .map_err(|e| RefreshError::Other(e.to_string()))
+    }
+
+    /// Writes `next` (a change of `current`) that takes the session off
+    /// the schedule or puts it back in its place.
+    async fn reschedule(&self, current: &Session, next: Session) -> Result<Outcome, RefreshError> {
+        Ok(if self.write(current, next).await? {
+            Outcome::Rescheduled
+        } else {
+            Outcome::Skipped
+        })
+    }
+
+    async fn refresh_one(&self, key: &SessionKey, t: i64) -> Result<Outcome, RefreshError> {
+        let other = |e: String| RefreshError::Other(e);
+        let Some(s) = self.read(key).await? else {
             return Ok(Outcome::Skipped);
         };
         let (Some(blob), Some(exp)) = (&s.refresh_token, s.refresh_due()) else {
@@ -227,20 +240,12 @@ impl Refresher {
             let mut next = s.clone();
             next.refresh_token = None;
             next.provider_token_expires_at = None;
-            return Ok(if self.write(&s, next).await? {
-                Outcome::Rescheduled
-            } else {
-                Outcome::Skipped
-            });
+            return self.reschedule(&s, next).await;
         }
         if exp > t + REFRESH_MARGIN_SECS {
             // Not due: the schedule was written by an older version.
             // Writing the session again puts it in its place.
-            return Ok(if self.write(&s, s.clone()).await? {
-                Outcome::Rescheduled
-            } else {
-                Outcome::Skipped
-            });
+            return self.reschedule(&s, s.clone()).await;
         }
         // Claim the refresh: only the instance whose write wins spends the
         // refresh token. The claim also moves the session back in the
@@ -304,12 +309,7 @@ impl Refresher {
             .map(|s| Zeroizing::new(s.to_owned()));
         let expires_in = body.get("expires_in").and_then(Value::as_i64);
         for _ in 0..CAS_RETRIES {
-            let Some(cur) = self
-                .store
-                .get(key)
-                .await
-                .map_err(|e| other(e.to_string()))?
-            else {
+            let Some(cur) = self.read(key).await? else {
                 return Ok(Outcome::Called);
             };
             let mut next = cur.clone();
