@@ -72,7 +72,7 @@ fn limbo_path() -> PathBuf {
     if let Some(p) = std::env::var_os(ENV_VAR) {
         return PathBuf::from(p);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/x509-limbo/limbo.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/x509-limbo/limbo.json")
 }
 
 fn load() -> Limbo {

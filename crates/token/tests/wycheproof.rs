@@ -32,7 +32,7 @@ fn data_dir() -> PathBuf {
     if let Some(p) = std::env::var_os(ENV_VAR) {
         return PathBuf::from(p);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/wycheproof")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/wycheproof")
 }
 
 fn load(name: &str) -> Value {
