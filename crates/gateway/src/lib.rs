@@ -135,10 +135,12 @@ impl Gateway {
         let path = config_path.to_owned();
         let metrics = Arc::new(Metrics::new());
         let load_metrics = metrics.clone();
-        let snap = tokio::task::spawn_blocking(move || state::load(&path, None, &load_metrics))
-            .await
-            .map_err(|e| StartError::Load(e.to_string()))?
-            .map_err(|e| StartError::Load(e.to_string()))?;
+        let (snap, loaded_files) = tokio::task::spawn_blocking(move || {
+            reload::load_snapshot_at_start(&path, &load_metrics)
+        })
+        .await
+        .map_err(|e| StartError::Load(e.to_string()))?
+        .map_err(|e| StartError::Load(e.to_string()))?;
         metrics.set_policy(snap.policy.policy.revision(), &snap.policy.sha256);
         let audit_cfg = AuditConfig {
             dest: match &snap.config.audit.dest {
@@ -246,6 +248,7 @@ impl Gateway {
         tasks.push(tokio::spawn(reload::watch_loop(
             shared.clone(),
             shutdown_rx,
+            loaded_files,
         )));
         shared.serving.store(true, Ordering::Release);
         {

@@ -19,13 +19,68 @@ struct Watched {
 
 impl Watched {
     fn of(config_path: &Path, snap: &crate::state::Snapshot) -> Self {
-        let files = [config_path, snap.config.policy.path.as_path()]
+        Self::of_config(config_path, &snap.config)
+    }
+
+    fn of_config(config_path: &Path, config: &portcullis_config::Config) -> Self {
+        let files = [config_path, config.policy.path.as_path()]
             .into_iter()
-            .chain(snap.config.inputs.iter().map(PathBuf::as_path))
+            .chain(config.inputs.iter().map(PathBuf::as_path))
             .map(Path::to_path_buf)
             .collect();
         Self { files }
     }
+}
+
+/// How many times the load at start is repeated when the configuration
+/// changed which files it names while it loaded.
+const START_LOAD_ATTEMPTS: usize = 3;
+
+/// The load at start, and the hash of the watched files taken before the
+/// load read them, for the file watcher to start from.
+///
+/// Hashed after the load, a policy written in between would be taken for
+/// loaded and not enforced until the next change. Hashed before, such a
+/// write differs from the hash and is loaded at the watcher's next polls.
+/// The files to hash come from the configuration alone (`names`, cheap:
+/// no policy is compiled, no certificate read); when the loaded snapshot
+/// names other files (the configuration changed in between), the load is
+/// repeated. If it keeps changing, the hash is left to the watcher.
+fn load_at_start<S, E>(
+    names: impl Fn() -> Option<Watched>,
+    mut load: impl FnMut() -> Result<S, E>,
+    watched_of: impl Fn(&S) -> Watched,
+) -> Result<(S, Option<[u8; 32]>), E> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let before = names().map(|w| {
+            let digest = fingerprint(&w);
+            (w, digest)
+        });
+        let snap = load()?;
+        match before {
+            Some((w, digest)) if w == watched_of(&snap) => return Ok((snap, Some(digest))),
+            _ if attempt >= START_LOAD_ATTEMPTS => return Ok((snap, None)),
+            _ => {}
+        }
+    }
+}
+
+/// [`load_at_start`] for the gateway's snapshot. Blocking.
+pub(crate) fn load_snapshot_at_start(
+    config_path: &Path,
+    metrics: &Arc<portcullis_telemetry::Metrics>,
+) -> Result<(crate::state::Snapshot, Option<[u8; 32]>), crate::state::LoadError> {
+    load_at_start(
+        || {
+            portcullis_config::Config::load(config_path)
+                .ok()
+                .map(|c| Watched::of_config(config_path, &c))
+        },
+        || crate::state::load(config_path, None, metrics),
+        |snap| Watched::of(config_path, snap),
+    )
 }
 
 /// The most of one watched file that is hashed to tell whether it
@@ -258,6 +313,7 @@ fn retire(old: Arc<crate::state::Snapshot>) {
 pub(crate) fn watch_loop(
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
+    loaded: Option<[u8; 32]>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
     let hup = match signal(SignalKind::hangup()) {
@@ -274,7 +330,7 @@ pub(crate) fn watch_loop(
             None
         }
     };
-    run_watch_loop(shared, shutdown, hup, usr1)
+    run_watch_loop(shared, shutdown, hup, usr1, loaded)
 }
 
 /// The next delivery of `sig`, or never when it has no handler.
@@ -290,6 +346,7 @@ async fn run_watch_loop(
     mut shutdown: watch::Receiver<bool>,
     mut hup: Option<tokio::signal::unix::Signal>,
     mut usr1: Option<tokio::signal::unix::Signal>,
+    loaded: Option<[u8; 32]>,
 ) {
     let settings = |shared: &Shared| {
         let snap = shared.state.load();
@@ -302,8 +359,15 @@ async fn run_watch_loop(
     };
     let mut ticker = ticker_every(settings(&shared).1);
     let mut state = WatchState::default();
-    if let Some((_, digest)) = current(&shared).await {
-        state.reloaded(digest);
+    // The files as they were before the running snapshot read them
+    // ([`load_at_start`]); hashed now only when that is unknown.
+    match loaded {
+        Some(digest) => state.reloaded(digest),
+        None => {
+            if let Some((_, digest)) = current(&shared).await {
+                state.reloaded(digest);
+            }
+        }
     }
     loop {
         // A reload (by signal, file change or a new bundle) may have
