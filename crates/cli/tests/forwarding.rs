@@ -647,6 +647,70 @@ async fn header_count_at_the_limit_passes_and_over_it_is_431_with_its_reason() {
     env.assert_still_serving().await;
 }
 
+/// A body that says nothing of its length: HTTP/2 DATA frames without
+/// `content-length`.
+struct Unsized(Option<Bytes>);
+
+impl hyper::body::Body for Unsized {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(
+            self.get_mut()
+                .0
+                .take()
+                .map(|b| Ok(hyper::body::Frame::data(b))),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_or_head_body_of_unknown_length_reaches_the_upstream_as_sent() {
+    let env = TestEnv::start().await;
+    let addr = env.gw.addr;
+    // HTTP/1.1, chunked. The upstream client's default for a GET or HEAD
+    // of unknown length is to send no body at all.
+    for method in ["GET", "HEAD"] {
+        let raw = format!(
+            "{method} /api/unsized HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        );
+        let resp = env.reader.raw(addr, raw.as_bytes()).await.unwrap();
+        assert_eq!(raw_statuses(&resp), [200], "{method}: {resp}");
+        let rec = env.up.records().pop().unwrap();
+        assert_eq!(rec.method, method);
+        assert_eq!(rec.body, "hello", "{method}");
+        assert_eq!(header(&rec, "transfer-encoding"), ["chunked"], "{method}");
+    }
+    // HTTP/2 DATA without content-length.
+    let h2 = Client::h2(&env.pki, Some(&env.reader_cert));
+    let tls = h2.tls(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get("https://localhost/api/unsized-h2")
+        .body(Unsized(Some(Bytes::from_static(b"world"))))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let rec = env.up.records().pop().unwrap();
+    assert_eq!(rec.target, "/api/unsized-h2");
+    assert_eq!(rec.body, "world");
+    // A GET without a body still goes out without one.
+    let r = env.reader.get(addr, "/api/no-body").await.unwrap();
+    assert_eq!(r.status, 200);
+    let rec = env.up.records().pop().unwrap();
+    assert!(rec.body.is_empty());
+    assert!(header(&rec, "transfer-encoding").is_empty());
+    assert!(header(&rec, "content-length").is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_client_reaches_the_http11_upstream() {
     let env = TestEnv::start().await;

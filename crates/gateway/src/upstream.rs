@@ -184,13 +184,14 @@ impl UpstreamClient {
     async fn try_send(
         &self,
         sender: Sender,
-        req: http::Request<Body>,
+        mut req: http::Request<Body>,
     ) -> Result<http::Response<UpstreamBody>, Unsent> {
         match sender {
             Sender::H1(mut tx) => {
                 if tx.ready().await.is_err() {
                     return Err(Unsent::Again(Box::new(req)));
                 }
+                frame_unsized_body(&mut req);
                 let resp = tx.try_send_request(req).await.map_err(unsent)?;
                 let returner = Returner::new(&self.pool, tx);
                 Ok(resp.map(|body| UpstreamBody::new(body, Some(returner))))
@@ -249,6 +250,24 @@ impl UpstreamClient {
             u
         })?;
         Ok(resp.map(|body| UpstreamBody::new(body, None)))
+    }
+}
+
+/// hyper's HTTP/1 client sends a `GET` or `HEAD` whose body length it
+/// does not know (a chunked body, or HTTP/2 DATA without
+/// `content-length`) with no body at all, and drops the body. The gateway
+/// forwards what the client sent, so it asks for chunked framing itself.
+fn frame_unsized_body(req: &mut http::Request<Body>) {
+    use hyper::body::Body as _;
+    if matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+        && !req.body().is_end_stream()
+        && req.body().size_hint().exact().is_none()
+        && !req.headers().contains_key(http::header::CONTENT_LENGTH)
+    {
+        req.headers_mut().insert(
+            http::header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
     }
 }
 
