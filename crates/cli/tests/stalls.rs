@@ -68,6 +68,114 @@ async fn a_stalled_upstream_body_is_cut_off() {
         err.starts_with("body"),
         "the headers arrived, the body failed: {err}"
     );
+    // The allow record went out with the head; the cut adds a second one.
+    let cut = gw.wait_audit_record(|r| r["decision"] == "error").await;
+    let reason = cut["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("response_incomplete: upstream body: body sent nothing for"),
+        "{cut}"
+    );
+    let audit = gw.audit();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert_eq!(audit[0]["decision"], "allow");
+    assert_eq!(audit[0]["request_id"], cut["request_id"]);
+    assert_eq!(cut["status"], 200);
+    let series = r#"portcullis_upstream_errors_total{route="api",kind="timeout"}"#;
+    assert_eq!(gw.wait_metric_at_least(series, 1.0).await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_cut_off_after_its_head_gets_a_second_audit_record() {
+    // An upstream that answers `/api/whole` in full (with a length, and
+    // chunked), and `/api/cut` with 3 of the 100 bytes it promised before
+    // it hangs up.
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = tcp.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = tcp.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let answer: &[u8] = if head.contains("/api/cut") {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc"
+                    } else if head.contains("/api/chunked") {
+                        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc"
+                    };
+                    if s.write_all(answer).await.is_err() || head.contains("/api/cut") {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(&dir.path().join("pki"));
+    let gw = GatewayProc::start(
+        dir.path(),
+        &config_yaml(&pki, &[("api", "/api", up)], ""),
+        BASIC_POLICY,
+    );
+    let reader = pki.workload("reader", "/ns/test/sa/reader");
+    for client in [
+        Client::new(&pki, Some(&reader)),
+        Client::h2(&pki, Some(&reader)),
+    ] {
+        for path in ["/api/whole", "/api/chunked"] {
+            let r = client.get(gw.addr, path).await.unwrap();
+            assert_eq!((r.status, &r.body[..]), (200, &b"abc"[..]), "{path}");
+        }
+        let head = client
+            .send(
+                gw.addr,
+                http::Request::head("/api/whole")
+                    .header("host", "localhost")
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(head.status, 200);
+    }
+    // Complete answers: one record each, nothing more.
+    let audit = gw.wait_audit(6).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let audit_now = gw.audit();
+    assert_eq!(audit_now.len(), 6, "{audit_now:?}");
+    assert!(audit
+        .iter()
+        .all(|r| r["decision"] == "allow" && r["reason"].is_null()));
+
+    let err = Client::new(&pki, Some(&reader))
+        .get(gw.addr, "/api/cut")
+        .await
+        .expect_err("a truncated body must not look complete");
+    assert!(err.starts_with("body"), "{err}");
+    let cut = gw.wait_audit_record(|r| r["decision"] == "error").await;
+    let allow = gw
+        .audit()
+        .into_iter()
+        .find(|r| r["path"] == "/api/cut" && r["decision"] == "allow")
+        .expect("the head's allow record");
+    assert_eq!(cut["request_id"], allow["request_id"]);
+    assert_eq!(cut["path"], "/api/cut");
+    assert_eq!(cut["status"], 200);
+    assert_eq!(cut["rule"], allow["rule"]);
+    assert!(
+        cut["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("response_incomplete: upstream body:"),
+        "{cut}"
+    );
+    let series = r#"portcullis_upstream_errors_total{route="api",kind="protocol"}"#;
+    assert_eq!(gw.wait_metric_at_least(series, 1.0).await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,6 +263,13 @@ async fn a_client_that_reads_nothing_of_its_response_is_cut_off() {
     );
     let series = r#"portcullis_bad_requests_total{reason="send_timeout"}"#;
     assert_eq!(env.gw.wait_metric_at_least(series, 1.0).await, 1.0);
+    // The client never got the body it was allowed: recorded as such.
+    let cut = env.gw.wait_audit_record(|r| r["decision"] == "error").await;
+    assert_eq!(
+        cut["reason"],
+        "response_incomplete: the connection ended before the body did"
+    );
+    assert_eq!(cut["status"], 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

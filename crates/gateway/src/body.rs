@@ -145,3 +145,95 @@ where
         self.inner.size_hint()
     }
 }
+
+/// A proxied response body whose end is audited when it is not the end
+/// its head promised. The allow record was written when the head went
+/// out; a body the upstream then breaks or cuts off, one that stalls, or
+/// one the client leaves before its end adds a second record with the
+/// same request id, decision `error` and reason `response_incomplete: …`
+/// (an analyst should not read `allow 200` as "the client got it").
+pub(crate) struct AuditedEnd {
+    inner: crate::upstream::Body,
+    shared: std::sync::Arc<crate::Shared>,
+    /// The head's record, written again if the body ends early; `None`
+    /// once the body ended, either way.
+    record: Option<portcullis_telemetry::AuditRecord>,
+}
+
+impl AuditedEnd {
+    pub(crate) fn new(
+        inner: crate::upstream::Body,
+        shared: std::sync::Arc<crate::Shared>,
+        record: portcullis_telemetry::AuditRecord,
+    ) -> Self {
+        Self {
+            inner,
+            shared,
+            record: Some(record),
+        }
+    }
+
+    fn incomplete(&mut self, why: &str, kind: Option<portcullis_telemetry::UpstreamErrorKind>) {
+        let Some(mut rec) = self.record.take() else {
+            return;
+        };
+        if let (Some(kind), Some(route)) = (kind, rec.route.as_deref()) {
+            self.shared.metrics.upstream_error(route, kind);
+        }
+        tracing::info!(
+            request_id = %rec.request_id,
+            reason = why,
+            "response ended before its body did"
+        );
+        rec.decision = portcullis_telemetry::AuditDecision::Error;
+        rec.reason = Some(format!("response_incomplete: {why}"));
+        // Not a deny: written like an allow record (the request was
+        // allowed and answered), counted if the queue is full.
+        self.shared.audit.record(rec);
+    }
+}
+
+impl Body for AuditedEnd {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                let kind = if find_cause::<BodyStalled>(e.as_ref()).is_some() {
+                    portcullis_telemetry::UpstreamErrorKind::Timeout
+                } else {
+                    portcullis_telemetry::UpstreamErrorKind::Protocol
+                };
+                this.incomplete(&format!("upstream body: {e}"), Some(kind));
+            }
+            None => this.record = None,
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for AuditedEnd {
+    fn drop(&mut self) {
+        // Dropped by the server before the end: the client went away or
+        // the connection ended. A body that reached its end (the server
+        // stops polling once it says so) is no loss.
+        if self.record.is_some() && !self.inner.is_end_stream() {
+            self.incomplete("the connection ended before the body did", None);
+        }
+    }
+}

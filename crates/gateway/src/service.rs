@@ -101,6 +101,9 @@ struct Facts {
     session_note: Option<&'static str>,
     /// The refusal ends the HTTP/1 connection (`Connection: close`).
     close_connection: bool,
+    /// The response is the upstream's, its body still to come: its end is
+    /// audited too ([`crate::body::AuditedEnd`]).
+    proxied: bool,
 }
 
 /// RFC 6750 challenges: no detail beyond the error code reaches the client.
@@ -175,6 +178,7 @@ fn serve(
             session: None,
             session_note: None,
             close_connection: false,
+            proxied: false,
         };
         // Cheap (shared bytes): for the audit record of a request refused
         // before its path was normalised.
@@ -192,6 +196,7 @@ fn serve(
                     status,
                     latency,
                 );
+                let proxied = facts.proxied;
                 let rec = record(
                     &conn,
                     &snap,
@@ -201,8 +206,14 @@ fn serve(
                     None,
                     latency,
                 );
+                if !proxied {
+                    conn.shared.audit.record(rec);
+                    return Ok(resp);
+                }
+                let (parts, body) = resp.into_parts();
+                let body = crate::body::AuditedEnd::new(body, conn.shared.clone(), rec.clone());
                 conn.shared.audit.record(rec);
-                Ok(resp)
+                Ok(Response::from_parts(parts, Body::new(body)))
             }
             Err(refusal) => {
                 if facts.path.is_empty() {
@@ -765,6 +776,7 @@ fn pipeline<'a>(
                     route.upstream.body_timeout,
                 )
                 .boxed();
+                facts.proxied = true;
                 Ok(Response::from_parts(parts, body))
             }
             Err(e) => {
