@@ -89,6 +89,53 @@ fn config_check_accepts_a_valid_config_and_prints_its_parts() {
         "{r:?}"
     );
     assert!(r.stdout.contains("revision basic-1 (3 rules"), "{r:?}");
+    assert!(!r.stdout.contains("warning"), "{r:?}");
+}
+
+#[test]
+fn config_check_warns_of_bindings_for_an_issuer_nobody_configures() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = BASIC_POLICY.replace(
+        "bindings:\n",
+        "bindings:\n  - { role: reader, issuer: \"https://idp.example\", subject: alice }\n",
+    );
+    assert_ne!(policy, BASIC_POLICY);
+    let (_pki, path) = config_dir(dir.path(), "", &policy);
+    let r = portcullis(&["config", "check", s(&path)]);
+    assert_eq!(r.code, Some(0), "a warning, not an error: {r:?}");
+    assert!(
+        r.stdout.contains("warning: bindings name the token issuer `https://idp.example`, which neither `bearer.issuers` nor `oidc` configures"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn config_check_refuses_a_rule_another_route_takes_every_request_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(&dir.path().join("pki"));
+    let up = "127.0.0.1:9".parse().unwrap();
+    let config = config_yaml(
+        &pki,
+        &[("api", "/api", up), ("admin", "/api/admin", up)],
+        "",
+    );
+    let policy = format!(
+        "{BASIC_POLICY}  - {{ id: admin-read, effect: allow, roles: [reader], route: admin, path: \"/api/admin/**\" }}\n"
+    );
+    std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
+    let path = dir.path().join("portcullis.yaml");
+    std::fs::write(&path, config).unwrap();
+    let r = portcullis(&["config", "check", s(&path)]);
+    // BASIC_POLICY's `no-admin` deny sits on `api`, whose /api/admin
+    // requests all go to `admin`: it would never fire.
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("rule `no-admin` can never match on route `api`")
+            && r.stderr
+                .contains("route `admin` (path prefix `/api/admin`)"),
+        "{r:?}"
+    );
 }
 
 #[test]

@@ -27,7 +27,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use duration::parse_duration;
 pub use error::ConfigError;
-pub use validate::{compile_policy, load_policy, LoadedPolicy, MAX_POLICY_FILE_BYTES};
+pub use validate::{
+    compile_policy, load_policy, policy_warnings, LoadedPolicy, MAX_POLICY_FILE_BYTES,
+};
 
 /// Largest configuration file read, in bytes: a real one is a few KiB.
 pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;

@@ -380,6 +380,33 @@ mod bearer {
     }
 
     #[test]
+    fn bindings_for_an_issuer_nobody_configures_are_reported() {
+        let f = Fixture::new();
+        std::fs::write(
+            f.dir.path().join("policy.yaml"),
+            "revision: 2\nroles: { r: {} }\nbindings:\n  - { role: r, issuer: \"https://idp.example\", subject: alice }\n  - { role: r, issuer: \"https://typo.example\", scope: read }\nrules:\n  - { id: a, effect: allow, roles: [r], route: api, path: \"/api/**\" }\n",
+        )
+        .unwrap();
+        let warnings = |yaml: &str| {
+            let c = f.load(yaml).unwrap();
+            let p = load_policy(&c.policy.path, &c.routes).unwrap();
+            policy_warnings(&c, &p.policy)
+        };
+        assert_eq!(
+            warnings(VALID),
+            [
+                "bindings name the token issuer `https://idp.example`, which neither `bearer.issuers` nor `oidc` configures: they grant no role",
+                "bindings name the token issuer `https://typo.example`, which neither `bearer.issuers` nor `oidc` configures: they grant no role",
+            ]
+        );
+        let w = warnings(&with_bearer(
+            "    - issuer: https://idp.example\n      audiences: [https://api.example]\n",
+        ));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("`https://typo.example`"), "{w:?}");
+    }
+
+    #[test]
     fn issuer_with_discovery_and_defaults() {
         let f = Fixture::new();
         let c = f
@@ -642,4 +669,84 @@ mod sessions_and_bundles {
         );
         assert!(e.contains("policy.bundle.trust_root"), "{e}");
     }
+}
+
+#[test]
+fn a_rule_whose_requests_another_route_takes_is_refused() {
+    let f = Fixture::new();
+    let routes = "routes:\n  - name: api\n    path_prefix: /api\n    upstream: { url: \"http://127.0.0.1:9000\" }\n  - name: api-admin\n    path_prefix: /api/admin\n    upstream: { url: \"http://127.0.0.1:9001\" }\n  - name: api-write\n    path_prefix: /api\n    methods: [POST, PUT]\n    upstream: { url: \"http://127.0.0.1:9002\" }\n  - name: other-host\n    host: other.example\n    path_prefix: /api/internal\n    upstream: { url: \"http://127.0.0.1:9003\" }\n";
+    let config = VALID.replace(
+        "routes:\n  - name: api\n    path_prefix: /api/\n    methods: [GET]\n    upstream:\n      url: http://127.0.0.1:9000\n      request_timeout: 250ms\n",
+        routes,
+    );
+    assert_ne!(config, VALID, "the fixture's routes were replaced");
+    let c = f.load(&config).unwrap();
+    let check = |rule: &str| {
+        std::fs::write(
+            f.dir.path().join("policy.yaml"),
+            format!("revision: 2\nroles: {{ r: {{}} }}\nrules:\n  - {{ id: a, effect: allow, roles: [r], route: api, path: \"/api/**\" }}\n  - {rule}\n"),
+        )
+        .unwrap();
+        load_policy(&c.policy.path, &c.routes)
+    };
+    // Every request under /api/admin goes to `api-admin`.
+    let e =
+        check("{ id: no-admin, effect: deny, route: api, path: \"/api/admin/**\" }").unwrap_err();
+    assert!(
+        e.message()
+            .contains("rule `no-admin` can never match on route `api`")
+            && e.message()
+                .contains("route `api-admin` (path prefix `/api/admin`)"),
+        "{e}"
+    );
+    let e =
+        check("{ id: no-admin-root, effect: deny, route: api, path: \"/api/admin\" }").unwrap_err();
+    assert!(e.message().contains("rule `no-admin-root`"), "{e}");
+    // Named on the route that takes them: fine.
+    assert!(
+        check("{ id: no-admin, effect: deny, route: api-admin, path: \"/api/admin/**\" }").is_ok()
+    );
+    // Next to a route that does not see them: the rule is live.
+    assert!(check(
+        "{ id: no-admin, effect: deny, routes: [api, api-admin], path: \"/api/admin/**\" }"
+    )
+    .is_ok());
+    // Seen by none of the routes it names: dead.
+    let e = check("{ id: no-admin-w, effect: deny, routes: [api, api-write], methods: [POST], path: \"/api/admin/**\" }").unwrap_err();
+    assert!(
+        e.message().contains("rule `no-admin-w`")
+            && e.message().ends_with("(and so on every route it names)"),
+        "{e}"
+    );
+    // Paths that may fall outside /api/admin still reach `api`.
+    for path in [
+        "/api/**",
+        "/api/{x}/users",
+        "/api/*/users",
+        "/api/administrators",
+    ] {
+        assert!(
+            check(&format!(
+                "{{ id: wide, effect: deny, route: api, path: \"{path}\" }}"
+            ))
+            .is_ok(),
+            "{path}"
+        );
+    }
+    // POST and PUT under /api go to `api-write`.
+    let e = check("{ id: no-post, effect: deny, route: api, methods: [POST], path: \"/api/**\" }")
+        .unwrap_err();
+    assert!(
+        e.message().contains("rule `no-post`") && e.message().contains("methods POST, PUT"),
+        "{e}"
+    );
+    assert!(check(
+        "{ id: no-delete, effect: deny, route: api, methods: [POST, DELETE], path: \"/api/**\" }"
+    )
+    .is_ok());
+    assert!(check("{ id: any-method, effect: deny, route: api, path: \"/api/x\" }").is_ok());
+    // A route for another host takes none of this host's requests.
+    assert!(
+        check("{ id: internal, effect: deny, route: api, path: \"/api/internal/**\" }").is_ok()
+    );
 }

@@ -1,6 +1,6 @@
 //! Raw structs -> typed [`Config`]: every check happens here, once, at load.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1162,6 +1162,124 @@ fn route(cx: &Ctx<'_>, key: &str, r: &raw::RawRoute) -> Result<Route, ConfigErro
     })
 }
 
+/// What a policy that loads may still get wrong against the configuration
+/// it runs with, for the operator: token bindings for an issuer that
+/// neither `bearer.issuers` nor `oidc` configures grant nothing (their
+/// tokens are refused before the policy sees them). Not a load error: one
+/// policy may serve gateways that trust different issuers.
+pub fn policy_warnings(config: &Config, policy: &Policy) -> Vec<String> {
+    let configured: HashSet<&str> = config
+        .bearer
+        .iter()
+        .flat_map(|b| b.issuers.iter().map(|i| i.issuer.as_str()))
+        .chain(config.oidc.iter().map(|o| o.issuer.as_str()))
+        .collect();
+    policy
+        .token_issuers()
+        .into_iter()
+        .filter(|i| !configured.contains(i))
+        .map(|i| {
+            format!(
+                "bindings name the token issuer `{i}`, which neither `bearer.issuers` nor `oidc` configures: they grant no role"
+            )
+        })
+        .collect()
+}
+
+/// A rule whose every request the gateway routes elsewhere than to the
+/// routes it names: on each, a route for the same host with a longer
+/// prefix covering the rule's path, or with the same prefix and a method
+/// list, takes the rule's methods. The router picks such a route first, so
+/// the rule never sees a request; as a deny rule it would be dead while the
+/// policy looked right. (A rule that some route it names still sees is
+/// live: naming a route too many is harmless.)
+fn shadowed_rule(policy: &Policy, routes: &[Route]) -> Option<String> {
+    // Rule id -> the routes it is shadowed on, and the first reason.
+    let mut shadowed: HashMap<&str, (HashSet<&str>, usize, String)> = HashMap::new();
+    for route in routes {
+        for other in routes {
+            if std::ptr::eq(route, other) || other.host != route.host {
+                continue;
+            }
+            let same = other.path_prefix == route.path_prefix;
+            let longer = other.path_prefix.len() > route.path_prefix.len()
+                && (route.path_prefix == "/"
+                    || other
+                        .path_prefix
+                        .strip_prefix(route.path_prefix.as_str())
+                        .is_some_and(|rest| rest.starts_with('/')));
+            // With the same prefix, a route naming methods is picked
+            // before one for every method, never the other way round.
+            if !(longer || same && route.methods.is_empty() && !other.methods.is_empty()) {
+                continue;
+            }
+            for (id, methods, named) in policy.rules_only_under(&route.name, &other.path_prefix) {
+                // The methods the rule can see on `route`; `None`: all.
+                let seen: Option<Vec<&str>> = match (methods, route.methods.is_empty()) {
+                    (None, true) => None,
+                    (None, false) => Some(route.methods.iter().map(http::Method::as_str).collect()),
+                    (Some(m), true) => Some(m),
+                    (Some(m), false) => Some(
+                        m.into_iter()
+                            .filter(|m| route.methods.iter().any(|r| r.as_str() == *m))
+                            .collect(),
+                    ),
+                };
+                let taken = other.methods.is_empty()
+                    || seen.as_ref().is_some_and(|seen| {
+                        !seen.is_empty()
+                            && seen
+                                .iter()
+                                .all(|m| other.methods.iter().any(|o| o.as_str() == *m))
+                    });
+                if taken {
+                    let entry = shadowed
+                        .entry(id)
+                        .or_insert_with(|| (HashSet::new(), named, String::new()));
+                    if !entry.0.insert(route.name.as_str()) {
+                        continue;
+                    }
+                    if !entry.2.is_empty() {
+                        continue;
+                    }
+                    entry.2 = format!(
+                        "rule `{id}` can never match on route `{}`: every request for its path and methods goes to route `{}` (path prefix `{}`{}), which the gateway picks first; name that route in the rule",
+                        route.name,
+                        other.name,
+                        other.path_prefix,
+                        if other.methods.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                ", methods {}",
+                                other
+                                    .methods
+                                    .iter()
+                                    .map(http::Method::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        }
+                    );
+                }
+            }
+        }
+    }
+    let mut dead: Vec<(&str, String)> = shadowed
+        .into_iter()
+        .filter(|(_, (on, named, _))| on.len() == *named)
+        .map(|(id, (_, named, why))| {
+            if named > 1 {
+                (id, format!("{why} (and so on every route it names)"))
+            } else {
+                (id, why)
+            }
+        })
+        .collect();
+    dead.sort_unstable();
+    dead.into_iter().next().map(|(_, why)| why)
+}
+
 /// Route prefixes are compared against normalised paths, so they must
 /// themselves be in normal form.
 fn is_plain_prefix(p: &str) -> bool {
@@ -1316,6 +1434,9 @@ pub fn compile_policy(
                 ),
             ));
         }
+    }
+    if let Some(message) = shadowed_rule(&policy, routes) {
+        return Err(ConfigError::new(path, "rules", message));
     }
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
     let sha256 = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();

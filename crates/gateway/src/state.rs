@@ -161,6 +161,9 @@ pub(crate) fn load_with(
             }
         },
     };
+    for warning in portcullis_config::policy_warnings(&config, &policy.policy) {
+        tracing::warn!(policy = %config.policy.path.display(), "{warning}");
+    }
     let mut snap =
         build(config_path, config, policy, previous, metrics).map_err(LoadError::Config)?;
     snap.bundle = bundle;

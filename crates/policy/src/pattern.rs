@@ -105,6 +105,16 @@ impl Pattern {
         &self.source
     }
 
+    /// Whether every path it matches starts with the segments `prefix`:
+    /// they are literal leading segments of the pattern.
+    pub(crate) fn matches_only_under(&self, prefix: &[&str]) -> bool {
+        prefix.len() <= self.segments.len()
+            && prefix
+                .iter()
+                .zip(&self.segments)
+                .all(|(want, s)| matches!(s, Segment::Literal(l) if **l == **want))
+    }
+
     /// Whether some path whose first segments are `prefix` matches.
     pub(crate) fn can_match_under(&self, prefix: &[&str]) -> bool {
         let mut segments = self.segments().iter();

@@ -138,6 +138,37 @@ impl Policy {
             .map(|r| r.id.as_str())
     }
 
+    /// The token issuers the bindings name, sorted.
+    pub fn token_issuers(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.bindings.token.keys().map(|k| &**k).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The rules naming `route` whose path pattern matches only paths
+    /// under `prefix` (segment-wise), with the methods each names (`None`
+    /// = every method) and how many routes it names: the rules a route
+    /// with that longer prefix takes every request from, when it also
+    /// takes their methods.
+    pub fn rules_only_under<'a>(
+        &'a self,
+        route: &'a str,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, Option<Vec<&'a str>>, usize)> + 'a {
+        let under: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+        self.rules
+            .iter()
+            .filter(move |r| r.routes.iter().any(|n| n.as_str() == route))
+            .filter(move |r| r.pattern.matches_only_under(&under))
+            .map(|r| {
+                let methods = r
+                    .methods
+                    .as_ref()
+                    .map(|m| m.iter().map(Name::as_str).collect());
+                (r.id.as_str(), methods, r.routes.len())
+            })
+    }
+
     pub fn rule_count(&self) -> usize {
         self.rules.len()
     }

@@ -51,6 +51,11 @@ pub(crate) fn run(c: Cmd) -> anyhow::Result<ExitCode> {
                     r.upstream.authority
                 );
             }
+            if let Some(p) = &policy {
+                for warning in portcullis_config::policy_warnings(&config, &p.policy) {
+                    println!("  warning: {warning}");
+                }
+            }
             match (&policy, &config.policy.bundle) {
                 (Some(policy), _) => println!(
                     "  policy {} revision {} ({} rules, sha256 {})",
