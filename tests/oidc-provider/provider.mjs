@@ -1,7 +1,7 @@
 // A real OpenID provider (oidc-provider v9) for the Portcullis test suite.
 //
 //   node provider.mjs --cert CERT.pem --key KEY.pem [--access-token-ttl SECONDS]
-//                     [--web-redirect URL]... [--jwks FILE]
+//                     [--web-redirect URL]... [--jwks FILE] [--groups-file FILE]
 //
 // Listens with HTTPS on 127.0.0.1 on an ephemeral port, prints one line
 // `READY https://127.0.0.1:<port>` on stdout, and exits when stdin closes or
@@ -29,6 +29,7 @@ const { values: args } = parseArgs({
     'access-token-ttl': { type: 'string', default: '3600' },
     'web-redirect': { type: 'string', multiple: true, default: [] },
     jwks: { type: 'string' },
+    'groups-file': { type: 'string' },
   },
   strict: true,
 });
@@ -61,8 +62,20 @@ function generatedJwks() {
 }
 const jwks = args.jwks ? JSON.parse(readFileSync(args.jwks, 'utf8')) : generatedJwks();
 
-// Test accounts: any login name; `alice` is an administrator.
+// Test accounts: any login name; `alice` is an administrator. With
+// --groups-file, a JSON object read at every use ({"login": ["group", ...]})
+// overrides the groups of the logins it names, so a test can change a
+// user's groups at the provider while the user is logged in.
 function groupsOf(login) {
+  if (args['groups-file']) {
+    let groups;
+    try {
+      groups = JSON.parse(readFileSync(args['groups-file'], 'utf8'))[login];
+    } catch (e) {
+      if (e.code !== 'ENOENT') throw e;
+    }
+    if (Array.isArray(groups)) return groups;
+  }
   return login === 'alice' ? ['admins', 'staff'] : ['staff'];
 }
 function profileClaims(login) {

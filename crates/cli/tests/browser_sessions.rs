@@ -345,6 +345,81 @@ async fn a_session_ends_when_the_provider_refuses_to_refresh_its_tokens() {
 }
 
 #[tokio::test]
+async fn a_refresh_brings_the_users_groups_as_the_provider_has_them_now() {
+    // The provider reads the users' groups from this file at every token
+    // it issues; its access tokens live 5 s, so each refresh round (every
+    // second) refreshes the session and gets a new ID token.
+    let groups = tempfile::tempdir().unwrap();
+    let groups_file = groups.path().join("groups.json");
+    let b = Browser::start_custom(
+        1,
+        "    embedded: { path: sessions.redb }\n",
+        &[
+            "--access-token-ttl",
+            "5",
+            "--groups-file",
+            groups_file.to_str().unwrap(),
+        ],
+        "  provider_refresh_interval: 1s\n",
+    )
+    .await;
+    let issuer = &b.provider.issuer;
+    let staff_policy = format!(
+        r#"revision: "claims-1"
+roles:
+  user: {{}}
+  staff: {{}}
+bindings:
+  - {{ role: user, issuer: "{issuer}" }}
+  - {{ role: staff, issuer: "{issuer}", claim: groups, value: staff }}
+rules:
+  - {{ id: app, effect: allow, roles: [user], route: app, path: "/app/home" }}
+  - {{ id: staff-area, effect: allow, roles: [staff], route: app, path: "/app/staff/**" }}
+"#
+    );
+    common::write_atomic(&b.gw.dir, "policy.yaml", &staff_policy);
+    b.gw.signal("HUP");
+    let session = b.login("/app/home", "bob", "pw").await;
+    let status_until = |path: &'static str, want: u16| {
+        let (b, session) = (&b, &session);
+        async move {
+            let deadline = std::time::Instant::now() + common::WAIT;
+            loop {
+                let status = b.get(path, &[session], false).await.status;
+                if status == want {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{path} stayed {status}, never {want}: {}",
+                    b.gw.stderr()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    // bob is in `staff` (the provider's default): in, once the policy
+    // above is loaded.
+    status_until("/app/staff/reports", 200).await;
+    // The provider's administrator moves bob out of `staff`. The session
+    // lives on, and its next refresh takes the new groups over.
+    std::fs::write(&groups_file, r#"{"bob": ["contractors"]}"#).unwrap();
+    status_until("/app/staff/reports", 403).await;
+    assert_eq!(b.get("/app/home", &[&session], false).await.status, 200);
+    let denied =
+        b.gw.wait_audit_record(|a| a["path"] == "/app/staff/reports" && a["status"] == 403)
+            .await;
+    assert!(
+        denied["reason"].as_str().unwrap().contains("roles [user]"),
+        "{denied}"
+    );
+    // And back in, at the next refresh after that.
+    std::fs::write(&groups_file, r#"{"bob": ["staff"]}"#).unwrap();
+    status_until("/app/staff/reports", 200).await;
+    assert_eq!(b.sessions().await.len(), 1, "the same session throughout");
+}
+
+#[tokio::test]
 async fn a_session_bound_to_a_certificate_is_refused_over_any_other() {
     let b = Browser::start().await;
     let laptop = b.pki.workload("laptop", "/ns/users/device/laptop");

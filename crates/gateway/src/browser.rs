@@ -202,6 +202,8 @@ impl BrowserAuth {
                 endpoint: Arc::new(refresh::ProviderEndpoint {
                     oidc: oidc.clone(),
                     provider: Arc::clone(&provider),
+                    keys: Arc::clone(&keys),
+                    rules: rules.clone(),
                 }),
                 metrics: Arc::clone(metrics),
                 per_round: refresh::MAX_REFRESH_PER_ROUND,
@@ -677,47 +679,14 @@ impl BrowserAuth {
         id_token: &str,
         nonce: &str,
     ) -> Result<portcullis_token::VerifiedToken, (&'static str, String)> {
-        let bad = |e: portcullis_token::TokenError| {
-            ("login_id_token_invalid", format!("{}: {e}", e.reason()))
-        };
-        let keys = self
-            .keys
-            .current()
-            .map_err(|e| ("login_keys_unavailable", e.to_string()))?;
-        let v = match portcullis_token::verify(id_token, &self.rules, &keys, now()) {
-            Err(portcullis_token::TokenError::UnknownKid(_)) => {
-                let fresh = self
-                    .keys
-                    .refresh_for_unknown_kid(keys.version())
-                    .await
-                    .ok_or(("login_id_token_invalid", "unknown key id".to_owned()))?;
-                portcullis_token::verify(id_token, &self.rules, &fresh, now()).map_err(bad)?
-            }
-            other => other.map_err(bad)?,
-        };
+        let v = verify_provider_id_token(&self.keys, &self.rules, &self.oidc.client_id, id_token)
+            .await?;
         let got = v.claims.get("nonce").and_then(Value::as_str).unwrap_or("");
         if !crate::https::ct_eq(got.as_bytes(), nonce.as_bytes()) {
             return Err((
                 "login_nonce_mismatch",
                 "the ID token's `nonce` is not the login's".into(),
             ));
-        }
-        // OIDC Core 3.1.3.7: with several audiences azp must be us; when
-        // present it must be us anyway.
-        match v.claims.get("azp").and_then(Value::as_str) {
-            Some(azp) if azp != self.oidc.client_id => {
-                return Err((
-                    "login_azp_mismatch",
-                    "the ID token's `azp` is another client".into(),
-                ))
-            }
-            None if v.audiences.len() > 1 => {
-                return Err((
-                    "login_azp_missing",
-                    "an ID token for several audiences needs `azp`".into(),
-                ))
-            }
-            _ => {}
         }
         Ok(v)
     }
@@ -898,4 +867,50 @@ pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"))
+}
+
+/// Verifies an ID token of the provider: its signature with the
+/// provider's keys (fetched again once for an unknown key id), `iss`,
+/// `aud`, the time claims, and `azp`. The `nonce` is the caller's to check
+/// (a login's; a refreshed ID token has none to compare).
+pub(crate) async fn verify_provider_id_token(
+    keys: &KeySource,
+    rules: &IssuerRules,
+    client_id: &str,
+    id_token: &str,
+) -> Result<portcullis_token::VerifiedToken, (&'static str, String)> {
+    let bad = |e: portcullis_token::TokenError| {
+        ("login_id_token_invalid", format!("{}: {e}", e.reason()))
+    };
+    let current = keys
+        .current()
+        .map_err(|e| ("login_keys_unavailable", e.to_string()))?;
+    let v = match portcullis_token::verify(id_token, rules, &current, now()) {
+        Err(portcullis_token::TokenError::UnknownKid(_)) => {
+            let fresh = keys
+                .refresh_for_unknown_kid(current.version())
+                .await
+                .ok_or(("login_id_token_invalid", "unknown key id".to_owned()))?;
+            portcullis_token::verify(id_token, rules, &fresh, now()).map_err(bad)?
+        }
+        other => other.map_err(bad)?,
+    };
+    // OIDC Core 3.1.3.7: with several audiences azp must be us; when
+    // present it must be us anyway.
+    match v.claims.get("azp").and_then(Value::as_str) {
+        Some(azp) if azp != client_id => {
+            return Err((
+                "login_azp_mismatch",
+                "the ID token's `azp` is another client".into(),
+            ))
+        }
+        None if v.audiences.len() > 1 => {
+            return Err((
+                "login_azp_missing",
+                "an ID token for several audiences needs `azp`".into(),
+            ))
+        }
+        _ => {}
+    }
+    Ok(v)
 }

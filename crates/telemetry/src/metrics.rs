@@ -567,7 +567,8 @@ impl Metrics {
     }
 
     /// Counts a provider token refresh of a browser session that failed
-    /// without ending the session; `reason` is from a fixed set.
+    /// (`id_token_invalid` also ended the session; the others kept it);
+    /// `reason` is from a fixed set.
     pub fn provider_refresh_failed(&self, reason: &'static str) {
         self.provider_refresh_failures
             .get_or_create(&ReasonLabels {

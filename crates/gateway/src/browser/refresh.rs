@@ -10,7 +10,9 @@
 //! (idle or absolute timeout) is taken off it the first time it is met.
 //!
 //! What the token endpoint answers decides:
-//! - success: the new refresh token and expiry are stored;
+//! - success: the new refresh token and expiry are stored, and the claims
+//!   of the new ID token if there is one (it must verify and name the
+//!   session's user, else the session ends);
 //! - `invalid_grant`: the user's grant is gone (logged out, disabled,
 //!   revoked at the provider): the session ends;
 //! - any other refusal (`invalid_client`, `unauthorized_client`,
@@ -46,6 +48,18 @@ const EXAMINED_PER_REFRESH: usize = 4;
 /// The answer of a token endpoint: status and JSON body.
 pub(crate) type TokenAnswer = Result<(StatusCode, Value), String>;
 
+/// What a verified ID token of a refresh says about the user.
+#[derive(Debug, Clone)]
+pub(crate) struct RefreshedIdToken {
+    pub(crate) issuer: String,
+    pub(crate) subject: Option<String>,
+    pub(crate) claims: serde_json::Map<String, Value>,
+}
+
+/// The verdict on a refreshed ID token: what it says, or the reason code
+/// and detail of its refusal.
+pub(crate) type IdTokenVerdict = Result<RefreshedIdToken, (&'static str, String)>;
+
 /// The provider's token endpoint as the refresher uses it.
 pub(crate) trait RefreshEndpoint: Send + Sync {
     /// A `refresh_token` grant with the gateway's client authentication.
@@ -53,12 +67,21 @@ pub(crate) trait RefreshEndpoint: Send + Sync {
         &'a self,
         refresh_token: &'a str,
     ) -> Pin<Box<dyn Future<Output = TokenAnswer> + Send + 'a>>;
+
+    /// Verifies an ID token a refresh returned, as a login's is verified
+    /// except for the `nonce` ([`super::verify_provider_id_token`]).
+    fn verify_id_token<'a>(
+        &'a self,
+        id_token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = IdTokenVerdict> + Send + 'a>>;
 }
 
 /// The configured provider.
 pub(crate) struct ProviderEndpoint {
     pub(crate) oidc: Oidc,
     pub(crate) provider: Arc<provider::Provider>,
+    pub(crate) keys: Arc<portcullis_jwks::KeySource>,
+    pub(crate) rules: portcullis_token::IssuerRules,
 }
 
 impl RefreshEndpoint for ProviderEndpoint {
@@ -79,6 +102,26 @@ impl RefreshEndpoint for ProviderEndpoint {
                     ],
                 )
                 .await
+        })
+    }
+
+    fn verify_id_token<'a>(
+        &'a self,
+        id_token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = IdTokenVerdict> + Send + 'a>> {
+        Box::pin(async move {
+            let v = super::verify_provider_id_token(
+                &self.keys,
+                &self.rules,
+                &self.oidc.client_id,
+                id_token,
+            )
+            .await?;
+            Ok(RefreshedIdToken {
+                issuer: v.issuer,
+                subject: v.subject,
+                claims: v.claims,
+            })
         })
     }
 }
@@ -226,6 +269,33 @@ impl Refresher {
         })
     }
 
+    /// The claims of the ID token a refresh of `s` returned, once it
+    /// verified and names the session's user: the same `iss` and `sub`
+    /// (OpenID Connect Core 12.2).
+    async fn refreshed_claims(
+        &self,
+        s: &Session,
+        id_token: &Value,
+    ) -> Result<serde_json::Map<String, Value>, (&'static str, String)> {
+        let id_token = id_token
+            .as_str()
+            .ok_or(("id_token_invalid", "`id_token` is not a string".to_owned()))?;
+        let v = self.endpoint.verify_id_token(id_token).await?;
+        if v.issuer != s.issuer {
+            return Err((
+                "id_token_other_issuer",
+                format!("issued by `{}`", escape(&v.issuer)),
+            ));
+        }
+        if v.subject.as_deref() != Some(s.subject.as_str()) {
+            return Err((
+                "id_token_other_user",
+                "the refreshed ID token names another user than the session's".to_owned(),
+            ));
+        }
+        Ok(v.claims)
+    }
+
     async fn refresh_one(&self, key: &SessionKey, t: i64) -> Result<Outcome, RefreshError> {
         let other = |e: String| RefreshError::Other(e);
         let Some(s) = self.read(key).await? else {
@@ -303,6 +373,31 @@ impl Refresher {
                 "token endpoint answered {status}; retrying after the lease"
             )));
         }
+        // A refresh may bring a new ID token (OpenID Connect Core 12.2):
+        // the user's claims as the provider sees them now (groups removed,
+        // roles changed), which the session takes over. It must be valid
+        // and about the same user; anything else ends the session.
+        let claims = match body.get("id_token") {
+            None => None,
+            Some(id_token) => match self.refreshed_claims(&s, id_token).await {
+                Ok(claims) => Some(claims),
+                Err((code, detail)) => {
+                    self.store
+                        .revoke(key)
+                        .await
+                        .map_err(|e| other(e.to_string()))?;
+                    self.metrics.provider_refresh_failed("id_token_invalid");
+                    tracing::warn!(
+                        session = %short(key),
+                        subject = %escape(&s.subject),
+                        reason = code,
+                        detail = %detail,
+                        "session ended: the ID token of its refresh was refused"
+                    );
+                    return Ok(Outcome::Called);
+                }
+            },
+        };
         let new_refresh = body
             .get("refresh_token")
             .and_then(Value::as_str)
@@ -321,6 +416,9 @@ impl Refresher {
                 );
             }
             next.provider_token_expires_at = Some(super::provider_expiry(t, expires_in));
+            if let Some(c) = &claims {
+                next.claims = c.clone();
+            }
             if self.write(&cur, next).await? {
                 tracing::debug!(session = %short(key), "provider tokens refreshed");
                 return Ok(Outcome::Called);

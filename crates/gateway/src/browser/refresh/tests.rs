@@ -35,6 +35,23 @@ impl RefreshEndpoint for FakeEndpoint {
         let answer = self.answers.lock().unwrap().get(refresh_token).cloned();
         Box::pin(async move { answer.ok_or_else(|| "no answer configured".to_owned()) })
     }
+
+    /// Test ID tokens are JSON: `{"iss", "sub", ...claims}`; anything else
+    /// fails verification.
+    fn verify_id_token<'a>(
+        &'a self,
+        id_token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = IdTokenVerdict> + Send + 'a>> {
+        let verdict = match serde_json::from_str::<Map<String, Value>>(id_token) {
+            Ok(claims) => Ok(RefreshedIdToken {
+                issuer: claims["iss"].as_str().unwrap().to_owned(),
+                subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
+                claims,
+            }),
+            Err(_) => Err(("login_id_token_invalid", "bad signature".to_owned())),
+        };
+        Box::pin(async move { verdict })
+    }
 }
 
 struct Rig {
@@ -284,5 +301,72 @@ async fn a_refresh_answer_without_expires_in_keeps_the_session_on_the_schedule()
         due >= before + crate::browser::DEFAULT_PROVIDER_TOKEN_SECS
             && due <= now() + crate::browser::DEFAULT_PROVIDER_TOKEN_SECS,
         "{due}"
+    );
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_brings_the_users_claims_as_they_are_now() {
+    let r = rig(10);
+    let key = r.session("bob", 100, -5).await;
+    let id_token = json!({
+        "iss": "https://idp.example.com", "sub": "bob", "groups": ["contractors"]
+    });
+    r.endpoint.answer(
+        "bob",
+        StatusCode::OK,
+        json!({ "access_token": "at", "refresh_token": "bob-2", "expires_in": 300,
+                "id_token": id_token.to_string() }),
+    );
+    let before = r.get(&key).await;
+    r.refresher.round().await.unwrap();
+    let s = r.get(&key).await;
+    assert!(!s.revoked);
+    assert_eq!(s.claims.get("groups"), Some(&json!(["contractors"])));
+    // Not a new authentication: what the session knows of that stays.
+    assert_eq!(
+        (s.auth_time, &s.amr, s.mfa_time),
+        (before.auth_time, &before.amr, before.mfa_time)
+    );
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_that_fails_or_names_another_user_ends_the_session() {
+    let r = rig(10);
+    let cases = [
+        ("forged", json!("not-json: bad signature")),
+        (
+            "other-user",
+            json!(json!({ "iss": "https://idp.example.com", "sub": "mallory" }).to_string()),
+        ),
+        (
+            "no-sub",
+            json!(json!({ "iss": "https://idp.example.com" }).to_string()),
+        ),
+        (
+            "other-iss",
+            json!(json!({ "iss": "https://evil.example", "sub": "other-iss" }).to_string()),
+        ),
+        ("not-text", json!(42)),
+    ];
+    let mut keys = Vec::new();
+    for (name, id_token) in &cases {
+        keys.push(r.session(name, 100, -5).await);
+        r.endpoint.answer(
+            name,
+            StatusCode::OK,
+            json!({ "access_token": "at", "refresh_token": format!("{name}-2"), "expires_in": 300,
+                    "id_token": id_token }),
+        );
+    }
+    r.refresher.round().await.unwrap();
+    for ((name, _), key) in cases.iter().zip(&keys) {
+        let s = r.get(key).await;
+        assert!(s.revoked, "{name}");
+        assert!(s.claims.is_empty(), "{name}: claims taken over");
+    }
+    let text = r.metrics.encode();
+    assert!(
+        text.contains("portcullis_provider_refresh_failures_total{reason=\"id_token_invalid\"} 5"),
+        "{text}"
     );
 }
