@@ -184,15 +184,17 @@ impl UpstreamClient {
     async fn try_send(
         &self,
         sender: Sender,
-        mut req: http::Request<Body>,
+        req: http::Request<Body>,
     ) -> Result<http::Response<UpstreamBody>, Unsent> {
         match sender {
             Sender::H1(mut tx) => {
                 if tx.ready().await.is_err() {
                     return Err(Unsent::Again(Box::new(req)));
                 }
-                frame_unsized_body(&mut req);
-                let resp = tx.try_send_request(req).await.map_err(unsent)?;
+                let resp = tx
+                    .try_send_request(frame_unsized_body(req))
+                    .await
+                    .map_err(unsent)?;
                 let returner = Returner::new(&self.pool, tx);
                 Ok(resp.map(|body| UpstreamBody::new(body, Some(returner))))
             }
@@ -257,7 +259,7 @@ impl UpstreamClient {
 /// does not know (a chunked body, or HTTP/2 DATA without
 /// `content-length`) with no body at all, and drops the body. The gateway
 /// forwards what the client sent, so it asks for chunked framing itself.
-fn frame_unsized_body(req: &mut http::Request<Body>) {
+fn frame_unsized_body(mut req: http::Request<Body>) -> http::Request<Body> {
     use hyper::body::Body as _;
     if matches!(*req.method(), http::Method::GET | http::Method::HEAD)
         && !req.body().is_end_stream()
@@ -269,6 +271,7 @@ fn frame_unsized_body(req: &mut http::Request<Body>) {
             http::HeaderValue::from_static("chunked"),
         );
     }
+    req
 }
 
 /// Marks a request whose client sent `te: trailers`: an HTTP/2 upstream
