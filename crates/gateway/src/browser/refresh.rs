@@ -26,6 +26,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use http::StatusCode;
 use portcullis_config::Oidc;
 use portcullis_session::{CasOutcome, Sealer, Session, SessionKey, SessionStore};
@@ -39,6 +40,12 @@ use super::{escape, now, provider, CAS_RETRIES, REFRESH_LEASE_SECS, REFRESH_MARG
 /// others are due in the next round). Bounds a round's calls to the
 /// provider and its store writes.
 pub(crate) const MAX_REFRESH_PER_ROUND: usize = 10_000;
+
+/// Provider refreshes under way at once within a round. One at a time, a
+/// provider answering in 50 ms would take over eight minutes for 10 000
+/// due sessions, and their tokens would expire waiting; this many at once
+/// keeps a round short without a burst the provider would throttle.
+pub(crate) const CONCURRENT_REFRESHES: usize = 16;
 
 /// Sessions looked at per round, as a multiple of the refresh budget:
 /// ended sessions taken off the schedule and refreshes another instance
@@ -198,7 +205,9 @@ impl Refresher {
     }
 
     /// One round: refreshes the sessions due within the margin, earliest
-    /// first, at most `per_round` provider calls.
+    /// first, at most `per_round` provider calls, up to
+    /// [`CONCURRENT_REFRESHES`] at once. A refusal of the gateway's own
+    /// client stops the round once the refreshes under way have ended.
     pub(crate) async fn round(&self) -> Result<(), String> {
         let t = now();
         let before = t + REFRESH_MARGIN_SECS;
@@ -213,22 +222,44 @@ impl Refresher {
                 .map_err(|e| e.to_string())?;
             let got = due.len();
             let mut moved = false;
-            for key in due {
+            // Set by a refusal of the gateway's client: refreshes not yet
+            // started are not started; those under way finish (cut off
+            // between the provider's answer and the store, a rotated
+            // refresh token would be lost with the session).
+            let stop = std::sync::OnceLock::<String>::new();
+            let stopped = &stop;
+            let mut results = futures_util::stream::iter(due)
+                .map(|key| async move {
+                    if stopped.get().is_some() {
+                        return (key, None);
+                    }
+                    let outcome = self.refresh_one(&key, t).await;
+                    (key, Some(outcome))
+                })
+                .buffer_unordered(CONCURRENT_REFRESHES);
+            while let Some((key, outcome)) = results.next().await {
+                let Some(outcome) = outcome else { continue };
                 examined += 1;
-                match self.refresh_one(&key, t).await {
+                match outcome {
                     Ok(Outcome::Called) => {
                         calls += 1;
                         moved = true;
                     }
                     Ok(Outcome::Rescheduled) => moved = true,
                     Ok(Outcome::Skipped) => {}
-                    Err(RefreshError::Client(e)) => return Err(e),
+                    Err(RefreshError::Client(e)) => {
+                        let _ = stopped.set(e);
+                    }
                     Err(RefreshError::Other(e)) => {
                         calls += 1;
                         moved = true;
                         tracing::warn!(session = %short(&key), error = %e, "provider token refresh failed");
                     }
                 }
+            }
+            drop(results);
+            if let Some(e) = stop.into_inner() {
+                return Err(e);
             }
             // Fewer than asked: nothing else is due. Nothing left the
             // window: the same sessions would come back.

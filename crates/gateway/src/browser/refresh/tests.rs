@@ -11,6 +11,10 @@ use super::*;
 struct FakeEndpoint {
     answers: Mutex<HashMap<String, (StatusCode, Value)>>,
     calls: Mutex<Vec<String>>,
+    /// How long each answer takes.
+    delay: Mutex<Option<std::time::Duration>>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeEndpoint {
@@ -31,9 +35,19 @@ impl RefreshEndpoint for FakeEndpoint {
         &'a self,
         refresh_token: &'a str,
     ) -> Pin<Box<dyn Future<Output = TokenAnswer> + Send + 'a>> {
+        use std::sync::atomic::Ordering::SeqCst;
         self.calls.lock().unwrap().push(refresh_token.to_owned());
         let answer = self.answers.lock().unwrap().get(refresh_token).cloned();
-        Box::pin(async move { answer.ok_or_else(|| "no answer configured".to_owned()) })
+        let delay = *self.delay.lock().unwrap();
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, SeqCst);
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
+            self.in_flight.fetch_sub(1, SeqCst);
+            answer.ok_or_else(|| "no answer configured".to_owned())
+        })
     }
 
     /// Test ID tokens are JSON: `{"iss", "sub", ...claims}`; anything else
@@ -204,35 +218,79 @@ async fn revoked_and_ended_sessions_do_not_use_the_budget() {
 #[tokio::test]
 async fn a_refusal_of_the_gateways_client_keeps_the_session_and_is_retried() {
     for code in ["invalid_client", "unauthorized_client", "invalid_request"] {
-        let r = rig(10);
-        let a = r.session("a", 100, -5).await;
-        let b = r.session("b", 50, -1).await;
-        for token in ["a", "b"] {
+        let r = rig(100);
+        // More due sessions than refreshes run at once.
+        let n = CONCURRENT_REFRESHES + 4;
+        let mut keys = Vec::new();
+        for i in 0..n {
+            let token = format!("s{i}");
+            keys.push(r.session(&token, 100, -5).await);
             r.endpoint
-                .answer(token, StatusCode::UNAUTHORIZED, json!({ "error": code }));
+                .answer(&token, StatusCode::UNAUTHORIZED, json!({ "error": code }));
         }
         let err = r.refresher.round().await.unwrap_err();
         assert!(err.contains(code), "{err}");
         // Kept, and the round stopped: the same client fails for everyone.
-        assert!(!r.get(&a).await.revoked, "{code}");
-        assert!(!r.get(&b).await.revoked, "{code}");
-        assert_eq!(r.endpoint.calls(), ["a"], "{code}");
+        // The refreshes under way finished; no other one started.
+        for key in &keys {
+            assert!(!r.get(key).await.revoked, "{code}");
+        }
+        let called = r.endpoint.calls();
+        assert_eq!(called.len(), CONCURRENT_REFRESHES, "{code}: {called:?}");
         // Retried after the lease, like a provider error.
-        let retry = r.get(&a).await.provider_token_expires_at.unwrap();
-        assert!(retry > now() + REFRESH_MARGIN_SECS, "{code}");
-        assert!(
-            retry <= now() + REFRESH_LEASE_SECS + REFRESH_MARGIN_SECS,
-            "{code}"
-        );
+        for (i, key) in keys.iter().enumerate() {
+            let due = r.get(key).await.provider_token_expires_at.unwrap();
+            if called.contains(&format!("s{i}")) {
+                assert!(due > now() + REFRESH_MARGIN_SECS, "{code}");
+                assert!(
+                    due <= now() + REFRESH_LEASE_SECS + REFRESH_MARGIN_SECS,
+                    "{code}"
+                );
+            } else {
+                assert!(due < now(), "{code}: not claimed, still due");
+            }
+        }
         assert!(r.metrics.encode().contains(&format!(
-            "provider_refresh_failures_total{{reason=\"{code}\"}} 1"
+            "provider_refresh_failures_total{{reason=\"{code}\"}} {CONCURRENT_REFRESHES}"
         )));
         // Once the client is fixed, the next round refreshes the others.
-        let (status, body) = ok("b-2");
-        r.endpoint.answer("b", status, body);
+        for i in 0..n {
+            let token = format!("s{i}");
+            let (status, body) = ok(&format!("{token}-2"));
+            r.endpoint.answer(&token, status, body);
+        }
         r.refresher.round().await.unwrap();
-        assert_eq!(r.endpoint.calls(), ["a", "b"]);
-        assert!(r.get(&b).await.provider_token_expires_at.unwrap() > now() + 200);
+        assert_eq!(r.endpoint.calls().len(), n, "{code}");
+        for (i, key) in keys.iter().enumerate() {
+            if !called.contains(&format!("s{i}")) {
+                assert!(r.get(key).await.provider_token_expires_at.unwrap() > now() + 200);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_round_refreshes_several_sessions_at_once_and_no_more_than_the_bound() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let r = rig(1000);
+    *r.endpoint.delay.lock().unwrap() = Some(std::time::Duration::from_millis(50));
+    let n = 3 * CONCURRENT_REFRESHES;
+    let mut keys = Vec::new();
+    for i in 0..n {
+        let token = format!("s{i}");
+        keys.push(r.session(&token, 100, -5).await);
+        let (status, body) = ok(&format!("{token}-2"));
+        r.endpoint.answer(&token, status, body);
+    }
+    r.refresher.round().await.unwrap();
+    assert_eq!(r.endpoint.calls().len(), n);
+    let most = r.endpoint.most_in_flight.load(SeqCst);
+    assert!(
+        most > 1 && most <= CONCURRENT_REFRESHES,
+        "{most} refreshes at once"
+    );
+    for key in &keys {
+        assert!(r.get(key).await.provider_token_expires_at.unwrap() > now() + 200);
     }
 }
 
