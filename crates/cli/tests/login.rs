@@ -693,6 +693,30 @@ fn token_refuses_a_directory_other_users_can_write() {
     assert!(out.ok(), "{out:?}");
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_lock_left_by_a_process_that_exited_does_not_stop_a_login() {
+    let env = Env::start(&[]);
+    std::fs::create_dir_all(&env.config_dir).unwrap();
+    std::fs::set_permissions(&env.config_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // As a `portcullis token` killed while refreshing leaves it: its pid,
+    // this boot and pid namespace.
+    let mut exited = Command::new("true").spawn().unwrap();
+    let pid = exited.id();
+    exited.wait().unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let lock = env.config_dir.join("tokens.lock");
+    std::fs::write(
+        &lock,
+        format!("{pid} {} {}\n", boot.trim(), ns.to_str().unwrap()),
+    )
+    .unwrap();
+    env.login_as("alice", "pw");
+    assert!(!lock.exists());
+    assert_eq!(env.stored()["client_id"], CLI_CLIENT);
+}
+
 // -------------------------------------------------------------- device
 
 fn device_prompt(cli: &mut Cli) -> (String, String) {

@@ -149,6 +149,10 @@ async fn login(
     if let Some(r) = &a.resource {
         validate_resource(r)?;
     }
+    // Redeeming a code spends it: nothing is sent to the provider before
+    // it is certain the tokens can be stored (a lock left behind would
+    // otherwise fail the login only at its end).
+    store.check_writable().map_err(LoginError::NotStarted)?;
     let client = HttpsClient::new(ca)?;
     let meta = oauth::discover(&client, &a.issuer).await?;
     let (tokens, nonce) = if a.device {

@@ -67,8 +67,14 @@ pub(crate) enum StoreError {
     },
     #[error("`{path}` has format version {found}, this portcullis reads version {STORE_VERSION}")]
     Version { path: PathBuf, found: u32 },
-    #[error("another portcullis process holds `{path}`; if none is running, remove it")]
-    Locked { path: PathBuf },
+    #[error("the token store is locked by another portcullis process{}: `{path}`; if no portcullis process is running, remove that file and try again", describe_holder(*.holder))]
+    Locked { path: PathBuf, holder: Option<u32> },
+}
+
+fn describe_holder(holder: Option<u32>) -> String {
+    holder
+        .map(|pid| format!(" (pid {pid})"))
+        .unwrap_or_default()
 }
 
 /// A secret string (token, code, verifier): zeroized on drop, redacted in
@@ -173,6 +179,8 @@ pub(crate) fn config_dir(env: impl Fn(&str) -> Option<OsString>) -> Result<PathB
 #[derive(Debug, Clone)]
 pub(crate) struct TokenStore {
     dir: PathBuf,
+    /// How long [`TokenStore::lock`] waits for another holder.
+    lock_wait: Duration,
 }
 
 impl TokenStore {
@@ -182,7 +190,16 @@ impl TokenStore {
     }
 
     pub(crate) fn at(dir: PathBuf) -> Self {
-        Self { dir }
+        Self {
+            dir,
+            lock_wait: LOCK_WAIT,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn with_lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
     }
 
     pub(crate) fn path(&self) -> PathBuf {
@@ -324,10 +341,21 @@ impl TokenStore {
         Ok(removed)
     }
 
-    /// Takes the store's lock: a file created exclusively, removed on drop.
-    /// Waits up to [`LOCK_WAIT`]; removes a lock older than [`STALE_LOCK_AGE`].
+    /// Checks, before a login starts, that its tokens can be stored: the
+    /// lock can be taken (waiting as a writer does; it is released at
+    /// once) and the file read. A login spends its authorization code or
+    /// device code; tokens it cannot store are lost.
+    pub(crate) fn check_writable(&self) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        self.load().map(drop)
+    }
+
+    /// Takes the store's lock: a file created exclusively, holding the
+    /// holder's process id, removed on drop. Waits up to [`LOCK_WAIT`];
+    /// removes a lock older than [`STALE_LOCK_AGE`], or whose holder is
+    /// known to have exited (see [`holder`]).
     pub(crate) fn lock(&self) -> Result<StoreLock, StoreError> {
-        self.lock_within(LOCK_WAIT)
+        self.lock_within(self.lock_wait)
     }
 
     pub(crate) fn lock_within(&self, wait: Duration) -> Result<StoreLock, StoreError> {
@@ -336,19 +364,22 @@ impl TokenStore {
         let start = std::time::Instant::now();
         loop {
             match new_private_file(&path) {
-                Ok(_) => return Ok(StoreLock { path }),
+                Ok(mut file) => {
+                    // Only a hint for others: a lock without it is judged
+                    // by its age alone.
+                    let _ = file.write_all(holder::describe_self().as_bytes());
+                    return Ok(StoreLock { path });
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let stale = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age > STALE_LOCK_AGE);
-                    if stale {
-                        let _ = std::fs::remove_file(&path);
+                    let held = HeldLock::inspect(&path);
+                    if held.is_stale() && held.remove(&path) {
                         continue;
                     }
                     if start.elapsed() >= wait {
-                        return Err(StoreError::Locked { path });
+                        return Err(StoreError::Locked {
+                            path,
+                            holder: held.pid,
+                        });
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -393,6 +424,127 @@ pub(crate) struct StoreLock {
 impl Drop for StoreLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A lock file found in place, as read once.
+struct HeldLock {
+    meta: Option<std::fs::Metadata>,
+    /// The holder's process id, if it wrote one.
+    pid: Option<u32>,
+    /// The holder is known to have exited.
+    gone: bool,
+}
+
+impl HeldLock {
+    /// Longest lock file read (a pid and two identifiers).
+    const MAX_BYTES: u64 = 256;
+
+    fn inspect(path: &Path) -> Self {
+        let mut text = String::new();
+        let meta = std::fs::File::open(path).ok().and_then(|f| {
+            let meta = f.metadata().ok();
+            let _ = f.take(Self::MAX_BYTES).read_to_string(&mut text);
+            meta
+        });
+        let (pid, gone) = match holder::parse(&text) {
+            Some((pid, context)) => (Some(pid), holder::is_gone(pid, context)),
+            None => (None, false),
+        };
+        Self { meta, pid, gone }
+    }
+
+    fn is_stale(&self) -> bool {
+        let old = self
+            .meta
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_LOCK_AGE);
+        self.meta.is_some() && (old || self.gone)
+    }
+
+    /// Removes the lock file if it is still the one inspected (not a new
+    /// lock taken meanwhile by a process that removed this one first,
+    /// which may have the same inode number but not the same time).
+    fn remove(&self, path: &Path) -> bool {
+        let Some(seen) = &self.meta else {
+            return false;
+        };
+        let same = std::fs::symlink_metadata(path).is_ok_and(|now| same_file(seen, &now));
+        same && std::fs::remove_file(path).is_ok()
+    }
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino() && a.modified().ok() == b.modified().ok()
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    a.modified().ok() == b.modified().ok()
+}
+
+/// Who holds a lock: the lock file holds `PID CONTEXT`, where on Linux
+/// CONTEXT is the boot id and the pid namespace. A pid means nothing on
+/// another machine (a home directory shared over the network), after a
+/// reboot, or in another pid namespace (a container sharing the
+/// directory), so a holder is judged gone only when the context is this
+/// process's own and `/proc`, showing this namespace, has no such
+/// process. Elsewhere no holder is judged gone.
+mod holder {
+    /// This process, as written into a lock it takes.
+    pub(super) fn describe_self() -> String {
+        match context() {
+            Some(c) => format!("{} {c}\n", std::process::id()),
+            None => format!("{}\n", std::process::id()),
+        }
+    }
+
+    /// The pid and context of a lock file's text.
+    pub(super) fn parse(text: &str) -> Option<(u32, &str)> {
+        let text = text.trim_end();
+        let (pid, context) = text.split_once(' ').unwrap_or((text, ""));
+        let pid = pid.parse().ok().filter(|&p| p > 0)?;
+        Some((pid, context))
+    }
+
+    #[cfg(target_os = "linux")]
+    pub(super) fn is_gone(pid: u32, lock_context: &str) -> bool {
+        if context().is_none_or(|here| here != lock_context) {
+            return false;
+        }
+        matches!(
+            std::fs::symlink_metadata(format!("/proc/{pid}")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        )
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn is_gone(_pid: u32, _lock_context: &str) -> bool {
+        false
+    }
+
+    /// `BOOT-ID pid:[NAMESPACE]`, if `/proc` shows this process's own pid
+    /// namespace.
+    #[cfg(target_os = "linux")]
+    pub(super) fn context() -> Option<String> {
+        let me = std::fs::read_link("/proc/self").ok()?;
+        if me.to_str()? != std::process::id().to_string() {
+            return None;
+        }
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+        let (boot, ns) = (boot.trim(), ns.to_str()?);
+        let word = |w: &str| !w.is_empty() && !w.contains(char::is_whitespace);
+        (word(boot) && word(ns)).then(|| format!("{boot} {ns}"))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn context() -> Option<String> {
+        None
     }
 }
 

@@ -80,6 +80,8 @@ pub(crate) enum LoginError {
     Listen(std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the login was not started because its tokens could not be stored: {0}")]
+    NotStarted(StoreError),
 }
 
 fn describe(description: &Option<String>) -> String {

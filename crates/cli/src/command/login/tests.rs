@@ -1,3 +1,4 @@
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -599,4 +600,82 @@ fn timeout_must_be_positive_and_bounded() {
     assert!(parse_timeout("0s").is_err());
     assert!(parse_timeout("2h").is_err());
     assert!(parse_timeout("5").is_err());
+}
+
+// ---------------------------------------------- storing before a login
+
+fn root_pem(name: &str) -> (String, String) {
+    let ca = portcullis_pki::Ca::new_root(name).unwrap();
+    (ca.cert_pem().to_owned(), ca.key_pem().to_string())
+}
+
+fn login_args(issuer: String, ca: &Path, device: bool) -> LoginArgs {
+    LoginArgs {
+        issuer,
+        client_id: "cli".to_owned(),
+        scope: DEFAULT_SCOPE.to_owned(),
+        resource: None,
+        ca: Some(ca.to_owned()),
+        no_browser: true,
+        device,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+#[test]
+fn a_locked_store_stops_the_login_before_the_provider_is_contacted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("ca.pem");
+    std::fs::write(&ca, root_pem("Root A").0).unwrap();
+    let dir = tmp.path().join("cfg");
+    let store = TokenStore::at(dir.clone()).with_lock_wait(Duration::from_millis(200));
+    // A lock left behind, its holder unknown (so it may be alive).
+    drop(store.lock().unwrap());
+    let lock = dir.join(token_store::LOCK_FILE);
+    std::fs::File::create(&lock).unwrap();
+    // The "provider": anything connecting here is a failure of the test.
+    let provider = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    provider.set_nonblocking(true).unwrap();
+    let issuer = format!(
+        "https://127.0.0.1:{}",
+        provider.local_addr().unwrap().port()
+    );
+    let rt = runtime().unwrap();
+    for device in [false, true] {
+        let args = login_args(issuer.clone(), &ca, device);
+        let e = rt
+            .block_on(login(&args, args.ca.as_deref(), &store))
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LoginError::NotStarted(token_store::StoreError::Locked { .. })
+            ),
+            "device {device}: {e}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains(&lock.display().to_string()), "{msg}");
+        assert!(msg.contains("remove that file"), "{msg}");
+        assert!(
+            matches!(provider.accept(), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "the provider was contacted"
+        );
+    }
+    assert!(lock.exists(), "a lock that may be held is not removed");
+
+    // Lock gone: the login goes on to discovery (which fails here: the
+    // listener speaks no TLS) and leaves no lock behind.
+    std::fs::remove_file(&lock).unwrap();
+    provider.set_nonblocking(false).unwrap();
+    let accepted = std::thread::spawn(move || provider.accept().is_ok());
+    let args = login_args(issuer, &ca, false);
+    let e = rt
+        .block_on(login(&args, args.ca.as_deref(), &store))
+        .unwrap_err();
+    assert!(accepted.join().unwrap(), "the provider was not contacted");
+    assert!(
+        matches!(e, LoginError::Tls { .. } | LoginError::Http { .. }),
+        "{e}"
+    );
+    assert!(!lock.exists());
 }

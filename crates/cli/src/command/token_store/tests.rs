@@ -256,3 +256,123 @@ fn secrets_are_redacted_in_debug() {
     assert!(!debug.contains("SECRET"), "{debug}");
     assert!(debug.contains("redacted"), "{debug}");
 }
+
+// ------------------------------------------------------------- locks
+
+/// A process id that no longer exists: a child that ran and was reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// Writes a lock file as a holder with this `text` would have.
+fn leave_lock(store: &TokenStore, text: &str) -> PathBuf {
+    drop(store.lock().unwrap());
+    let path = store.dir.join(LOCK_FILE);
+    write_new_private(&path, text.as_bytes()).unwrap();
+    path
+}
+
+#[test]
+fn a_lock_names_its_holder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    let held = store.lock().unwrap();
+    let text = std::fs::read_to_string(tmp.path().join(LOCK_FILE)).unwrap();
+    let (pid, _) = holder::parse(&text).unwrap();
+    assert_eq!(pid, std::process::id());
+    let e = store.lock_within(Duration::from_millis(100)).unwrap_err();
+    assert!(
+        matches!(e, StoreError::Locked { holder: Some(p), .. } if p == pid),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("(pid {pid})")), "{msg}");
+    assert!(msg.contains(LOCK_FILE), "{msg}");
+    assert!(msg.contains("remove that file"), "{msg}");
+    drop(held);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_lock_whose_holder_has_exited_is_taken_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    let context = holder::context().expect("/proc shows this pid namespace");
+    let path = leave_lock(&store, &format!("{} {context}\n", dead_pid()));
+    let lock = store.lock_within(Duration::from_millis(100)).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(holder::parse(&text).unwrap().0, std::process::id());
+    drop(lock);
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_lock_whose_holder_may_be_alive_is_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    let context = holder::context().unwrap_or_default();
+    let dead = dead_pid();
+    for (text, pid) in [
+        // Alive: this process.
+        (
+            format!("{} {context}\n", std::process::id()),
+            Some(std::process::id()),
+        ),
+        // Gone here, but written after another boot, on another machine
+        // or in another pid namespace: its pid means nothing here.
+        (
+            format!("{dead} 00000000-0000-0000-0000-000000000000 pid:[1]\n"),
+            Some(dead),
+        ),
+        (format!("{dead}\n"), Some(dead)),
+        // No holder written (a portcullis before this one, or a holder
+        // between creating the file and writing to it).
+        (String::new(), None),
+        ("not a pid\n".to_owned(), None),
+    ] {
+        let path = leave_lock(&store, &text);
+        let e = store.lock_within(Duration::from_millis(100)).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Locked { holder, .. } if *holder == pid),
+            "{text:?}: {e}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+#[test]
+fn an_old_lock_is_stale_whoever_holds_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    let path = leave_lock(&store, &format!("{}\n", std::process::id()));
+    let old = SystemTime::now() - STALE_LOCK_AGE - Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    assert!(store.lock_within(Duration::from_millis(100)).is_ok());
+}
+
+#[test]
+fn check_writable_takes_and_releases_the_lock_and_reads_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cfg");
+    let store = TokenStore::at(dir.clone()).with_lock_wait(Duration::from_millis(100));
+    store.check_writable().unwrap();
+    assert!(!dir.join(LOCK_FILE).exists());
+    let held = store.lock().unwrap();
+    let e = store.check_writable().unwrap_err();
+    assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+    drop(held);
+    std::fs::write(store.path(), "{").unwrap();
+    std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = store.check_writable().unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+    assert!(!dir.join(LOCK_FILE).exists());
+}
