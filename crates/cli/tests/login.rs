@@ -69,9 +69,31 @@ impl Env {
         self.spawn(args).finish()
     }
 
+    /// A scratch directory of this environment.
+    fn scratch(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// Rewrites the token file (in place: its mode stays 0600).
+    fn edit_tokens(&self, edit: impl FnOnce(&mut serde_json::Value)) {
+        let mut t = self.tokens();
+        edit(&mut t);
+        std::fs::write(self.tokens_path(), t.to_string()).unwrap();
+    }
+
+    /// Marks the one stored access token expired: `token` refreshes it.
+    fn expire(&self) {
+        self.edit_tokens(|t| t["logins"][0]["expires_at"] = 1.into());
+    }
+
     /// `login --issuer I --client-id portcullis-cli --ca CA --no-browser ARGS`.
     fn login(&self, extra: &[&str]) -> Cli {
-        let ca = self.pki.ca_bundle.to_str().unwrap().to_owned();
+        self.login_with_ca(&self.pki.ca_bundle, extra)
+    }
+
+    /// [`Env::login`] with another `--ca` file.
+    fn login_with_ca(&self, ca: &Path, extra: &[&str]) -> Cli {
+        let ca = ca.to_str().unwrap().to_owned();
         let mut args = vec![
             "login",
             "--issuer",
@@ -88,7 +110,11 @@ impl Env {
 
     /// A complete code-flow login as `name` through the browser.
     fn login_as(&self, name: &str, password: &str) -> Output {
-        let mut cli = self.login(&[]);
+        self.complete(self.login(&[]), name, password)
+    }
+
+    /// Completes the code-flow login `cli` started, as `name`.
+    fn complete(&self, mut cli: Cli, name: &str, password: &str) -> Output {
         let url = cli.auth_url();
         let last = self.provider.browser(&url, name, password);
         let out = cli.finish();
@@ -694,6 +720,84 @@ fn token_refuses_a_directory_other_users_can_write() {
 }
 
 #[cfg(target_os = "linux")]
+#[test]
+fn refresh_trusts_the_ca_stored_at_login_not_the_file_now_at_its_path() {
+    let env = Env::start(&[]);
+    let ca = env.scratch().join("provider-ca.pem");
+    std::fs::copy(&env.pki.ca_bundle, &ca).unwrap();
+    env.complete(env.login_with_ca(&ca, &[]), "alice", "pw");
+    assert_eq!(env.tokens()["version"], 2);
+    let stored = env.stored();
+    assert!(stored.get("ca").is_none(), "{stored}");
+    let pem = stored["ca_pem"].as_str().unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
+    assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 1);
+
+    // The file is gone: the refresh trusts the certificates stored.
+    std::fs::remove_file(&ca).unwrap();
+    env.expire();
+    let out = env.run(&["token"]);
+    assert!(out.ok(), "{out:?}");
+    assert_ne!(
+        out.stdout.trim_end(),
+        stored["access_token"].as_str().unwrap()
+    );
+
+    // Someone puts their own CA at the path and sends the refresh to their
+    // server: the stored certificates do not trust it.
+    let other_pki = TestPki::new(&env.scratch().join("other-pki"));
+    let other = OidcProvider::start(&other_pki, &[]);
+    std::fs::copy(&other_pki.ca_bundle, &ca).unwrap();
+    env.edit_tokens(|t| {
+        t["logins"][0]["token_endpoint"] = format!("{}/token", other.issuer).into();
+        t["logins"][0]["expires_at"] = 1.into();
+    });
+    let before = env.stored();
+    let out = env.run(&["token"]);
+    assert!(out.failed(), "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("TLS with"), "{out:?}");
+    assert_eq!(env.stored(), before, "nothing stored");
+    // Only `--ca` given to `token` trusts another CA: then the other
+    // server is reached (and refuses a refresh token it never issued).
+    let out = env.run(&["token", "--ca", ca.to_str().unwrap()]);
+    assert!(out.failed(), "{out:?}");
+    assert!(out.stderr.contains("`invalid_grant`"), "{out:?}");
+    assert_eq!(
+        env.stored()["ca_pem"],
+        before["ca_pem"],
+        "`--ca` is not stored"
+    );
+}
+
+#[test]
+fn a_login_stored_with_a_ca_path_is_refreshed_and_then_keeps_its_certificates() {
+    let env = Env::start(&[]);
+    let ca = env.scratch().join("provider-ca.pem");
+    std::fs::copy(&env.pki.ca_bundle, &ca).unwrap();
+    env.login_as("alice", "pw");
+    let pem = env.stored()["ca_pem"].clone();
+    // As a portcullis before version 2 of the file stored it.
+    env.edit_tokens(|t| {
+        t["version"] = 1.into();
+        let login = t["logins"][0].as_object_mut().unwrap();
+        login.remove("ca_pem");
+        login.insert("ca".to_owned(), ca.to_str().unwrap().into());
+        login.insert("expires_at".to_owned(), 1.into());
+    });
+    let out = env.run(&["token"]);
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(env.tokens()["version"], 2);
+    let stored = env.stored();
+    assert!(stored.get("ca").is_none(), "{stored}");
+    assert_eq!(stored["ca_pem"], pem);
+    // From now on the file is not needed.
+    std::fs::remove_file(&ca).unwrap();
+    env.expire();
+    let out = env.run(&["token"]);
+    assert!(out.ok(), "{out:?}");
+}
+
 #[test]
 fn a_lock_left_by_a_process_that_exited_does_not_stop_a_login() {
     let env = Env::start(&[]);

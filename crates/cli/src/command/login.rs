@@ -23,12 +23,12 @@ pub(crate) mod oauth;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 pub(crate) use error::LoginError;
-use https::{HttpsClient, HttpsUrl};
+use https::{CaBundle, HttpsClient, HttpsUrl};
 use oauth::{Metadata, Outcome, TokenResponse};
 
 use super::token_store::{self, Secret, StoredLogin, TokenStore};
@@ -57,7 +57,8 @@ pub(crate) struct LoginArgs {
     /// Resource indicator (RFC 8707): the API the access token is for.
     #[arg(long)]
     resource: Option<String>,
-    /// PEM file of CA certificates to trust instead of the system's.
+    /// PEM file of CA certificates to trust instead of the system's; its
+    /// certificates are stored with the login for refreshes.
     #[arg(long)]
     ca: Option<PathBuf>,
     /// Do not open a browser; only print the URL.
@@ -79,7 +80,7 @@ pub(crate) struct TokenArgs {
     /// Client id of the login to use.
     #[arg(long)]
     client_id: Option<String>,
-    /// PEM file of CA certificates for the refresh (default: the one given at login).
+    /// PEM file of CA certificates for the refresh (default: those stored at login).
     #[arg(long)]
     ca: Option<PathBuf>,
 }
@@ -125,8 +126,7 @@ pub(crate) fn run_login(a: LoginArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--issuer: must not be empty");
     }
     let store = TokenStore::from_env()?;
-    let ca = a.ca.as_deref().map(absolute).transpose()?;
-    let sub = runtime()?.block_on(login(&a, ca.as_deref(), &store))?;
+    let sub = runtime()?.block_on(login(&a, &store))?;
     match sub {
         Some(sub) => eprintln!("Logged in to {} as `{sub}`.", a.issuer),
         None => eprintln!("Logged in to {}.", a.issuer),
@@ -134,26 +134,19 @@ pub(crate) fn run_login(a: LoginArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The CA path as stored for later refreshes: absolute, so `token` works
-/// from any directory.
-fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
-    Ok(std::path::absolute(p)?)
-}
-
-async fn login(
-    a: &LoginArgs,
-    ca: Option<&Path>,
-    store: &TokenStore,
-) -> Result<Option<String>, LoginError> {
+async fn login(a: &LoginArgs, store: &TokenStore) -> Result<Option<String>, LoginError> {
     oauth::validate_issuer(&a.issuer)?;
     if let Some(r) = &a.resource {
         validate_resource(r)?;
     }
+    // Read once: these certificates are trusted now and stored for the
+    // refreshes, whatever the file holds later.
+    let ca = a.ca.as_deref().map(CaBundle::read).transpose()?;
     // Redeeming a code spends it: nothing is sent to the provider before
     // it is certain the tokens can be stored (a lock left behind would
     // otherwise fail the login only at its end).
     store.check_writable().map_err(LoginError::NotStarted)?;
-    let client = HttpsClient::new(ca)?;
+    let client = HttpsClient::new(ca.as_ref())?;
     let meta = oauth::discover(&client, &a.issuer).await?;
     let (tokens, nonce) = if a.device {
         (device_flow(a, &client, &meta).await?, None)
@@ -172,7 +165,8 @@ async fn login(
         expires_at: tokens.expires_in.map(|s| now.saturating_add(s)),
         scope: tokens.scope.clone().or_else(|| Some(a.scope.clone())),
         resource: a.resource.clone(),
-        ca: ca.map(Path::to_owned),
+        ca_pem: ca.as_ref().map(CaBundle::to_pem),
+        ca: None,
         updated_at: now,
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,
@@ -360,7 +354,7 @@ async fn fresh_token(a: &TokenArgs, store: &TokenStore) -> anyhow::Result<Secret
     }
     // Refresh under the lock, re-reading first: another process may have
     // refreshed (and rotated the refresh token) meanwhile.
-    let _lock = store.lock()?;
+    let lock = store.lock()?;
     let Some(mut login) = pick(&store.load()?) else {
         anyhow::bail!("no stored login{}; {RELOGIN}", describe_filter(a));
     };
@@ -373,8 +367,8 @@ async fn fresh_token(a: &TokenArgs, store: &TokenStore) -> anyhow::Result<Secret
             login.issuer
         );
     };
-    let ca = a.ca.as_deref().or(login.ca.as_deref());
-    let client = HttpsClient::new(ca)?;
+    let (ca, migrate) = refresh_ca(a, &login)?;
+    let client = HttpsClient::new(ca.as_ref())?;
     let endpoint = HttpsUrl::parse(&login.token_endpoint)?;
     let mut pairs = vec![
         ("grant_type", "refresh_token"),
@@ -404,12 +398,31 @@ async fn fresh_token(a: &TokenArgs, store: &TokenStore) -> anyhow::Result<Secret
     if let Some(scope) = tokens.scope {
         login.scope = Some(scope);
     }
+    if migrate {
+        login.ca_pem = ca.as_ref().map(CaBundle::to_pem);
+        login.ca = None;
+    }
     login.updated_at = now;
-    let mut logins = store.load()?;
-    logins.retain(|l| !(l.issuer == login.issuer && l.client_id == login.client_id));
-    logins.push(login.clone());
-    store.save(&logins)?;
-    Ok(login.access_token)
+    let token = login.access_token.clone();
+    store.put(&lock, login)?;
+    Ok(token)
+}
+
+/// The CA certificates a refresh trusts: `--ca` if given, else those
+/// stored at login. A login stored by an older portcullis holds the CA
+/// file's path instead: the file is read as it is now, and `true` says
+/// its certificates are to be stored in place of the path.
+fn refresh_ca(a: &TokenArgs, login: &StoredLogin) -> Result<(Option<CaBundle>, bool), LoginError> {
+    if let Some(path) = &a.ca {
+        return Ok((Some(CaBundle::read(path)?), false));
+    }
+    if let Some(pem) = &login.ca_pem {
+        return Ok((Some(CaBundle::from_stored(pem)?), false));
+    }
+    match &login.ca {
+        Some(path) => Ok((Some(CaBundle::read(path)?), true)),
+        None => Ok((None, false)),
+    }
 }
 
 /// Fresh: no known expiry, or more than the margin left.

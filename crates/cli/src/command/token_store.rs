@@ -35,8 +35,11 @@ pub(crate) const MAX_LOGINS: usize = 64;
 pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(45);
 /// A lock file older than this was left by a process that died.
 pub(crate) const STALE_LOCK_AGE: Duration = Duration::from_secs(120);
-/// Current format of `tokens.json`.
-const STORE_VERSION: u32 = 1;
+/// Current format of `tokens.json`: 2 stores the CA certificates given at
+/// login (`ca_pem`) where 1 stored the CA file's path (`ca`).
+const STORE_VERSION: u32 = 2;
+/// Oldest format still read.
+const MIN_STORE_VERSION: u32 = 1;
 
 /// Errors of the token store. Messages never contain token values.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +68,10 @@ pub(crate) enum StoreError {
         line: usize,
         column: usize,
     },
-    #[error("`{path}` has format version {found}, this portcullis reads version {STORE_VERSION}")]
+    #[error("`{path}` has format version {found}, this portcullis reads versions {MIN_STORE_VERSION} to {STORE_VERSION}")]
     Version { path: PathBuf, found: u32 },
+    #[error("cannot store the logins: `{path}` would be larger than {MAX_STORE_BYTES} bytes")]
+    WouldBeTooLarge { path: PathBuf },
     #[error("the token store is locked by another portcullis process{}: `{path}`; if no portcullis process is running, remove that file and try again", describe_holder(*.holder))]
     Locked { path: PathBuf, holder: Option<u32> },
 }
@@ -131,7 +136,12 @@ pub(crate) struct StoredLogin {
     /// The resource indicator (RFC 8707) asked for at login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) resource: Option<String>,
-    /// The CA file given at login, used again to refresh.
+    /// The CA certificates given at login (PEM, certificates only),
+    /// trusted again to refresh whatever the file holds by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ca_pem: Option<String>,
+    /// The CA file's path, as version 1 stored it: read again to refresh,
+    /// then replaced by the certificates read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) ca: Option<PathBuf>,
     /// When this login was stored or refreshed, Unix seconds.
@@ -265,7 +275,7 @@ impl TokenStore {
                 line: e.line(),
                 column: e.column(),
             })?;
-        if parsed.version != STORE_VERSION {
+        if !(MIN_STORE_VERSION..=STORE_VERSION).contains(&parsed.version) {
             return Err(StoreError::Version {
                 path,
                 found: parsed.version,
@@ -275,26 +285,39 @@ impl TokenStore {
     }
 
     /// Replaces the file with `logins`: a new file created with mode 0600
-    /// next to it, synced, then renamed over it.
+    /// next to it, synced, then renamed over it. A file [`Self::load`]
+    /// would refuse as too large is not written.
     pub(crate) fn save(&self, logins: &[StoredLogin]) -> Result<(), StoreError> {
-        self.ensure_dir()?;
-        let path = self.path();
+        let bytes = self.encode(logins)?;
+        if bytes.len() as u64 > MAX_STORE_BYTES {
+            return Err(StoreError::WouldBeTooLarge { path: self.path() });
+        }
+        self.write(&bytes)
+    }
+
+    fn encode(&self, logins: &[StoredLogin]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         let doc = StoreFile {
             version: STORE_VERSION,
             logins: logins.to_vec(),
         };
-        let bytes =
-            Zeroizing::new(serde_json::to_vec_pretty(&doc).map_err(|e| StoreError::Io {
+        serde_json::to_vec_pretty(&doc)
+            .map(Zeroizing::new)
+            .map_err(|e| StoreError::Io {
                 action: "encode",
-                path: path.clone(),
+                path: self.path(),
                 source: std::io::Error::other(e),
-            })?);
+            })
+    }
+
+    fn write(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.ensure_dir()?;
+        let path = self.path();
         let tmp = self.dir.join(format!(
             ".{STORE_FILE}.{}.{}.tmp",
             std::process::id(),
             unix_nanos()
         ));
-        let written = write_new_private(&tmp, &bytes).and_then(|()| {
+        let written = write_new_private(&tmp, bytes).and_then(|()| {
             std::fs::rename(&tmp, &path).map_err(|source| StoreError::Io {
                 action: "replace",
                 path: path.clone(),
@@ -314,15 +337,31 @@ impl TokenStore {
 
     /// Stores `login`, replacing the login of the same issuer and client.
     pub(crate) fn upsert(&self, login: StoredLogin) -> Result<(), StoreError> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
+        self.put(&lock, login)
+    }
+
+    /// Stores `login` under the lock already held, replacing the login of
+    /// the same issuer and client. Beyond [`MAX_LOGINS`] logins, or
+    /// [`MAX_STORE_BYTES`] bytes, the least recently used others are dropped.
+    pub(crate) fn put(&self, _lock: &StoreLock, login: StoredLogin) -> Result<(), StoreError> {
         let mut logins = self.load()?;
         logins.retain(|l| !l.same_key(&login));
-        logins.push(login);
-        if logins.len() > MAX_LOGINS {
-            logins.sort_by_key(|l| std::cmp::Reverse(l.updated_at));
-            logins.truncate(MAX_LOGINS);
+        // This login first, then the others most recent first: what is
+        // dropped is dropped from the end.
+        logins.sort_by_key(|l| std::cmp::Reverse(l.updated_at));
+        logins.insert(0, login);
+        logins.truncate(MAX_LOGINS);
+        loop {
+            let bytes = self.encode(&logins)?;
+            if bytes.len() as u64 <= MAX_STORE_BYTES {
+                return self.write(&bytes);
+            }
+            if logins.len() <= 1 {
+                return Err(StoreError::WouldBeTooLarge { path: self.path() });
+            }
+            logins.pop();
         }
-        self.save(&logins)
     }
 
     /// Removes the logins `select` picks; returns how many were removed.

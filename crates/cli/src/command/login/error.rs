@@ -10,8 +10,8 @@ pub(crate) enum LoginError {
     Url { url: String, reason: &'static str },
     #[error("`{url}` must use https (http would expose the login to the network)")]
     NotHttps { url: String },
-    #[error("cannot read CA file `{path}`: {reason}")]
-    Ca { path: String, reason: String },
+    #[error("cannot use {origin}: {reason}")]
+    Ca { origin: String, reason: String },
     #[error("cannot load the system trust store: {0}")]
     SystemRoots(String),
     #[error("cannot set up TLS: {0}")]

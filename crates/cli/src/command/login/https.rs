@@ -2,6 +2,7 @@
 //! per connection over rustls (aws-lc-rs), bounded in time and size. No
 //! redirects, no proxies, no cookies, no plain http.
 
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,10 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Longest URL accepted from the command line or a discovery document.
 pub(crate) const MAX_URL_LEN: usize = 4096;
+/// Largest CA file read: a system-wide bundle (some 150 roots) fits. Its
+/// certificates are stored with the login, and the token store holds at
+/// most [`MAX_STORE_BYTES`](crate::command::token_store::MAX_STORE_BYTES).
+pub(crate) const MAX_CA_BYTES: u64 = 256 * 1024;
 
 /// An absolute `https` URL without user info or fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,35 +99,93 @@ pub(crate) struct Response {
     pub(crate) body: Zeroizing<Vec<u8>>,
 }
 
-/// HTTPS client trusting either the system store or one CA file.
+/// CA certificates to trust instead of the system's, read once: from a
+/// `--ca` file, or from a stored login.
+#[derive(Debug, Clone)]
+pub(crate) struct CaBundle {
+    certs: Vec<CertificateDer<'static>>,
+    roots: rustls::RootCertStore,
+}
+
+impl CaBundle {
+    /// The certificates of the PEM file at `path` (at most
+    /// [`MAX_CA_BYTES`]); other sections, such as a private key, are
+    /// left out.
+    pub(crate) fn read(path: &Path) -> Result<Self, LoginError> {
+        let origin = || format!("CA file `{}`", path.display());
+        let err = |reason: String| LoginError::Ca {
+            origin: origin(),
+            reason,
+        };
+        let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+        let mut pem = Vec::new();
+        file.take(MAX_CA_BYTES + 1)
+            .read_to_end(&mut pem)
+            .map_err(|e| err(e.to_string()))?;
+        if pem.len() as u64 > MAX_CA_BYTES {
+            return Err(err(format!("larger than {MAX_CA_BYTES} bytes")));
+        }
+        Self::parse(&pem, origin)
+    }
+
+    /// The certificates stored with a login ([`Self::to_pem`]).
+    pub(crate) fn from_stored(pem: &str) -> Result<Self, LoginError> {
+        Self::parse(pem.as_bytes(), || {
+            "the CA certificates stored at login".to_owned()
+        })
+    }
+
+    fn parse(pem: &[u8], origin: impl Fn() -> String) -> Result<Self, LoginError> {
+        let err = |reason: String| LoginError::Ca {
+            origin: origin(),
+            reason,
+        };
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(err("no PEM certificate found".to_owned()));
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in &certs {
+            roots.add(cert.clone()).map_err(|e| err(e.to_string()))?;
+        }
+        Ok(Self { certs, roots })
+    }
+
+    /// The certificates as PEM, to store with a login.
+    pub(crate) fn to_pem(&self) -> String {
+        use base64::Engine as _;
+        let mut out = String::new();
+        for cert in &self.certs {
+            out.push_str("-----BEGIN CERTIFICATE-----\n");
+            let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+            for (i, c) in b64.chars().enumerate() {
+                if i > 0 && i % 64 == 0 {
+                    out.push('\n');
+                }
+                out.push(c);
+            }
+            out.push_str("\n-----END CERTIFICATE-----\n");
+        }
+        out
+    }
+}
+
+/// HTTPS client trusting either the system store or one CA bundle.
 #[derive(Clone)]
 pub(crate) struct HttpsClient {
     tls: tokio_rustls::TlsConnector,
 }
 
 impl HttpsClient {
-    /// Trusts the certificates in `ca` (PEM) if given, else the operating
+    /// Trusts the certificates of `ca` if given, else the operating
     /// system's trust store.
-    pub(crate) fn new(ca: Option<&Path>) -> Result<Self, LoginError> {
-        let mut roots = rustls::RootCertStore::empty();
-        match ca {
-            Some(path) => {
-                let ca_err = |reason: String| LoginError::Ca {
-                    path: path.display().to_string(),
-                    reason,
-                };
-                let certs = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| ca_err(e.to_string()))?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| ca_err(e.to_string()))?;
-                if certs.is_empty() {
-                    return Err(ca_err("no PEM certificate found".to_owned()));
-                }
-                for cert in certs {
-                    roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
-                }
-            }
+    pub(crate) fn new(ca: Option<&CaBundle>) -> Result<Self, LoginError> {
+        let roots = match ca {
+            Some(ca) => ca.roots.clone(),
             None => {
+                let mut roots = rustls::RootCertStore::empty();
                 let native = rustls_native_certs::load_native_certs();
                 for cert in native.certs {
                     // Skip the odd unparsable system certificate.
@@ -135,8 +198,9 @@ impl HttpsClient {
                         .map_or_else(|| "no certificates".to_owned(), |e| e.to_string());
                     return Err(LoginError::SystemRoots(detail));
                 }
+                roots
             }
-        }
+        };
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

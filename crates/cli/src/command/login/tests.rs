@@ -580,6 +580,7 @@ fn stored(expires_at: Option<u64>) -> StoredLogin {
         expires_at,
         scope: None,
         resource: None,
+        ca_pem: None,
         ca: None,
         updated_at: 1,
     }
@@ -602,12 +603,98 @@ fn timeout_must_be_positive_and_bounded() {
     assert!(parse_timeout("5").is_err());
 }
 
-// ---------------------------------------------- storing before a login
+// ------------------------------------------------------- CA bundles
 
 fn root_pem(name: &str) -> (String, String) {
     let ca = portcullis_pki::Ca::new_root(name).unwrap();
     (ca.cert_pem().to_owned(), ca.key_pem().to_string())
 }
+
+#[test]
+fn ca_bundle_keeps_only_the_certificates_and_round_trips() {
+    let (a, a_key) = root_pem("Root A");
+    let (b, _) = root_pem("Root B");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("ca.pem");
+    // A certificate-and-key file: the key is not kept.
+    std::fs::write(&file, format!("comment\n{a}{a_key}{b}")).unwrap();
+    let bundle = CaBundle::read(&file).unwrap();
+    let pem = bundle.to_pem();
+    assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 2);
+    assert!(!pem.contains("PRIVATE KEY"), "{pem}");
+    assert!(!pem.contains("comment"), "{pem}");
+    assert!(pem.lines().all(|l| l.len() <= 64), "{pem}");
+    let again = CaBundle::from_stored(&pem).unwrap();
+    assert_eq!(again.to_pem(), pem);
+    let der = |p: &str| {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::pem_slice_iter(p.as_bytes())
+            .map(|c| c.unwrap().to_vec())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(der(&pem), der(&format!("{a}{b}")));
+}
+
+#[test]
+fn ca_bundle_refuses_no_certificate_a_missing_file_and_a_huge_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("ca.pem");
+    let (_, key) = root_pem("Root A");
+    for text in [String::new(), "not PEM".to_owned(), key] {
+        std::fs::write(&file, &text).unwrap();
+        let e = CaBundle::read(&file).unwrap_err();
+        assert!(matches!(e, LoginError::Ca { .. }), "{e}");
+        assert!(e.to_string().contains("ca.pem"), "{e}");
+    }
+    let e = CaBundle::read(&tmp.path().join("absent.pem")).unwrap_err();
+    assert!(matches!(e, LoginError::Ca { .. }), "{e}");
+    let (a, _) = root_pem("Root A");
+    let padding = "x".repeat(https::MAX_CA_BYTES as usize);
+    std::fs::write(&file, format!("{a}{padding}")).unwrap();
+    let e = CaBundle::read(&file).unwrap_err();
+    assert!(e.to_string().contains("larger than"), "{e}");
+    let e = CaBundle::from_stored("garbage").unwrap_err();
+    assert!(e.to_string().contains("stored at login"), "{e}");
+}
+
+#[test]
+fn a_refresh_trusts_the_stored_certificates_over_the_old_path() {
+    let (a, _) = root_pem("Root A");
+    let (b, _) = root_pem("Root B");
+    let tmp = tempfile::tempdir().unwrap();
+    let (file_a, file_b) = (tmp.path().join("a.pem"), tmp.path().join("b.pem"));
+    std::fs::write(&file_a, &a).unwrap();
+    std::fs::write(&file_b, &b).unwrap();
+    let pem_a = CaBundle::read(&file_a).unwrap().to_pem();
+    let pem_b = CaBundle::read(&file_b).unwrap().to_pem();
+    let args = |ca: Option<&Path>| TokenArgs {
+        issuer: None,
+        client_id: None,
+        ca: ca.map(Path::to_owned),
+    };
+    let mut login = stored(None);
+    login.ca_pem = Some(pem_a.clone());
+    // A path left next to stored certificates is not read.
+    login.ca = Some(tmp.path().join("absent.pem"));
+    let (ca, migrate) = refresh_ca(&args(None), &login).unwrap();
+    assert_eq!(ca.unwrap().to_pem(), pem_a);
+    assert!(!migrate);
+    // `--ca` overrides and is not stored.
+    let (ca, migrate) = refresh_ca(&args(Some(&file_b)), &login).unwrap();
+    assert_eq!(ca.unwrap().to_pem(), pem_b);
+    assert!(!migrate);
+    // A version 1 login: the path is read now, its certificates stored.
+    login.ca_pem = None;
+    login.ca = Some(file_b.clone());
+    let (ca, migrate) = refresh_ca(&args(None), &login).unwrap();
+    assert_eq!(ca.unwrap().to_pem(), pem_b);
+    assert!(migrate);
+    login.ca = None;
+    let (ca, migrate) = refresh_ca(&args(None), &login).unwrap();
+    assert!(ca.is_none() && !migrate);
+}
+
+// ---------------------------------------------- storing before a login
 
 fn login_args(issuer: String, ca: &Path, device: bool) -> LoginArgs {
     LoginArgs {
@@ -643,9 +730,7 @@ fn a_locked_store_stops_the_login_before_the_provider_is_contacted() {
     let rt = runtime().unwrap();
     for device in [false, true] {
         let args = login_args(issuer.clone(), &ca, device);
-        let e = rt
-            .block_on(login(&args, args.ca.as_deref(), &store))
-            .unwrap_err();
+        let e = rt.block_on(login(&args, &store)).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -669,9 +754,7 @@ fn a_locked_store_stops_the_login_before_the_provider_is_contacted() {
     provider.set_nonblocking(false).unwrap();
     let accepted = std::thread::spawn(move || provider.accept().is_ok());
     let args = login_args(issuer, &ca, false);
-    let e = rt
-        .block_on(login(&args, args.ca.as_deref(), &store))
-        .unwrap_err();
+    let e = rt.block_on(login(&args, &store)).unwrap_err();
     assert!(accepted.join().unwrap(), "the provider was not contacted");
     assert!(
         matches!(e, LoginError::Tls { .. } | LoginError::Http { .. }),

@@ -21,6 +21,7 @@ fn login(issuer: &str, client: &str, token: &str, updated_at: u64) -> StoredLogi
         expires_at: Some(2_000_000_000),
         scope: Some("openid".to_owned()),
         resource: None,
+        ca_pem: None,
         ca: None,
         updated_at,
     }
@@ -375,4 +376,61 @@ fn check_writable_takes_and_releases_the_lock_and_reads_the_file() {
     let e = store.check_writable().unwrap_err();
     assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
     assert!(!dir.join(LOCK_FILE).exists());
+}
+
+// ----------------------------------------------------------- formats
+
+#[test]
+fn a_version_1_store_with_a_ca_path_is_read_and_saved_as_version_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    store.save(&[]).unwrap();
+    let v1 = r#"{"version":1,"logins":[{"issuer":"https://a","client_id":"c","token_endpoint":"https://a/token","access_token":"t1","ca":"/etc/portcullis/ca.pem","updated_at":1}]}"#;
+    std::fs::write(store.path(), v1).unwrap();
+    let logins = store.load().unwrap();
+    assert_eq!(
+        logins[0].ca.as_deref(),
+        Some(Path::new("/etc/portcullis/ca.pem"))
+    );
+    assert!(logins[0].ca_pem.is_none());
+    store.save(&logins).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
+    assert_eq!(saved["version"], 2);
+    assert_eq!(saved["logins"][0]["ca"], "/etc/portcullis/ca.pem");
+    assert!(saved["logins"][0].get("ca_pem").is_none());
+}
+
+#[test]
+fn upsert_drops_least_recently_used_logins_to_keep_the_file_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    let big = |client: &str, updated_at| {
+        let mut l = login("https://i", client, "t", updated_at);
+        l.ca_pem = Some("x".repeat(300 * 1024));
+        l
+    };
+    for (i, c) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        store.upsert(big(c, 10 + i as u64)).unwrap();
+    }
+    // Three fit under the limit; the oldest, `a`, was dropped.
+    let mut kept: Vec<_> = store
+        .load()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.client_id)
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["b", "c", "d"]);
+    assert!(std::fs::metadata(store.path()).unwrap().len() <= MAX_STORE_BYTES);
+    // The login being stored is kept even when older than the others.
+    store.upsert(big("e", 1)).unwrap();
+    assert!(store.load().unwrap().iter().any(|l| l.client_id == "e"));
+    // One login too large on its own is refused, the file left as it was.
+    let mut huge = login("https://i", "f", "t", 99);
+    huge.ca_pem = Some("x".repeat(MAX_STORE_BYTES as usize));
+    let before = std::fs::read(store.path()).unwrap();
+    let e = store.upsert(huge).unwrap_err();
+    assert!(matches!(e, StoreError::WouldBeTooLarge { .. }), "{e}");
+    assert_eq!(std::fs::read(store.path()).unwrap(), before);
 }
