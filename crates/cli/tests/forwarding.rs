@@ -208,6 +208,63 @@ async fn spoofed_identity_and_provenance_headers_never_reach_the_upstream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_with_client_headers_forwards_only_those_it_lists() {
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| {
+            c.replacen(
+                "    path_prefix: /api\n",
+                "    path_prefix: /api\n    client_headers: [Accept, content-type, x-app-version]\n",
+                1,
+            )
+        },
+        BASIC_POLICY,
+    )
+    .await;
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/api/listed")
+        .header("host", "localhost")
+        .header("accept", "application/json")
+        .header("content-type", "text/plain")
+        .header("x-app-version", "7")
+        // Not listed: none of these reaches the upstream.
+        .header("x-webauth-user", "admin")
+        .header("x-tenant", "other-tenant")
+        .header("authorization", "Basic YWRtaW46YWRtaW4=")
+        .header("cookie", "session=abc")
+        .header("user-agent", "test")
+        .header("x-forwarded-user", "admin")
+        .body(Full::new(Bytes::from_static(b"hello")))
+        .unwrap();
+    let r = env.writer.send(env.gw.addr, req).await.unwrap();
+    assert_eq!(r.status, 200);
+    let rec = env.up.records().pop().unwrap();
+    assert_eq!(rec.body, "hello");
+    let mut names: Vec<&str> = rec.headers.keys().map(|n| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "accept",
+            "content-length",
+            "content-type",
+            "host",
+            "x-app-version",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+            "x-portcullis-identity",
+            "x-portcullis-request-id",
+        ],
+        "{:?}",
+        rec.headers
+    );
+    assert_eq!(header(&rec, "x-app-version"), ["7"]);
+    assert_eq!(header(&rec, "accept"), ["application/json"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_header_cannot_remove_gateway_headers_and_hop_by_hop_is_dropped() {
     let env = TestEnv::start().await;
     let raw = "GET /api/conn HTTP/1.1\r\n\

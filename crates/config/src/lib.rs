@@ -244,6 +244,11 @@ pub struct Route {
     pub pass_bearer_token: bool,
     /// Browsers without a session are sent to the OpenID provider.
     pub browser_login: bool,
+    /// When set, the only client request headers forwarded (lowercase,
+    /// sorted, unique); `content-length` and, with `pass_bearer_token`,
+    /// the verified `Authorization` always go. `None`: every header the
+    /// gateway does not remove.
+    pub client_headers: Option<Vec<http::HeaderName>>,
 }
 
 #[derive(Clone)]

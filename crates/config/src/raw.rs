@@ -229,6 +229,11 @@ pub(crate) struct RawRoute {
     /// Browsers without a session are sent to the OpenID provider.
     #[serde(default)]
     pub(crate) browser_login: Option<bool>,
+    /// The only client request headers the upstream receives (besides
+    /// what the gateway writes); absent: every header the gateway does
+    /// not remove.
+    #[serde(default)]
+    pub(crate) client_headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

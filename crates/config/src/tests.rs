@@ -750,3 +750,46 @@ fn a_rule_whose_requests_another_route_takes_is_refused() {
         check("{ id: internal, effect: deny, route: api, path: \"/api/internal/**\" }").is_ok()
     );
 }
+
+#[test]
+fn client_headers_list_what_the_gateway_would_forward_and_nothing_else() {
+    let f = Fixture::new();
+    let with = |list: &str| {
+        VALID.replacen(
+            "    path_prefix: /api/\n",
+            &format!("    path_prefix: /api/\n    client_headers: {list}\n"),
+            1,
+        )
+    };
+    assert_ne!(with("[]"), VALID);
+    let c = f.load(VALID).unwrap();
+    assert_eq!(c.routes[0].client_headers, None, "every header by default");
+    let c = f.load(&with("[X-App-Version, accept, Accept]")).unwrap();
+    let names: Vec<&str> = c.routes[0]
+        .client_headers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["accept", "x-app-version"],
+        "lowercase, sorted, once"
+    );
+    for (name, why) in [
+        ("x-forwarded-user", "spoofable identity header"),
+        ("X_Forwarded_User", "spoofable identity header"),
+        ("x-portcullis-identity", "its own namespace"),
+        ("connection", "hop-by-hop"),
+        ("transfer-encoding", "hop-by-hop"),
+        ("host", "always sends the client's host"),
+        ("content-length", "always forwarded"),
+    ] {
+        let e = f.load(&with(&format!("[accept, {name}]"))).unwrap_err();
+        assert_eq!(e.key(), "routes[0].client_headers[1]", "{e}");
+        assert!(e.message().contains(why), "{name}: {e}");
+    }
+    let e = f.load(&with("[\"bad name\"]")).unwrap_err();
+    assert!(e.message().contains("is not a header name"), "{e}");
+}

@@ -1127,6 +1127,10 @@ fn route(cx: &Ctx<'_>, key: &str, r: &raw::RawRoute) -> Result<Route, ConfigErro
             }
             (None, false) => None,
         };
+    let client_headers = match &r.client_headers {
+        None => None,
+        Some(list) => Some(client_headers(cx, &format!("{key}.client_headers"), list)?),
+    };
     Ok(Route {
         name: r.name.clone(),
         host,
@@ -1134,6 +1138,7 @@ fn route(cx: &Ctx<'_>, key: &str, r: &raw::RawRoute) -> Result<Route, ConfigErro
         methods,
         pass_bearer_token: r.pass_bearer_token.unwrap_or(false),
         browser_login: r.browser_login.unwrap_or(false),
+        client_headers,
         upstream: Upstream {
             scheme,
             authority,
@@ -1278,6 +1283,42 @@ fn shadowed_rule(policy: &Policy, routes: &[Route]) -> Option<String> {
         .collect();
     dead.sort_unstable();
     dead.into_iter().next().map(|(_, why)| why)
+}
+
+/// A route's `client_headers`: header names, each one the gateway would
+/// otherwise forward. A name it always removes or writes itself is an
+/// error, not a silent no-op: listing `x-forwarded-user` must not look as
+/// if it let the client's value through.
+fn client_headers(
+    cx: &Ctx<'_>,
+    key: &str,
+    list: &[String],
+) -> Result<Vec<http::HeaderName>, ConfigError> {
+    let mut names = Vec::with_capacity(list.len());
+    for (i, raw) in list.iter().enumerate() {
+        let at = format!("{key}[{i}]");
+        let name = http::HeaderName::from_bytes(raw.as_bytes())
+            .map_err(|_| cx.err(&at, format!("`{raw}` is not a header name")))?;
+        let n = name.as_str();
+        let why = if portcullis_http_guard::HOP_BY_HOP_HEADERS.contains(&n) {
+            Some("a hop-by-hop header: it is about the client's connection, never forwarded")
+        } else if portcullis_http_guard::is_protected_header(n) {
+            Some("a header the gateway removes from every client request (its own namespace, or a spoofable identity header)")
+        } else if n == "host" {
+            Some("the gateway always sends the client's host")
+        } else if n == "content-length" {
+            Some("always forwarded with a body")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(cx.err(&at, format!("`{n}` cannot be listed: {why}")));
+        }
+        names.push(name);
+    }
+    names.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+    Ok(names)
 }
 
 /// Route prefixes are compared against normalised paths, so they must

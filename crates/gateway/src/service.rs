@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use portcullis_http_guard as guard;
@@ -837,6 +837,27 @@ fn observe(
 /// `x-forwarded-*`, the request id and the identity assertion.
 const GATEWAY_HEADERS: usize = 6;
 
+/// A route's `client_headers`: removes every client header it does not
+/// list, except `content-length` (the body's framing) and, on a route
+/// that passes the bearer token on, `authorization` (kept only if it is
+/// the token the gateway verified, below). `allowed` is short and sorted.
+fn keep_client_headers(headers: &mut HeaderMap, allowed: &[HeaderName], pass_bearer_token: bool) {
+    let unlisted: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| {
+            **n != header::CONTENT_LENGTH
+                && !(pass_bearer_token && **n == header::AUTHORIZATION)
+                && allowed
+                    .binary_search_by(|a| a.as_str().cmp(n.as_str()))
+                    .is_err()
+        })
+        .cloned()
+        .collect();
+    for name in &unlisted {
+        headers.remove(name);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_upstream_request(
     conn: &ConnCtx,
@@ -896,6 +917,9 @@ fn build_upstream_request(
     // Client hop-by-hop and identity headers go first; the gateway's own
     // headers are added after, so no client header can remove them.
     guard::sanitize_request_headers(&mut headers);
+    if let Some(allowed) = &route.client_headers {
+        keep_client_headers(&mut headers, allowed, route.pass_bearer_token);
+    }
     // Room for the gateway's headers below, in one growth of the map
     // rather than one per insert. (Failure is impossible within the
     // header count limit; the inserts would grow the map themselves.)

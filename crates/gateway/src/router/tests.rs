@@ -9,6 +9,7 @@ fn route(name: &str, host: Option<&str>, prefix: &str, methods: &[&str]) -> Rout
         methods: methods.iter().map(|m| m.parse().unwrap()).collect(),
         pass_bearer_token: false,
         browser_login: false,
+        client_headers: None,
         upstream: portcullis_config::Upstream {
             scheme: http::uri::Scheme::HTTP,
             authority: "127.0.0.1:1".parse().unwrap(),
