@@ -55,18 +55,10 @@ where
         .map_frame(|f| clean_trailers(f, true))
 }
 
-/// An upstream's response body as the client gets it: its trailers lose
-/// hop-by-hop fields, the gateway namespace and the fields trailers may
-/// not carry.
-pub(crate) fn from_upstream<B>(body: B) -> impl Body<Data = B::Data, Error = B::Error> + Unpin
-where
-    B: Body + Unpin,
-{
-    use http_body_util::BodyExt;
-    body.map_frame(|f| clean_trailers(f, false))
-}
-
-fn clean_trailers<D>(frame: Frame<D>, request: bool) -> Frame<D> {
+/// A trailer section cleaned as [`portcullis_http_guard::sanitize_trailers`]
+/// says (of a request: `request`; of a response: not); other frames as
+/// they are.
+pub(crate) fn clean_trailers<D>(frame: Frame<D>, request: bool) -> Frame<D> {
     match frame.into_trailers() {
         Ok(mut trailers) => {
             let report = portcullis_http_guard::sanitize_trailers(&mut trailers, request);
@@ -153,7 +145,7 @@ where
 /// same request id, decision `error` and reason `response_incomplete: …`
 /// (an analyst should not read `allow 200` as "the client got it").
 pub(crate) struct AuditedEnd {
-    inner: crate::upstream::Body,
+    inner: StallTimeout<crate::upstream::UpstreamBody>,
     shared: std::sync::Arc<crate::Shared>,
     /// The head's record, written again if the body ends early; `None`
     /// once the body ended, either way.
@@ -162,7 +154,7 @@ pub(crate) struct AuditedEnd {
 
 impl AuditedEnd {
     pub(crate) fn new(
-        inner: crate::upstream::Body,
+        inner: StallTimeout<crate::upstream::UpstreamBody>,
         shared: std::sync::Arc<crate::Shared>,
         record: portcullis_telemetry::AuditRecord,
     ) -> Self {

@@ -419,7 +419,7 @@ async fn audit_connection_event(
     let snap = shared.state.load();
     let rec = AuditRecord {
         time: portcullis_telemetry::audit_time_now(),
-        request_id: portcullis_telemetry::new_request_id(),
+        request_id: portcullis_telemetry::new_request_id_shared(),
         trace_id: None,
         principal: "anonymous".into(),
         spiffe_id: None,

@@ -79,7 +79,7 @@ impl ConnStrings {
 
 /// Everything about one request that ends up in its audit record.
 struct Facts {
-    request_id: String,
+    request_id: Arc<str>,
     /// The same id as a header value, made once for the upstream request
     /// and the response.
     request_id_header: Option<HeaderValue>,
@@ -91,7 +91,7 @@ struct Facts {
     path: String,
     /// The matched route's index.
     route_id: Option<RouteId>,
-    rule: Option<String>,
+    rule: Option<Arc<str>>,
     /// The principal of this request when it differs from the
     /// connection's (a verified bearer token or a session was added).
     principal: Option<Arc<Principal>>,
@@ -101,9 +101,11 @@ struct Facts {
     session_note: Option<&'static str>,
     /// The refusal ends the HTTP/1 connection (`Connection: close`).
     close_connection: bool,
-    /// The response is the upstream's, its body still to come: its end is
-    /// audited too ([`crate::body::AuditedEnd`]).
-    proxied: bool,
+    /// The upstream's response body, when the response is the
+    /// upstream's: the pipeline answers with the head, and the body joins
+    /// it here, so that its end is audited too
+    /// ([`crate::body::AuditedEnd`]) behind one box.
+    upstream_body: Option<StallTimeout<crate::upstream::UpstreamBody>>,
 }
 
 /// RFC 6750 challenges: no detail beyond the error code reaches the client.
@@ -159,7 +161,7 @@ fn serve(
     async move {
         let start = Instant::now();
         let snap = conn.shared.state.load_full();
-        let request_id = portcullis_telemetry::new_request_id();
+        let request_id = portcullis_telemetry::new_request_id_shared();
         let mut facts = Facts {
             now: jiff::Timestamp::now(),
             request_id_header: HeaderValue::from_str(&request_id).ok(),
@@ -178,7 +180,7 @@ fn serve(
             session: None,
             session_note: None,
             close_connection: false,
-            proxied: false,
+            upstream_body: None,
         };
         // Cheap (shared bytes): for the audit record of a request refused
         // before its path was normalised.
@@ -196,7 +198,7 @@ fn serve(
                     status,
                     latency,
                 );
-                let proxied = facts.proxied;
+                let upstream_body = facts.upstream_body.take();
                 let rec = record(
                     &conn,
                     &snap,
@@ -206,11 +208,17 @@ fn serve(
                     None,
                     latency,
                 );
-                if !proxied {
+                let Some(body) = upstream_body else {
                     conn.shared.audit.record(rec);
                     return Ok(resp);
+                };
+                let (parts, _) = resp.into_parts();
+                // A body already at its end (a HEAD, 204 or 304 answer)
+                // cannot end early.
+                if hyper::body::Body::is_end_stream(&body) {
+                    conn.shared.audit.record(rec);
+                    return Ok(Response::from_parts(parts, Body::new(body)));
                 }
-                let (parts, body) = resp.into_parts();
                 let body = crate::body::AuditedEnd::new(body, conn.shared.clone(), rec.clone());
                 conn.shared.audit.record(rec);
                 Ok(Response::from_parts(parts, Body::new(body)))
@@ -239,7 +247,7 @@ fn serve(
                     "request refused"
                 );
                 if facts.rule.is_none() {
-                    facts.rule = refusal.rule.as_deref().map(str::to_owned);
+                    facts.rule = refusal.rule.as_deref().map(Arc::from);
                 }
                 let audit_decision = if refusal.is_error {
                     AuditDecision::Error
@@ -511,7 +519,7 @@ fn pipeline<'a>(
         if path == JWKS_PATH
             && (req.method() == http::Method::GET || req.method() == http::Method::HEAD)
         {
-            facts.rule = Some("gateway:jwks".to_owned());
+            facts.rule = Some(Arc::from("gateway:jwks"));
             return Ok(response::json(
                 StatusCode::OK,
                 shared.signer.jwks_json().to_owned(),
@@ -529,7 +537,7 @@ fn pipeline<'a>(
                     conn.principal.cert.as_ref(),
                 ))
                 .await?;
-                facts.rule = Some(format!("gateway:login ({note})"));
+                facts.rule = Some(Arc::from(format!("gateway:login ({note})")));
                 return Ok(resp);
             }
             if path == crate::browser::LOGOUT_PATH
@@ -546,7 +554,7 @@ fn pipeline<'a>(
                     });
                 browser.check_logout_origin(req.headers(), authority)?;
                 let (resp, note) = Box::pin(browser.logout(req.headers())).await?;
-                facts.rule = Some(format!("gateway:logout ({note})"));
+                facts.rule = Some(Arc::from(format!("gateway:logout ({note})")));
                 return Ok(resp);
             }
         }
@@ -707,7 +715,7 @@ fn pipeline<'a>(
                 return Err(r);
             }
         };
-        facts.rule = permit.decision().rule().map(str::to_owned);
+        facts.rule = permit.decision().rule_shared();
 
         // 8. Body size known up front.
         if let Some(len) = req
@@ -771,13 +779,8 @@ fn pipeline<'a>(
                 if let Some(v) = &facts.request_id_header {
                     parts.headers.insert(names::REQUEST_ID, v.clone());
                 }
-                let body = StallTimeout::new(
-                    crate::body::from_upstream(body),
-                    route.upstream.body_timeout,
-                )
-                .boxed();
-                facts.proxied = true;
-                Ok(Response::from_parts(parts, body))
+                facts.upstream_body = Some(StallTimeout::new(body, route.upstream.body_timeout));
+                Ok(Response::from_parts(parts, Body::default()))
             }
             Err(e) => {
                 if let Some(kind) = e.metric_kind() {
@@ -981,7 +984,7 @@ fn build_upstream_request(
                 fresh_jti = portcullis_telemetry::new_request_id();
                 (None, fresh_jti.as_str())
             } else {
-                (Some(facts.request_id.as_str()), facts.request_id.as_str())
+                (Some(&*facts.request_id), &*facts.request_id)
             };
             let claims = AssertionClaims {
                 sub,

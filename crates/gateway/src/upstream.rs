@@ -328,10 +328,16 @@ impl http_body::Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
+        match polled {
             Poll::Ready(None) => this.give_back(),
             Poll::Ready(Some(Err(_))) => this.returner = None,
-            _ => {}
+            // Trailers lose hop-by-hop fields, the gateway namespace and
+            // the fields trailers may not carry before the client sees
+            // them.
+            Poll::Ready(Some(Ok(frame))) => {
+                return Poll::Ready(Some(Ok(crate::body::clean_trailers(frame, false))))
+            }
+            Poll::Pending => {}
         }
         polled
     }

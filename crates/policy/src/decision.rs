@@ -156,6 +156,11 @@ impl Decision {
         self.rule.as_ref().map(Name::as_str)
     }
 
+    /// [`Self::rule`], shared with the policy: no copy of the name.
+    pub fn rule_shared(&self) -> Option<std::sync::Arc<str>> {
+        self.rule.as_ref().map(Name::shared)
+    }
+
     /// For `condition_failed`: which condition failed and why.
     pub fn failed_condition(&self) -> Option<&FailedCondition> {
         self.failed.as_ref()

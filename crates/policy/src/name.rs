@@ -17,6 +17,11 @@ impl Name {
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The name itself, shared.
+    pub(crate) fn shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
+    }
 }
 
 impl Deref for Name {

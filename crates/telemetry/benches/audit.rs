@@ -23,7 +23,7 @@ const CHUNK: u64 = 10_000;
 fn sample_record() -> AuditRecord {
     AuditRecord {
         time: audit_time_now(),
-        request_id: new_request_id(),
+        request_id: new_request_id().into(),
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
         principal: "spiffe://example.org/ns/prod/sa/web".into(),
         spiffe_id: Some("spiffe://example.org/ns/prod/sa/web".into()),
@@ -38,7 +38,7 @@ fn sample_record() -> AuditRecord {
         source: "192.0.2.7:51234".into(),
         decision: Decision::Allow,
         status: 200,
-        rule: Some("web-may-write-orders".to_owned()),
+        rule: Some("web-may-write-orders".into()),
         reason: None,
         policy_revision: "2025-01-31.3".into(),
         policy_sha256: "cd".repeat(32).into(),

@@ -65,7 +65,7 @@ pub struct AuditRecord {
     /// once, when the request arrives, and judges the request at that time
     /// (see [`audit_time_now`]).
     pub time: AuditTime,
-    pub request_id: String,
+    pub request_id: Arc<str>,
     /// Trace id from a valid W3C `traceparent` header, when present.
     pub trace_id: Option<String>,
     /// Display name of the principal, or `anonymous`.
@@ -91,7 +91,7 @@ pub struct AuditRecord {
     pub decision: AuditDecision,
     pub status: u16,
     /// The matched rule (allow or explicit deny).
-    pub rule: Option<String>,
+    pub rule: Option<Arc<str>>,
     /// Deny or error reason code and explanation.
     pub reason: Option<String>,
     pub policy_revision: Arc<str>,

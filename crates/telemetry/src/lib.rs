@@ -28,5 +28,5 @@ pub use metrics::{
     ConnectionGuard, Decision, Metrics, RouteMetrics, UpstreamErrorKind, METRICS_CONTENT_TYPE,
     METRIC_PREFIX, REQUEST_DURATION_BUCKETS, ROUTE_METRICS_CACHED,
 };
-pub use request_id::{new_request_id, REQUEST_ID_BYTES};
+pub use request_id::{new_request_id, new_request_id_shared, REQUEST_ID_BYTES};
 pub use trace_context::{parse_traceparent, TRACEPARENT_LEN};

@@ -58,22 +58,40 @@ thread_local! {
 
 /// A new request id: 32 lowercase hex digits from the system CSPRNG.
 pub fn new_request_id() -> String {
+    let digits = new_id_digits();
+    String::from_utf8(digits.to_vec()).unwrap_or_default()
+}
+
+/// [`new_request_id`], shared: one allocation, and every copy (the audit
+/// record, the record of a response cut off later) only counts a
+/// reference.
+pub fn new_request_id_shared() -> std::sync::Arc<str> {
+    let digits = new_id_digits();
+    std::sync::Arc::from(std::str::from_utf8(&digits).unwrap_or_default())
+}
+
+fn new_id_digits() -> [u8; REQUEST_ID_BYTES * 2] {
     let bytes = BATCH
         .try_with(|b| b.try_borrow_mut().ok().and_then(|mut b| b.take()))
         .ok()
         .flatten();
     match bytes {
-        Some(bytes) => to_hex(&bytes),
+        Some(bytes) => hex_digits(&bytes),
         None => {
             tracing::error!("system random generator failed, request id is not random");
-            fallback_request_id()
+            fallback_id_bytes()
         }
     }
 }
 
 /// Unique within this process (time plus a counter), for the case the
 /// CSPRNG fails: ids must stay distinct even when they cannot be random.
+#[cfg(test)]
 fn fallback_request_id() -> String {
+    String::from_utf8(fallback_id_bytes().to_vec()).unwrap_or_default()
+}
+
+fn fallback_id_bytes() -> [u8; REQUEST_ID_BYTES * 2] {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = jiff::Timestamp::now().as_nanosecond();
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -81,10 +99,10 @@ fn fallback_request_id() -> String {
     let (high, low) = bytes.split_at_mut(REQUEST_ID_BYTES / 2);
     high.copy_from_slice(&(nanos as u64).to_be_bytes());
     low.copy_from_slice(&count.to_be_bytes());
-    to_hex(&bytes)
+    hex_digits(&bytes)
 }
 
-fn to_hex(bytes: &[u8; REQUEST_ID_BYTES]) -> String {
+fn hex_digits(bytes: &[u8; REQUEST_ID_BYTES]) -> [u8; REQUEST_ID_BYTES * 2] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; REQUEST_ID_BYTES * 2];
     for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
@@ -93,6 +111,5 @@ fn to_hex(bytes: &[u8; REQUEST_ID_BYTES]) -> String {
             *lo = HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0');
         }
     }
-    // Hex digits are ASCII: the conversion cannot fail.
-    String::from_utf8(out.to_vec()).unwrap_or_default()
+    out
 }

@@ -30,7 +30,7 @@ impl Write for CapturedLogs {
 fn record(id: &str, decision: Decision) -> AuditRecord {
     AuditRecord {
         time: audit_time_now(),
-        request_id: id.to_owned(),
+        request_id: id.into(),
         trace_id: None,
         principal: "anonymous".into(),
         spiffe_id: None,

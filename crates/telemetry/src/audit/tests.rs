@@ -8,7 +8,7 @@ use super::*;
 fn record(id: &str, decision: Decision) -> AuditRecord {
     AuditRecord {
         time: audit_time_now(),
-        request_id: id.to_owned(),
+        request_id: id.into(),
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
         principal: "spiffe://example.org/web".into(),
         spiffe_id: Some("spiffe://example.org/web".into()),
@@ -27,7 +27,7 @@ fn record(id: &str, decision: Decision) -> AuditRecord {
             Decision::Deny => 403,
             Decision::Error => 502,
         },
-        rule: Some("read-items".to_owned()),
+        rule: Some("read-items".into()),
         reason: None,
         policy_revision: "r7".into(),
         policy_sha256: "cd".repeat(32).into(),

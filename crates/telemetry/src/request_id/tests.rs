@@ -82,5 +82,18 @@ fn hex_encoding_is_lowercase_and_complete() {
     let mut bytes = [0u8; REQUEST_ID_BYTES];
     bytes[..4].copy_from_slice(&[0x00, 0x0f, 0xa5, 0xff]);
     bytes[15] = 0x9c;
-    assert_eq!(to_hex(&bytes), "000fa5ff00000000000000000000009c");
+    assert_eq!(&hex_digits(&bytes), b"000fa5ff00000000000000000000009c");
+}
+
+#[test]
+fn a_shared_request_id_is_like_any_other() {
+    let a = new_request_id_shared();
+    let b = new_request_id_shared();
+    assert_ne!(a, b);
+    for id in [&a, &b] {
+        assert_eq!(id.len(), REQUEST_ID_BYTES * 2);
+        assert!(id
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
 }
