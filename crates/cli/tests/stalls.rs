@@ -35,30 +35,74 @@ fn with_body_timeout(config: String) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_upstream_body_is_cut_off() {
-    // An upstream that promises 100 bytes, sends 3 and goes silent.
+/// What a [`raw_upstream`] does after its answer.
+enum After {
+    /// Reads the next request on the connection.
+    Next,
+    /// Closes the connection.
+    HangUp,
+    /// Keeps the connection open and says nothing more.
+    Stall,
+}
+
+/// An HTTP/1.1 upstream on 127.0.0.1 that writes, for each request head
+/// it reads, the bytes `answer` gives for it, then does what it says.
+async fn raw_upstream(answer: fn(&str) -> (&'static [u8], After)) -> std::net::SocketAddr {
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = tcp.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = tcp.accept().await {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
-                let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc")
-                    .await;
-                tokio::time::sleep(Duration::from_secs(60)).await;
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let head = buf.get(..n).unwrap_or_default();
+                    let (bytes, after) = answer(&String::from_utf8_lossy(head));
+                    if s.write_all(bytes).await.is_err() {
+                        return;
+                    }
+                    match after {
+                        After::Next => {}
+                        After::HangUp => return,
+                        After::Stall => tokio::time::sleep(Duration::from_secs(60)).await,
+                    }
+                }
             });
         }
     });
+    up
+}
+
+/// A gateway routing `/api` to `up` under [`BASIC_POLICY`], its
+/// configuration passed through `edit`.
+fn gateway_to(
+    up: std::net::SocketAddr,
+    edit: fn(String) -> String,
+) -> (tempfile::TempDir, TestPki, GatewayProc) {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::new(&dir.path().join("pki"));
     let gw = GatewayProc::start(
         dir.path(),
-        &with_body_timeout(config_yaml(&pki, &[("api", "/api", up)], "")),
+        &edit(config_yaml(&pki, &[("api", "/api", up)], "")),
         BASIC_POLICY,
     );
+    (dir, pki, gw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upstream_body_is_cut_off() {
+    // An upstream that promises 100 bytes, sends 3 and goes silent.
+    let up = raw_upstream(|_| {
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc",
+            After::Stall,
+        )
+    })
+    .await;
+    let (_dir, pki, gw) = gateway_to(up, with_body_timeout);
     let reader = pki.workload("reader", "/ns/test/sa/reader");
     let r = Client::new(&pki, Some(&reader))
         .get(gw.addr, "/api/x")
@@ -89,39 +133,26 @@ async fn a_response_cut_off_after_its_head_gets_a_second_audit_record() {
     // An upstream that answers `/api/whole` in full (with a length, and
     // chunked), and `/api/cut` with 3 of the 100 bytes it promised before
     // it hangs up.
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up = tcp.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = tcp.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                loop {
-                    let n = match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    let answer: &[u8] = if head.contains("/api/cut") {
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc"
-                    } else if head.contains("/api/chunked") {
-                        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-                    } else {
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc"
-                    };
-                    if s.write_all(answer).await.is_err() || head.contains("/api/cut") {
-                        return;
-                    }
-                }
-            });
+    let up = raw_upstream(|head| {
+        if head.contains("/api/cut") {
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc",
+                After::HangUp,
+            )
+        } else if head.contains("/api/chunked") {
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                After::Next,
+            )
+        } else {
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc",
+                After::Next,
+            )
         }
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::new(&dir.path().join("pki"));
-    let gw = GatewayProc::start(
-        dir.path(),
-        &config_yaml(&pki, &[("api", "/api", up)], ""),
-        BASIC_POLICY,
-    );
+    })
+    .await;
+    let (_dir, pki, gw) = gateway_to(up, |c| c);
     let reader = pki.workload("reader", "/ns/test/sa/reader");
     for client in [
         Client::new(&pki, Some(&reader)),
