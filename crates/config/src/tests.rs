@@ -793,3 +793,19 @@ fn client_headers_list_what_the_gateway_would_forward_and_nothing_else() {
     let e = f.load(&with("[\"bad name\"]")).unwrap_err();
     assert!(e.message().contains("is not a header name"), "{e}");
 }
+
+#[test]
+fn a_configuration_nested_too_deep_is_refused_with_its_line() {
+    let f = Fixture::new();
+    let deep = format!(
+        "{VALID}extra: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let e = f.load(&deep).unwrap_err();
+    assert!(
+        e.message()
+            .contains("flow collections (`[`, `{`) nested more than 256 levels deep at line"),
+        "{e}"
+    );
+}
