@@ -1054,6 +1054,45 @@ async fn request_trailers_reach_an_h2_upstream_without_forged_fields() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_with_client_headers_forwards_only_listed_trailers() {
+    // An HTTP/2 upstream receives trailers as sent: a field the route
+    // does not take in the header section must not arrive as a trailer.
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_pki = TestPki::new(&dir.path().join("upstream-pki"));
+    let tls = tls_upstream(&upstream_pki.server_cert, &upstream_pki.server_key, true).await;
+    let (ca, tls_addr) = (upstream_pki.ca_bundle.clone(), tls.addr);
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, plain| {
+            https_route(c, plain, tls_addr, &ca).replacen(
+                "    path_prefix: /api\n",
+                "    path_prefix: /api\n    client_headers: [x-checksum, content-type]\n",
+                1,
+            )
+        },
+        BASIC_POLICY,
+    )
+    .await;
+    let raw = "POST /api/h2/trailers HTTP/1.1\r\n\
+        Host: localhost\r\n\
+        Transfer-Encoding: chunked\r\n\
+        Connection: close\r\n\r\n\
+        5\r\nhello\r\n0\r\n\
+        x-tenant: other-tenant\r\n\
+        x-webauth-user: admin\r\n\
+        x-checksum: kept\r\n\r\n";
+    let resp = env.writer.raw(env.gw.addr, raw.as_bytes()).await.unwrap();
+    assert_eq!(raw_status(&resp), Some(200), "{resp}");
+    let records = tls.records.lock().unwrap().clone();
+    assert_eq!(records.len(), 1);
+    let rec = &records[0];
+    assert_eq!(rec.body, "hello");
+    let trailers = rec.trailers.as_ref().expect("the trailer section");
+    let names: Vec<&str> = trailers.keys().map(http::HeaderName::as_str).collect();
+    assert_eq!(names, ["x-checksum"], "{trailers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_h2_upstream_gets_the_clients_host_as_authority_and_te_trailers() {
     let (_dir, tls, env) = behind_tls_upstream(true).await;
     let req = http::Request::post("/api/grpc.Service/Call")

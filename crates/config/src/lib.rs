@@ -248,7 +248,7 @@ pub struct Route {
     /// sorted, unique); `content-length` and, with `pass_bearer_token`,
     /// the verified `Authorization` always go. `None`: every header the
     /// gateway does not remove.
-    pub client_headers: Option<Vec<http::HeaderName>>,
+    pub client_headers: Option<std::sync::Arc<[http::HeaderName]>>,
 }
 
 #[derive(Clone)]

@@ -1139,7 +1139,7 @@ fn route(cx: &Ctx<'_>, key: &str, r: &raw::RawRoute) -> Result<Route, ConfigErro
         };
     let client_headers = match &r.client_headers {
         None => None,
-        Some(list) => Some(client_headers(cx, &format!("{key}.client_headers"), list)?),
+        Some(list) => Some(client_headers(cx, &format!("{key}.client_headers"), list)?.into()),
     };
     Ok(Route {
         name: r.name.clone(),

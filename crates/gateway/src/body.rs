@@ -44,15 +44,56 @@ pub(crate) struct ClientBodyError(#[source] BoxError);
 /// The client's request body as the upstream gets it: its errors become
 /// [`ClientBodyError`]s and its trailers lose what the gateway removes
 /// from headers, and the fields trailers may not carry
-/// ([`portcullis_http_guard::sanitize_trailers`]).
-pub(crate) fn from_client<B>(body: B) -> impl Body<Data = B::Data, Error = ClientBodyError> + Unpin
+/// ([`portcullis_http_guard::sanitize_trailers`]). On a route with
+/// `client_headers` (`allowed`, sorted), trailers keep only the fields it
+/// lists: a trailer reaches an HTTP/2 upstream as sent, so a field the
+/// route does not take in the header section must not come in after the
+/// body either.
+pub(crate) fn from_client<B>(
+    body: B,
+    allowed: Option<std::sync::Arc<[http::HeaderName]>>,
+) -> impl Body<Data = B::Data, Error = ClientBodyError> + Unpin
 where
     B: Body + Unpin,
     B::Error: Into<BoxError>,
 {
     use http_body_util::BodyExt;
     body.map_err(|e| ClientBodyError(e.into()))
-        .map_frame(|f| clean_trailers(f, true))
+        .map_frame(move |f| {
+            let f = clean_trailers(f, true);
+            match &allowed {
+                None => f,
+                Some(allowed) => match f.into_trailers() {
+                    Ok(mut trailers) => {
+                        keep_listed(&mut trailers, allowed, |_| false);
+                        Frame::trailers(trailers)
+                    }
+                    Err(f) => f,
+                },
+            }
+        })
+}
+
+/// Removes from `fields` every name `allowed` (sorted) does not list,
+/// except those `also` keeps.
+pub(crate) fn keep_listed(
+    fields: &mut http::HeaderMap,
+    allowed: &[http::HeaderName],
+    also: impl Fn(&http::HeaderName) -> bool,
+) {
+    let unlisted: Vec<http::HeaderName> = fields
+        .keys()
+        .filter(|n| {
+            !also(n)
+                && allowed
+                    .binary_search_by(|a| a.as_str().cmp(n.as_str()))
+                    .is_err()
+        })
+        .cloned()
+        .collect();
+    for name in &unlisted {
+        fields.remove(name);
+    }
 }
 
 /// A trailer section cleaned as [`portcullis_http_guard::sanitize_trailers`]

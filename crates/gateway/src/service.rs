@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Version};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use portcullis_http_guard as guard;
@@ -840,27 +840,6 @@ fn observe(
 /// `x-forwarded-*`, the request id and the identity assertion.
 const GATEWAY_HEADERS: usize = 6;
 
-/// A route's `client_headers`: removes every client header it does not
-/// list, except `content-length` (the body's framing) and, on a route
-/// that passes the bearer token on, `authorization` (kept only if it is
-/// the token the gateway verified, below). `allowed` is short and sorted.
-fn keep_client_headers(headers: &mut HeaderMap, allowed: &[HeaderName], pass_bearer_token: bool) {
-    let unlisted: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| {
-            **n != header::CONTENT_LENGTH
-                && !(pass_bearer_token && **n == header::AUTHORIZATION)
-                && allowed
-                    .binary_search_by(|a| a.as_str().cmp(n.as_str()))
-                    .is_err()
-        })
-        .cloned()
-        .collect();
-    for name in &unlisted {
-        headers.remove(name);
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn build_upstream_request(
     conn: &ConnCtx,
@@ -920,8 +899,14 @@ fn build_upstream_request(
     // Client hop-by-hop and identity headers go first; the gateway's own
     // headers are added after, so no client header can remove them.
     guard::sanitize_request_headers(&mut headers);
+    // A route's `client_headers`: every other client header goes, except
+    // `content-length` (the body's framing) and, on a route that passes
+    // the bearer token on, `authorization` (kept below only if it is the
+    // token the gateway verified).
     if let Some(allowed) = &route.client_headers {
-        keep_client_headers(&mut headers, allowed, route.pass_bearer_token);
+        crate::body::keep_listed(&mut headers, allowed, |n| {
+            *n == header::CONTENT_LENGTH || (route.pass_bearer_token && *n == header::AUTHORIZATION)
+        });
     }
     // Room for the gateway's headers below, in one growth of the map
     // rather than one per insert. (Failure is impossible within the
@@ -1024,7 +1009,7 @@ fn build_upstream_request(
 
     let body = StallTimeout::new(
         Limited::new(
-            crate::body::from_client(body),
+            crate::body::from_client(body, route.client_headers.clone()),
             usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
         ),
         route.upstream.body_timeout,
