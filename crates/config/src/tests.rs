@@ -783,6 +783,9 @@ fn client_headers_list_what_the_gateway_would_forward_and_nothing_else() {
         ("x-portcullis-identity", "its own namespace"),
         ("connection", "hop-by-hop"),
         ("transfer-encoding", "hop-by-hop"),
+        ("transfer_encoding", "hop-by-hop"),
+        ("Keep_Alive", "hop-by-hop"),
+        ("content_length", "always forwarded"),
         ("host", "always sends the client's host"),
         ("content-length", "always forwarded"),
     ] {

@@ -1310,13 +1310,15 @@ fn client_headers(
         let name = http::HeaderName::from_bytes(raw.as_bytes())
             .map_err(|_| cx.err(&at, format!("`{raw}` is not a header name")))?;
         let n = name.as_str();
-        let why = if portcullis_http_guard::HOP_BY_HOP_HEADERS.contains(&n) {
+        // As the sanitiser reads names: `_` counts as `-`.
+        let canonical = n.replace('_', "-");
+        let why = if portcullis_http_guard::HOP_BY_HOP_HEADERS.contains(&canonical.as_str()) {
             Some("a hop-by-hop header: it is about the client's connection, never forwarded")
         } else if portcullis_http_guard::is_protected_header(n) {
             Some("a header the gateway removes from every client request (its own namespace, or a spoofable identity header)")
-        } else if n == "host" {
+        } else if canonical == "host" {
             Some("the gateway always sends the client's host")
-        } else if n == "content-length" {
+        } else if canonical == "content-length" {
             Some("always forwarded with a body")
         } else {
             None
