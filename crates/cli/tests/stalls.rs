@@ -130,11 +130,16 @@ async fn a_stalled_upstream_body_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_cut_off_after_its_head_gets_a_second_audit_record() {
-    // An upstream that answers `/api/whole` in full (with a length, and
-    // chunked), and `/api/cut` with 3 of the 100 bytes it promised before
-    // it hangs up.
+    // An upstream that answers `/api/whole` in full (with a length,
+    // chunked, and chunked with a trailer section), and `/api/cut` with 3
+    // of the 100 bytes it promised before it hangs up.
     let up = raw_upstream(|head| {
-        if head.contains("/api/cut") {
+        if head.contains("/api/trailers") {
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n3\r\nabc\r\n0\r\nx-checksum: 1\r\n\r\n",
+                After::Next,
+            )
+        } else if head.contains("/api/cut") {
             (
                 b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc",
                 After::HangUp,
@@ -158,7 +163,7 @@ async fn a_response_cut_off_after_its_head_gets_a_second_audit_record() {
         Client::new(&pki, Some(&reader)),
         Client::h2(&pki, Some(&reader)),
     ] {
-        for path in ["/api/whole", "/api/chunked"] {
+        for path in ["/api/whole", "/api/chunked", "/api/trailers"] {
             let r = client.get(gw.addr, path).await.unwrap();
             assert_eq!((r.status, &r.body[..]), (200, &b"abc"[..]), "{path}");
         }
@@ -175,10 +180,10 @@ async fn a_response_cut_off_after_its_head_gets_a_second_audit_record() {
         assert_eq!(head.status, 200);
     }
     // Complete answers: one record each, nothing more.
-    let audit = gw.wait_audit(6).await;
+    let audit = gw.wait_audit(8).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let audit_now = gw.audit();
-    assert_eq!(audit_now.len(), 6, "{audit_now:?}");
+    assert_eq!(audit_now.len(), 8, "{audit_now:?}");
     assert!(audit
         .iter()
         .all(|r| r["decision"] == "allow" && r["reason"].is_null()));

@@ -237,6 +237,9 @@ impl Body for AuditedEnd {
         let this = &mut *self;
         let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &frame {
+            // A trailer section is a body's last frame: the server may
+            // drop the body after it without asking for its end.
+            Some(Ok(f)) if f.is_trailers() => this.record = None,
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 let kind = if find_cause::<BodyStalled>(e.as_ref()).is_some() {
@@ -264,8 +267,12 @@ impl Drop for AuditedEnd {
     fn drop(&mut self) {
         // Dropped by the server before the end: the client went away or
         // the connection ended. A body that reached its end (the server
-        // stops polling once it says so) is no loss.
-        if self.record.is_some() && !self.inner.is_end_stream() {
+        // stops polling once it says so), or that has all the bytes its
+        // length promised (an HTTP/1 client's response is complete then,
+        // even if an HTTP/2 upstream's end of stream is still to come),
+        // is no loss.
+        let complete = self.inner.is_end_stream() || self.inner.size_hint().exact() == Some(0);
+        if self.record.is_some() && !complete {
             self.incomplete("the connection ended before the body did", None);
         }
     }
