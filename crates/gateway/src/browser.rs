@@ -680,7 +680,8 @@ impl BrowserAuth {
         nonce: &str,
     ) -> Result<portcullis_token::VerifiedToken, (&'static str, String)> {
         let v = verify_provider_id_token(&self.keys, &self.rules, &self.oidc.client_id, id_token)
-            .await?;
+            .await
+            .map_err(|r| (r.code, r.detail))?;
         let got = v.claims.get("nonce").and_then(Value::as_str).unwrap_or("");
         if !crate::https::ct_eq(got.as_bytes(), nonce.as_bytes()) {
             return Err((
@@ -869,6 +870,27 @@ pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
+/// Why an ID token of the provider was not accepted.
+#[derive(Debug)]
+pub(crate) struct IdTokenRefusal {
+    pub(crate) code: &'static str,
+    pub(crate) detail: String,
+    /// The token may be sound and the gateway unable to tell now: the
+    /// provider's keys are unavailable or do not hold its key yet, or the
+    /// clocks disagree on its time claims.
+    pub(crate) transient: bool,
+}
+
+impl IdTokenRefusal {
+    fn new(code: &'static str, detail: impl Into<String>, transient: bool) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            transient,
+        }
+    }
+}
+
 /// Verifies an ID token of the provider: its signature with the
 /// provider's keys (fetched again once for an unknown key id), `iss`,
 /// `aud`, the time claims, and `azp`. The `nonce` is the caller's to check
@@ -878,19 +900,30 @@ pub(crate) async fn verify_provider_id_token(
     rules: &IssuerRules,
     client_id: &str,
     id_token: &str,
-) -> Result<portcullis_token::VerifiedToken, (&'static str, String)> {
-    let bad = |e: portcullis_token::TokenError| {
-        ("login_id_token_invalid", format!("{}: {e}", e.reason()))
+) -> Result<portcullis_token::VerifiedToken, IdTokenRefusal> {
+    use portcullis_token::TokenError as E;
+    let bad = |e: E| {
+        let transient = matches!(
+            e,
+            E::UnknownKid(_) | E::Expired { .. } | E::NotYetValid { .. } | E::IssuedInFuture { .. }
+        );
+        IdTokenRefusal::new(
+            "login_id_token_invalid",
+            format!("{}: {e}", e.reason()),
+            transient,
+        )
     };
     let current = keys
         .current()
-        .map_err(|e| ("login_keys_unavailable", e.to_string()))?;
+        .map_err(|e| IdTokenRefusal::new("login_keys_unavailable", e.to_string(), true))?;
     let v = match portcullis_token::verify(id_token, rules, &current, now()) {
-        Err(portcullis_token::TokenError::UnknownKid(_)) => {
+        Err(E::UnknownKid(_)) => {
             let fresh = keys
                 .refresh_for_unknown_kid(current.version())
                 .await
-                .ok_or(("login_id_token_invalid", "unknown key id".to_owned()))?;
+                .ok_or_else(|| {
+                    IdTokenRefusal::new("login_id_token_invalid", "unknown key id", true)
+                })?;
             portcullis_token::verify(id_token, rules, &fresh, now()).map_err(bad)?
         }
         other => other.map_err(bad)?,
@@ -899,15 +932,17 @@ pub(crate) async fn verify_provider_id_token(
     // present it must be us anyway.
     match v.claims.get("azp").and_then(Value::as_str) {
         Some(azp) if azp != client_id => {
-            return Err((
+            return Err(IdTokenRefusal::new(
                 "login_azp_mismatch",
-                "the ID token's `azp` is another client".into(),
+                "the ID token's `azp` is another client",
+                false,
             ))
         }
         None if v.audiences.len() > 1 => {
-            return Err((
+            return Err(IdTokenRefusal::new(
                 "login_azp_missing",
-                "an ID token for several audiences needs `azp`".into(),
+                "an ID token for several audiences needs `azp`",
+                false,
             ))
         }
         _ => {}

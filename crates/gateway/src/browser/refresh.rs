@@ -63,9 +63,9 @@ pub(crate) struct RefreshedIdToken {
     pub(crate) claims: serde_json::Map<String, Value>,
 }
 
-/// The verdict on a refreshed ID token: what it says, or the reason code
-/// and detail of its refusal.
-pub(crate) type IdTokenVerdict = Result<RefreshedIdToken, (&'static str, String)>;
+/// The verdict on a refreshed ID token: what it says, or why it was
+/// refused.
+pub(crate) type IdTokenVerdict = Result<RefreshedIdToken, super::IdTokenRefusal>;
 
 /// The provider's token endpoint as the refresher uses it.
 pub(crate) trait RefreshEndpoint: Send + Sync {
@@ -307,19 +307,24 @@ impl Refresher {
         &self,
         s: &Session,
         id_token: &Value,
-    ) -> Result<serde_json::Map<String, Value>, (&'static str, String)> {
+    ) -> Result<serde_json::Map<String, Value>, super::IdTokenRefusal> {
+        let refuse = |code, detail: String| super::IdTokenRefusal {
+            code,
+            detail,
+            transient: false,
+        };
         let id_token = id_token
             .as_str()
-            .ok_or(("id_token_invalid", "`id_token` is not a string".to_owned()))?;
+            .ok_or_else(|| refuse("id_token_invalid", "`id_token` is not a string".to_owned()))?;
         let v = self.endpoint.verify_id_token(id_token).await?;
         if v.issuer != s.issuer {
-            return Err((
+            return Err(refuse(
                 "id_token_other_issuer",
                 format!("issued by `{}`", escape(&v.issuer)),
             ));
         }
         if v.subject.as_deref() != Some(s.subject.as_str()) {
-            return Err((
+            return Err(refuse(
                 "id_token_other_user",
                 "the refreshed ID token names another user than the session's".to_owned(),
             ));
@@ -412,7 +417,22 @@ impl Refresher {
             None => None,
             Some(id_token) => match self.refreshed_claims(&s, id_token).await {
                 Ok(claims) => Some(claims),
-                Err((code, detail)) => {
+                // Keys unavailable or not yet holding the token's key,
+                // clocks apart: not the user's doing. Ending every due
+                // session during a key-endpoint outage would log everyone
+                // out; the claims are kept and checked again at the next
+                // refresh, and the new refresh token is stored.
+                Err(refusal) if refusal.transient => {
+                    self.metrics.provider_refresh_failed("id_token_unverified");
+                    tracing::warn!(
+                        session = %short(key),
+                        reason = refusal.code,
+                        detail = %refusal.detail,
+                        "the ID token of a refresh could not be verified now; the session keeps its claims until the next refresh"
+                    );
+                    None
+                }
+                Err(super::IdTokenRefusal { code, detail, .. }) => {
                     self.store
                         .revoke(key)
                         .await
@@ -447,8 +467,12 @@ impl Refresher {
                 );
             }
             next.provider_token_expires_at = Some(super::provider_expiry(t, expires_in));
+            // Unless a login (a step-up) changed the session since it was
+            // read: its claims are newer than the refreshed grant's.
             if let Some(c) = &claims {
-                next.claims = c.clone();
+                if cur.auth_time == s.auth_time && cur.mfa_time == s.mfa_time {
+                    next.claims = c.clone();
+                }
             }
             if self.write(&cur, next).await? {
                 tracing::debug!(session = %short(key), "provider tokens refreshed");

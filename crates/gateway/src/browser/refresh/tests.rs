@@ -62,7 +62,16 @@ impl RefreshEndpoint for FakeEndpoint {
                 subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
                 claims,
             }),
-            Err(_) => Err(("login_id_token_invalid", "bad signature".to_owned())),
+            Err(_) if id_token == "expired" => Err(crate::browser::IdTokenRefusal {
+                code: "login_id_token_invalid",
+                detail: "expired".to_owned(),
+                transient: true,
+            }),
+            Err(_) => Err(crate::browser::IdTokenRefusal {
+                code: "login_id_token_invalid",
+                detail: "bad signature".to_owned(),
+                transient: false,
+            }),
         };
         Box::pin(async move { verdict })
     }
@@ -427,4 +436,33 @@ async fn a_refreshed_id_token_that_fails_or_names_another_user_ends_the_session(
         text.contains("portcullis_provider_refresh_failures_total{reason=\"id_token_invalid\"} 5"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_that_cannot_be_verified_now_keeps_the_session_and_its_claims() {
+    // Keys unavailable, the token's key not yet published, clocks apart:
+    // the session keeps its claims and the rotated refresh token, and the
+    // claims are checked again at the next refresh.
+    let r = rig(10);
+    let key = r.session("bob", 100, -5).await;
+    r.endpoint.answer(
+        "bob",
+        StatusCode::OK,
+        json!({ "access_token": "at", "refresh_token": "bob-2", "expires_in": 300,
+                "id_token": "expired" }),
+    );
+    let (status, body) = ok("bob-3");
+    r.endpoint.answer("bob-2", status, body);
+    r.refresher.round().await.unwrap();
+    let s = r.get(&key).await;
+    assert!(!s.revoked);
+    assert!(s.claims.is_empty(), "claims kept as they were");
+    assert!(s.provider_token_expires_at.unwrap() > now() + 200);
+    let sealed = s.refresh_token.as_ref().unwrap();
+    let stored = r.refresher.sealer.open(&key, sealed).unwrap();
+    assert_eq!(&stored[..], b"bob-2", "the rotated refresh token is kept");
+    assert!(r
+        .metrics
+        .encode()
+        .contains("portcullis_provider_refresh_failures_total{reason=\"id_token_unverified\"} 1"));
 }
