@@ -803,21 +803,19 @@ fn a_lock_left_by_a_process_that_exited_does_not_stop_a_login() {
     let env = Env::start(&[]);
     std::fs::create_dir_all(&env.config_dir).unwrap();
     std::fs::set_permissions(&env.config_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    // As a `portcullis token` killed while refreshing leaves it: its pid,
-    // this boot and pid namespace.
-    let mut exited = Command::new("true").spawn().unwrap();
-    let pid = exited.id();
-    exited.wait().unwrap();
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
-    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    // As a `portcullis token` killed while refreshing leaves it: the lock
+    // file, its pid inside, and no process holding the lock any more.
     let lock = env.config_dir.join("tokens.lock");
-    std::fs::write(
-        &lock,
-        format!("{pid} {} {}\n", boot.trim(), ns.to_str().unwrap()),
-    )
-    .unwrap();
+    let mut holder = Command::new("flock")
+        .arg("--no-fork")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::fs::write(&lock, format!("{}\n", holder.id())).unwrap();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
     env.login_as("alice", "pw");
-    assert!(!lock.exists());
     assert_eq!(env.stored()["client_id"], CLI_CLIENT);
 }
 

@@ -33,8 +33,6 @@ pub(crate) const MAX_LOGINS: usize = 64;
 /// How long a writer waits for another process holding the lock (a
 /// refresh takes one token request, bounded well below this).
 pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(45);
-/// A lock file older than this was left by a process that died.
-pub(crate) const STALE_LOCK_AGE: Duration = Duration::from_secs(120);
 /// Current format of `tokens.json`: 2 stores the CA certificates given at
 /// login (`ca_pem`) where 1 stored the CA file's path (`ca`).
 const STORE_VERSION: u32 = 2;
@@ -72,7 +70,7 @@ pub(crate) enum StoreError {
     Version { path: PathBuf, found: u32 },
     #[error("cannot store the logins: `{path}` would be larger than {MAX_STORE_BYTES} bytes")]
     WouldBeTooLarge { path: PathBuf },
-    #[error("the token store is locked by another portcullis process{}: `{path}`; if no portcullis process is running, remove that file and try again", describe_holder(*.holder))]
+    #[error("the token store is in use by another running portcullis process{} (it holds the lock on `{path}`); try again when it has finished", describe_holder(*.holder))]
     Locked { path: PathBuf, holder: Option<u32> },
 }
 
@@ -389,48 +387,56 @@ impl TokenStore {
         self.load().map(drop)
     }
 
-    /// Takes the store's lock: a file created exclusively, holding the
-    /// holder's process id, removed on drop. Waits up to [`LOCK_WAIT`];
-    /// removes a lock older than [`STALE_LOCK_AGE`], or whose holder is
-    /// known to have exited (see [`holder`]).
+    /// Takes the store's lock: an exclusive `flock(2)` on the lock file,
+    /// which the kernel releases when its holder ends, however it ends. A
+    /// lock is never left behind by a crash, and none is ever taken over
+    /// from a holder judged gone (two processes that both judged one
+    /// lock stale once both held "the lock"). The file stays in place;
+    /// its holder writes its process id there for the error message of
+    /// whoever waits. Waits up to the store's lock wait ([`LOCK_WAIT`]).
     pub(crate) fn lock(&self) -> Result<StoreLock, StoreError> {
         self.lock_within(self.lock_wait)
     }
 
     pub(crate) fn lock_within(&self, wait: Duration) -> Result<StoreLock, StoreError> {
+        use std::io::{Seek, SeekFrom};
         self.ensure_dir()?;
         let path = self.dir.join(LOCK_FILE);
+        let io = |action, path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(io("open", &path))?;
         let start = std::time::Instant::now();
         loop {
-            match new_private_file(&path) {
-                Ok(mut file) => {
-                    // Only a hint for others: a lock without it is judged
-                    // by its age alone.
-                    let _ = file.write_all(holder::describe_self().as_bytes());
-                    return Ok(StoreLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let held = HeldLock::inspect(&path);
-                    if held.is_stale() && held.remove(&path) {
-                        continue;
-                    }
-                    if start.elapsed() >= wait {
-                        return Err(StoreError::Locked {
-                            path,
-                            holder: held.pid,
-                        });
-                    }
+            match try_lock(&file) {
+                Ok(true) => break,
+                Ok(false) if start.elapsed() < wait => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                Err(source) => {
-                    return Err(StoreError::Io {
-                        action: "create",
-                        path,
-                        source,
-                    })
+                Ok(false) => {
+                    let mut text = String::new();
+                    let _ = (&file).take(32).read_to_string(&mut text);
+                    let holder = text.trim().parse().ok().filter(|&p: &u32| p > 0);
+                    return Err(StoreError::Locked { path, holder });
                 }
+                Err(source) => return Err(io("lock", &path)(source)),
             }
         }
+        // Only a hint for whoever waits; the lock is the flock.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(format!("{}\n", std::process::id()).as_bytes()));
+        Ok(StoreLock { _file: file })
     }
 
     /// Creates the directory with mode 0700; refuses an existing one that
@@ -454,137 +460,33 @@ impl TokenStore {
     }
 }
 
-/// The store's lock; released (removed) on drop.
+/// The store's lock: released when dropped (the file is closed), or by
+/// the kernel when the process ends.
 #[derive(Debug)]
 pub(crate) struct StoreLock {
-    path: PathBuf,
+    _file: std::fs::File,
 }
 
-impl Drop for StoreLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// A lock file found in place, as read once.
-struct HeldLock {
-    meta: Option<std::fs::Metadata>,
-    /// The holder's process id, if it wrote one.
-    pid: Option<u32>,
-    /// The holder is known to have exited.
-    gone: bool,
-}
-
-impl HeldLock {
-    /// Longest lock file read (a pid and two identifiers).
-    const MAX_BYTES: u64 = 256;
-
-    fn inspect(path: &Path) -> Self {
-        let mut text = String::new();
-        let meta = std::fs::File::open(path).ok().and_then(|f| {
-            let meta = f.metadata().ok();
-            let _ = f.take(Self::MAX_BYTES).read_to_string(&mut text);
-            meta
-        });
-        let (pid, gone) = match holder::parse(&text) {
-            Some((pid, context)) => (Some(pid), holder::is_gone(pid, context)),
-            None => (None, false),
-        };
-        Self { meta, pid, gone }
-    }
-
-    fn is_stale(&self) -> bool {
-        let old = self
-            .meta
-            .as_ref()
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_LOCK_AGE);
-        self.meta.is_some() && (old || self.gone)
-    }
-
-    /// Removes the lock file if it is still the one inspected (not a new
-    /// lock taken meanwhile by a process that removed this one first,
-    /// which may have the same inode number but not the same time).
-    fn remove(&self, path: &Path) -> bool {
-        let Some(seen) = &self.meta else {
-            return false;
-        };
-        let same = std::fs::symlink_metadata(path).is_ok_and(|now| same_file(seen, &now));
-        same && std::fs::remove_file(path).is_ok()
-    }
-}
-
+/// An exclusive `flock(2)` on `file` without waiting: `Ok(false)` when
+/// another open file holds it.
 #[cfg(unix)]
-fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.dev() == b.dev() && a.ino() == b.ino() && a.modified().ok() == b.modified().ok()
+fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    loop {
+        match flock(file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 #[cfg(not(unix))]
-fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    a.modified().ok() == b.modified().ok()
-}
-
-/// Who holds a lock: the lock file holds `PID CONTEXT`, where on Linux
-/// CONTEXT is the boot id and the pid namespace. A pid means nothing on
-/// another machine (a home directory shared over the network), after a
-/// reboot, or in another pid namespace (a container sharing the
-/// directory), so a holder is judged gone only when the context is this
-/// process's own and `/proc`, showing this namespace, has no such
-/// process. Elsewhere no holder is judged gone.
-mod holder {
-    /// This process, as written into a lock it takes.
-    pub(super) fn describe_self() -> String {
-        match context() {
-            Some(c) => format!("{} {c}\n", std::process::id()),
-            None => format!("{}\n", std::process::id()),
-        }
-    }
-
-    /// The pid and context of a lock file's text.
-    pub(super) fn parse(text: &str) -> Option<(u32, &str)> {
-        let text = text.trim_end();
-        let (pid, context) = text.split_once(' ').unwrap_or((text, ""));
-        let pid = pid.parse().ok().filter(|&p| p > 0)?;
-        Some((pid, context))
-    }
-
-    #[cfg(target_os = "linux")]
-    pub(super) fn is_gone(pid: u32, lock_context: &str) -> bool {
-        if context().is_none_or(|here| here != lock_context) {
-            return false;
-        }
-        matches!(
-            std::fs::symlink_metadata(format!("/proc/{pid}")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound
-        )
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    pub(super) fn is_gone(_pid: u32, _lock_context: &str) -> bool {
-        false
-    }
-
-    /// `BOOT-ID pid:[NAMESPACE]`, if `/proc` shows this process's own pid
-    /// namespace.
-    #[cfg(target_os = "linux")]
-    pub(super) fn context() -> Option<String> {
-        let me = std::fs::read_link("/proc/self").ok()?;
-        if me.to_str()? != std::process::id().to_string() {
-            return None;
-        }
-        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-        let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
-        let (boot, ns) = (boot.trim(), ns.to_str()?);
-        let word = |w: &str| !w.is_empty() && !w.contains(char::is_whitespace);
-        (word(boot) && word(ns)).then(|| format!("{boot} {ns}"))
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    pub(super) fn context() -> Option<String> {
-        None
-    }
+fn try_lock(_file: &std::fs::File) -> std::io::Result<bool> {
+    Err(std::io::Error::other(
+        "locking the token store needs flock(2), which this platform lacks",
+    ))
 }
 
 /// Picks a login: the one matching `issuer` and `client_id` where given,

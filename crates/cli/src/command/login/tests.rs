@@ -716,10 +716,10 @@ fn a_locked_store_stops_the_login_before_the_provider_is_contacted() {
     std::fs::write(&ca, root_pem("Root A").0).unwrap();
     let dir = tmp.path().join("cfg");
     let store = TokenStore::at(dir.clone()).with_lock_wait(Duration::from_millis(200));
-    // A lock left behind, its holder unknown (so it may be alive).
-    drop(store.lock().unwrap());
+    // Another holder of the lock (the same flock(2) lock on another open
+    // file, as another process would hold it).
+    let held = TokenStore::at(dir.clone()).lock().unwrap();
     let lock = dir.join(token_store::LOCK_FILE);
-    std::fs::File::create(&lock).unwrap();
     // The "provider": anything connecting here is a failure of the test.
     let provider = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     provider.set_nonblocking(true).unwrap();
@@ -740,17 +740,16 @@ fn a_locked_store_stops_the_login_before_the_provider_is_contacted() {
         );
         let msg = e.to_string();
         assert!(msg.contains(&lock.display().to_string()), "{msg}");
-        assert!(msg.contains("remove that file"), "{msg}");
+        assert!(msg.contains("another running portcullis process"), "{msg}");
         assert!(
             matches!(provider.accept(), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock),
             "the provider was contacted"
         );
     }
-    assert!(lock.exists(), "a lock that may be held is not removed");
 
-    // Lock gone: the login goes on to discovery (which fails here: the
-    // listener speaks no TLS) and leaves no lock behind.
-    std::fs::remove_file(&lock).unwrap();
+    // Lock released: the login goes on to discovery (which fails here: the
+    // listener speaks no TLS) and holds no lock after.
+    drop(held);
     provider.set_nonblocking(false).unwrap();
     let accepted = std::thread::spawn(move || provider.accept().is_ok());
     let args = login_args(issuer, &ca, false);
@@ -760,5 +759,5 @@ fn a_locked_store_stops_the_login_before_the_provider_is_contacted() {
         matches!(e, LoginError::Tls { .. } | LoginError::Http { .. }),
         "{e}"
     );
-    assert!(!lock.exists());
+    drop(store.lock_within(Duration::ZERO).unwrap());
 }

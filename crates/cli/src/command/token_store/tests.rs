@@ -71,12 +71,19 @@ fn save_creates_private_dir_and_file() {
     store.upsert(login("https://i", "c", "t1", 1)).unwrap();
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&store.path()), 0o600);
-    // No temporary file or lock left behind.
-    let names: Vec<_> = std::fs::read_dir(&dir)
+    // No temporary file left behind; the lock file stays (private, and
+    // held by nobody).
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names, vec![OsString::from(STORE_FILE)]);
+    names.sort();
+    assert_eq!(
+        names,
+        vec![OsString::from(STORE_FILE), OsString::from(LOCK_FILE)]
+    );
+    assert_eq!(mode(&dir.join(LOCK_FILE)), 0o600);
+    drop(store.lock_within(Duration::ZERO).unwrap());
     let loaded = store.load().unwrap();
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].access_token.expose(), "t1");
@@ -260,104 +267,83 @@ fn secrets_are_redacted_in_debug() {
 
 // ------------------------------------------------------------- locks
 
-/// A process id that no longer exists: a child that ran and was reaped.
-fn dead_pid() -> u32 {
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    pid
-}
-
-/// Writes a lock file as a holder with this `text` would have.
-fn leave_lock(store: &TokenStore, text: &str) -> PathBuf {
-    drop(store.lock().unwrap());
-    let path = store.dir.join(LOCK_FILE);
-    write_new_private(&path, text.as_bytes()).unwrap();
-    path
-}
-
 #[test]
 fn a_lock_names_its_holder() {
     let tmp = tempfile::tempdir().unwrap();
     let store = TokenStore::at(tmp.path().to_owned());
     let held = store.lock().unwrap();
     let text = std::fs::read_to_string(tmp.path().join(LOCK_FILE)).unwrap();
-    let (pid, _) = holder::parse(&text).unwrap();
-    assert_eq!(pid, std::process::id());
+    assert_eq!(text, format!("{}\n", std::process::id()));
     let e = store.lock_within(Duration::from_millis(100)).unwrap_err();
     assert!(
-        matches!(e, StoreError::Locked { holder: Some(p), .. } if p == pid),
+        matches!(e, StoreError::Locked { holder: Some(p), .. } if p == std::process::id()),
         "{e}"
     );
     let msg = e.to_string();
-    assert!(msg.contains(&format!("(pid {pid})")), "{msg}");
+    assert!(
+        msg.contains(&format!("(pid {})", std::process::id())),
+        "{msg}"
+    );
     assert!(msg.contains(LOCK_FILE), "{msg}");
-    assert!(msg.contains("remove that file"), "{msg}");
     drop(held);
+}
+
+#[test]
+fn a_lock_file_left_behind_holds_nothing() {
+    // The file of a holder that ended, whatever it says, is no lock: the
+    // lock is the flock, which ended with its holder.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = TokenStore::at(tmp.path().to_owned());
+    drop(store.lock().unwrap());
+    let path = tmp.path().join(LOCK_FILE);
+    for text in ["4242\n", "", "not a pid\n"] {
+        std::fs::write(&path, text).unwrap();
+        let held = store.lock_within(Duration::from_millis(100)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        drop(held);
+    }
 }
 
 #[cfg(target_os = "linux")]
 #[test]
-fn a_lock_whose_holder_has_exited_is_taken_over() {
+fn a_lock_held_by_another_process_is_waited_for_and_freed_when_it_dies() {
+    use std::process::{Command, Stdio};
     let tmp = tempfile::tempdir().unwrap();
     let store = TokenStore::at(tmp.path().to_owned());
-    let context = holder::context().expect("/proc shows this pid namespace");
-    let path = leave_lock(&store, &format!("{} {context}\n", dead_pid()));
-    let lock = store.lock_within(Duration::from_millis(100)).unwrap();
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(holder::parse(&text).unwrap().0, std::process::id());
-    drop(lock);
-    assert!(!path.exists());
-}
-
-#[test]
-fn a_lock_whose_holder_may_be_alive_is_left_alone() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = TokenStore::at(tmp.path().to_owned());
-    let context = holder::context().unwrap_or_default();
-    let dead = dead_pid();
-    for (text, pid) in [
-        // Alive: this process.
-        (
-            format!("{} {context}\n", std::process::id()),
-            Some(std::process::id()),
-        ),
-        // Gone here, but written after another boot, on another machine
-        // or in another pid namespace: its pid means nothing here.
-        (
-            format!("{dead} 00000000-0000-0000-0000-000000000000 pid:[1]\n"),
-            Some(dead),
-        ),
-        (format!("{dead}\n"), Some(dead)),
-        // No holder written (a portcullis before this one, or a holder
-        // between creating the file and writing to it).
-        (String::new(), None),
-        ("not a pid\n".to_owned(), None),
-    ] {
-        let path = leave_lock(&store, &text);
-        let e = store.lock_within(Duration::from_millis(100)).unwrap_err();
-        assert!(
-            matches!(&e, StoreError::Locked { holder, .. } if *holder == pid),
-            "{text:?}: {e}"
-        );
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
-        std::fs::remove_file(&path).unwrap();
-    }
-}
-
-#[test]
-fn an_old_lock_is_stale_whoever_holds_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = TokenStore::at(tmp.path().to_owned());
-    let path = leave_lock(&store, &format!("{}\n", std::process::id()));
-    let old = SystemTime::now() - STALE_LOCK_AGE - Duration::from_secs(5);
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(old)
+    drop(store.lock().unwrap());
+    let path = tmp.path().join(LOCK_FILE);
+    // util-linux flock(1) takes the same flock(2) lock, then sleeps.
+    let mut other = Command::new("flock")
+        // Without a fork: the process killed below is the one that holds
+        // the lock (a forked `sleep` would inherit it).
+        .arg("--no-fork")
+        .arg(&path)
+        .args(["sleep", "60"])
+        .stdin(Stdio::null())
+        .spawn()
         .unwrap();
-    assert!(store.lock_within(Duration::from_millis(100)).is_ok());
+    let start = std::time::Instant::now();
+    loop {
+        match store.lock_within(Duration::ZERO) {
+            Err(StoreError::Locked { .. }) => break,
+            Ok(l) => drop(l),
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "flock(1) never locked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The holder is killed: no cleanup of its, and no stale-lock guess of
+    // ours, is needed to go on.
+    other.kill().unwrap();
+    other.wait().unwrap();
+    let held = store.lock_within(Duration::from_secs(5)).unwrap();
+    drop(held);
 }
 
 #[test]
@@ -366,7 +352,8 @@ fn check_writable_takes_and_releases_the_lock_and_reads_the_file() {
     let dir = tmp.path().join("cfg");
     let store = TokenStore::at(dir.clone()).with_lock_wait(Duration::from_millis(100));
     store.check_writable().unwrap();
-    assert!(!dir.join(LOCK_FILE).exists());
+    // Released: the lock can be taken at once.
+    drop(store.lock_within(Duration::ZERO).unwrap());
     let held = store.lock().unwrap();
     let e = store.check_writable().unwrap_err();
     assert!(matches!(e, StoreError::Locked { .. }), "{e}");
@@ -375,7 +362,7 @@ fn check_writable_takes_and_releases_the_lock_and_reads_the_file() {
     std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
     let e = store.check_writable().unwrap_err();
     assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
-    assert!(!dir.join(LOCK_FILE).exists());
+    drop(store.lock_within(Duration::ZERO).unwrap());
 }
 
 // ----------------------------------------------------------- formats
