@@ -185,17 +185,17 @@ where
 /// one the client leaves before its end adds a second record with the
 /// same request id, decision `error` and reason `response_incomplete: …`
 /// (an analyst should not read `allow 200` as "the client got it").
-pub(crate) struct AuditedEnd {
-    inner: StallTimeout<crate::upstream::UpstreamBody>,
+pub(crate) struct AuditedEnd<B: Body<Data = bytes::Bytes, Error = BoxError> + Unpin> {
+    inner: B,
     shared: std::sync::Arc<crate::Shared>,
     /// The head's record, written again if the body ends early; `None`
     /// once the body ended, either way.
     record: Option<portcullis_telemetry::AuditRecord>,
 }
 
-impl AuditedEnd {
+impl<B: Body<Data = bytes::Bytes, Error = BoxError> + Unpin> AuditedEnd<B> {
     pub(crate) fn new(
-        inner: StallTimeout<crate::upstream::UpstreamBody>,
+        inner: B,
         shared: std::sync::Arc<crate::Shared>,
         record: portcullis_telemetry::AuditRecord,
     ) -> Self {
@@ -226,7 +226,7 @@ impl AuditedEnd {
     }
 }
 
-impl Body for AuditedEnd {
+impl<B: Body<Data = bytes::Bytes, Error = BoxError> + Unpin> Body for AuditedEnd<B> {
     type Data = bytes::Bytes;
     type Error = BoxError;
 
@@ -263,7 +263,7 @@ impl Body for AuditedEnd {
     }
 }
 
-impl Drop for AuditedEnd {
+impl<B: Body<Data = bytes::Bytes, Error = BoxError> + Unpin> Drop for AuditedEnd<B> {
     fn drop(&mut self) {
         // Dropped by the server before the end: the client went away or
         // the connection ended. A body that reached its end (the server
