@@ -933,17 +933,37 @@ fn https_route(config: String, plain: SocketAddr, tls: SocketAddr, ca: &Path) ->
 /// only when `h2`) verified against that upstream's own CA. The returned
 /// directory holds both PKIs: keep it alive.
 async fn behind_tls_upstream(h2: bool) -> (tempfile::TempDir, TlsUpstream, TestEnv) {
+    behind_tls_upstream_with(h2, |c| c).await
+}
+
+/// [`behind_tls_upstream`], the configuration passed through `edit`.
+async fn behind_tls_upstream_with(
+    h2: bool,
+    edit: fn(String) -> String,
+) -> (tempfile::TempDir, TlsUpstream, TestEnv) {
     let dir = tempfile::tempdir().unwrap();
     let upstream_pki = TestPki::new(&dir.path().join("upstream-pki"));
     let tls = tls_upstream(&upstream_pki.server_cert, &upstream_pki.server_key, h2).await;
     let (ca, tls_addr) = (upstream_pki.ca_bundle.clone(), tls.addr);
     let env = TestEnv::start_with(
         UpstreamBehaviour::default(),
-        |c, _, plain| https_route(c, plain, tls_addr, &ca),
+        |c, _, plain| edit(https_route(c, plain, tls_addr, &ca)),
         BASIC_POLICY,
     )
     .await;
     (dir, tls, env)
+}
+
+/// The one request `tls` recorded, whose body must be `hello`, and the
+/// names in its trailer section.
+fn the_request_and_its_trailers(tls: &TlsUpstream) -> (Recorded, Vec<String>) {
+    let records = tls.records.lock().unwrap().clone();
+    assert_eq!(records.len(), 1);
+    let rec = records.into_iter().next().unwrap();
+    assert_eq!(rec.body, "hello");
+    let trailers = rec.trailers.as_ref().expect("the trailer section");
+    let names = trailers.keys().map(|n| n.as_str().to_owned()).collect();
+    (rec, names)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1041,37 +1061,24 @@ async fn request_trailers_reach_an_h2_upstream_without_forged_fields() {
     // A connection-specific field in the trailers once left the request
     // hanging until the route's timeout (504).
     assert_eq!(raw_status(&resp), Some(200), "{resp}");
-    let records = tls.records.lock().unwrap().clone();
-    assert_eq!(records.len(), 1);
-    let rec = &records[0];
-    assert_eq!(rec.body, "hello");
-    let trailers = rec.trailers.as_ref().expect("the trailer section");
-    let names: Vec<&str> = trailers.keys().map(http::HeaderName::as_str).collect();
-    assert_eq!(names, ["x-checksum"], "{trailers:?}");
+    let (rec, trailers) = the_request_and_its_trailers(&tls);
+    assert_eq!(trailers, ["x-checksum"]);
     // The header section holds the gateway's own values, once.
-    assert_eq!(header(rec, "x-portcullis-identity").len(), 1);
-    assert!(!header(rec, "x-portcullis-identity")[0].contains("forged"));
+    assert_eq!(header(&rec, "x-portcullis-identity").len(), 1);
+    assert!(!header(&rec, "x-portcullis-identity")[0].contains("forged"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_with_client_headers_forwards_only_listed_trailers() {
     // An HTTP/2 upstream receives trailers as sent: a field the route
     // does not take in the header section must not arrive as a trailer.
-    let dir = tempfile::tempdir().unwrap();
-    let upstream_pki = TestPki::new(&dir.path().join("upstream-pki"));
-    let tls = tls_upstream(&upstream_pki.server_cert, &upstream_pki.server_key, true).await;
-    let (ca, tls_addr) = (upstream_pki.ca_bundle.clone(), tls.addr);
-    let env = TestEnv::start_with(
-        UpstreamBehaviour::default(),
-        |c, _, plain| {
-            https_route(c, plain, tls_addr, &ca).replacen(
-                "    path_prefix: /api\n",
-                "    path_prefix: /api\n    client_headers: [x-checksum, content-type]\n",
-                1,
-            )
-        },
-        BASIC_POLICY,
-    )
+    let (_dir, tls, env) = behind_tls_upstream_with(true, |c| {
+        c.replacen(
+            "    path_prefix: /api\n",
+            "    path_prefix: /api\n    client_headers: [x-checksum, content-type]\n",
+            1,
+        )
+    })
     .await;
     let raw = "POST /api/h2/trailers HTTP/1.1\r\n\
         Host: localhost\r\n\
@@ -1083,13 +1090,8 @@ async fn a_route_with_client_headers_forwards_only_listed_trailers() {
         x-checksum: kept\r\n\r\n";
     let resp = env.writer.raw(env.gw.addr, raw.as_bytes()).await.unwrap();
     assert_eq!(raw_status(&resp), Some(200), "{resp}");
-    let records = tls.records.lock().unwrap().clone();
-    assert_eq!(records.len(), 1);
-    let rec = &records[0];
-    assert_eq!(rec.body, "hello");
-    let trailers = rec.trailers.as_ref().expect("the trailer section");
-    let names: Vec<&str> = trailers.keys().map(http::HeaderName::as_str).collect();
-    assert_eq!(names, ["x-checksum"], "{trailers:?}");
+    let (_, trailers) = the_request_and_its_trailers(&tls);
+    assert_eq!(trailers, ["x-checksum"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
