@@ -15,6 +15,9 @@ struct FakeEndpoint {
     delay: Mutex<Option<std::time::Duration>>,
     in_flight: std::sync::atomic::AtomicUsize,
     most_in_flight: std::sync::atomic::AtomicUsize,
+    /// Run while an ID token is being verified: something that changes
+    /// the session meanwhile.
+    during_verify: Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>,
 }
 
 impl FakeEndpoint {
@@ -56,6 +59,7 @@ impl RefreshEndpoint for FakeEndpoint {
         &'a self,
         id_token: &'a str,
     ) -> Pin<Box<dyn Future<Output = IdTokenVerdict> + Send + 'a>> {
+        let during = self.during_verify.lock().unwrap().take();
         let verdict = match serde_json::from_str::<Map<String, Value>>(id_token) {
             Ok(claims) => Ok(RefreshedIdToken {
                 issuer: claims["iss"].as_str().unwrap().to_owned(),
@@ -73,7 +77,12 @@ impl RefreshEndpoint for FakeEndpoint {
                 transient: false,
             }),
         };
-        Box::pin(async move { verdict })
+        Box::pin(async move {
+            if let Some(during) = during {
+                during.await;
+            }
+            verdict
+        })
     }
 }
 
@@ -465,4 +474,49 @@ async fn a_refreshed_id_token_that_cannot_be_verified_now_keeps_the_session_and_
         .metrics
         .encode()
         .contains("portcullis_provider_refresh_failures_total{reason=\"id_token_unverified\"} 1"));
+}
+
+#[tokio::test]
+async fn a_step_up_during_a_refresh_keeps_its_own_newer_claims() {
+    let r = rig(10);
+    let key = r.session("bob", 100, -5).await;
+    let id_token = json!({
+        "iss": "https://idp.example.com", "sub": "bob", "groups": ["from-the-refreshed-grant"]
+    });
+    r.endpoint.answer(
+        "bob",
+        StatusCode::OK,
+        json!({ "access_token": "at", "refresh_token": "bob-2", "expires_in": 300,
+                "id_token": id_token.to_string() }),
+    );
+    // While the refresh's ID token is verified, the user completes a
+    // step-up login: a new authentication, with its own claims.
+    let store = Arc::clone(&r.refresher.store);
+    *r.endpoint.during_verify.lock().unwrap() = Some(Box::pin(async move {
+        let cur = store.get(&key).await.unwrap().unwrap();
+        let mut next = cur.clone();
+        next.auth_time = now();
+        next.mfa_time = Some(next.auth_time);
+        next.amr = vec!["otp".into()];
+        next.claims = Map::from_iter([("groups".to_owned(), json!(["from-the-step-up"]))]);
+        next.version = cur.version + 1;
+        store.compare_and_set(&next, cur.version).await.unwrap();
+    }));
+    r.refresher.round().await.unwrap();
+    let s = r.get(&key).await;
+    assert!(!s.revoked);
+    assert_eq!(
+        s.claims.get("groups"),
+        Some(&json!(["from-the-step-up"])),
+        "the newer login's claims stay"
+    );
+    assert_eq!(s.amr, ["otp"]);
+    // The refresh itself is stored: its rotated token and expiry.
+    let stored = r
+        .refresher
+        .sealer
+        .open(&key, s.refresh_token.as_ref().unwrap())
+        .unwrap();
+    assert_eq!(&stored[..], b"bob-2");
+    assert!(s.provider_token_expires_at.unwrap() > now() + 200);
 }
