@@ -1311,8 +1311,8 @@ fn client_headers(
             .map_err(|_| cx.err(&at, format!("`{raw}` is not a header name")))?;
         let n = name.as_str();
         // As the sanitiser reads names: `_` counts as `-`.
-        let canonical = n.replace('_', "-");
-        let why = if portcullis_http_guard::HOP_BY_HOP_HEADERS.contains(&canonical.as_str()) {
+        let canonical = portcullis_http_guard::canonical_header_name(n);
+        let why = if portcullis_http_guard::HOP_BY_HOP_HEADERS.contains(&&*canonical) {
             Some("a hop-by-hop header: it is about the client's connection, never forwarded")
         } else if portcullis_http_guard::is_protected_header(n) {
             Some("a header the gateway removes from every client request (its own namespace, or a spoofable identity header)")

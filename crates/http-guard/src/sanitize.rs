@@ -358,7 +358,7 @@ fn connection_options(headers: &HeaderMap) -> Vec<&[u8]> {
 /// `name` as the lists spell it: lowercase, `_` as `-`. Header names in a
 /// [`HeaderMap`] are lowercase already, so this copies only a name with an
 /// underscore (or, from [`is_protected_header`], an uppercase letter).
-fn canonical(name: &str) -> Cow<'_, str> {
+pub fn canonical(name: &str) -> Cow<'_, str> {
     if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
         Cow::Owned(name.bytes().map(|b| char::from(canon(b))).collect())
     } else {
