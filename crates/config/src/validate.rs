@@ -24,15 +24,8 @@ pub(crate) fn parse_raw(path: &Path, text: &str) -> Result<RawConfig, ConfigErro
     if text.trim().is_empty() {
         return Err(ConfigError::new(path, "", "file is empty"));
     }
-    if let Some(line) = portcullis_policy::too_deep_flow_nesting(text) {
-        return Err(ConfigError::new(
-            path,
-            "",
-            format!(
-                "flow collections (`[`, `{{`) nested more than {} levels deep at line {line}",
-                portcullis_policy::MAX_FLOW_NESTING
-            ),
-        ));
+    if let Some(deep) = portcullis_policy::too_deep_flow_nesting(text) {
+        return Err(ConfigError::new(path, "", deep.to_string()));
     }
     let de = serde_norway::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {

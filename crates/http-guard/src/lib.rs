@@ -88,9 +88,10 @@ pub use limits::{
 pub use method::{check_method, MethodError};
 pub use path::{check_query, normalize_path, NormalizedPath, PathError};
 pub use sanitize::{
-    canonical as canonical_header_name, is_protected_header, sanitize_request_headers, sanitize_response_headers, sanitize_trailers,
-    RemovalReason, SanitizeReport, CONNECTION_OPTION_EXEMPT, GATEWAY_HEADER_PREFIX,
-    HOP_BY_HOP_HEADERS, IDENTITY_HEADERS, IDENTITY_HEADER_PREFIXES, TRAILER_FORBIDDEN_FIELDS,
+    canonical as canonical_header_name, is_protected_header, sanitize_request_headers,
+    sanitize_response_headers, sanitize_trailers, RemovalReason, SanitizeReport,
+    CONNECTION_OPTION_EXEMPT, GATEWAY_HEADER_PREFIX, HOP_BY_HOP_HEADERS, IDENTITY_HEADERS,
+    IDENTITY_HEADER_PREFIXES, TRAILER_FORBIDDEN_FIELDS,
 };
 pub use target::{effective_host, host_matches_sni, TargetError, MAX_HOST_LEN};
 

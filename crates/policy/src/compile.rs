@@ -68,14 +68,8 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(src: &str) -> Result<T>
             return parsed;
         }
     }
-    if let Some(line) = crate::yaml_depth::too_deep_flow_nesting(src) {
-        return err(
-            "",
-            K::Syntax(format!(
-                "flow collections (`[`, `{{`) nested more than {} levels deep at line {line}",
-                crate::yaml_depth::MAX_FLOW_NESTING
-            )),
-        );
+    if let Some(deep) = crate::yaml_depth::too_deep_flow_nesting(src) {
+        return err("", K::Syntax(deep.to_string()));
     }
     let de = serde_norway::Deserializer::from_str(src);
     serde_path_to_error::deserialize(de).map_err(PolicyError::from_serde)

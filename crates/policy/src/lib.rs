@@ -41,7 +41,7 @@ pub use decision::{Decision, FailedCondition, Reason};
 pub use error::{PolicyError, PolicyErrorKind};
 pub use policy::{Policy, Request};
 pub use summary::{RoleSummary, RuleSummary, Summary};
-pub use yaml_depth::{too_deep_flow_nesting, MAX_FLOW_NESTING};
+pub use yaml_depth::{too_deep_flow_nesting, TooDeep, MAX_FLOW_NESTING};
 
 /// Largest policy file accepted, in bytes: room for [`MAX_RULES`] rules of
 /// about 300 bytes each; bounds parse time and memory.

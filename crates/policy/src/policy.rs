@@ -97,6 +97,11 @@ pub(crate) struct IssuerBindings {
     pub(crate) scope: FastMap<Box<str>, Vec<RoleIdx>>,
 }
 
+/// The segments of a route's path prefix (`/` has none).
+fn segments_of(prefix: &str) -> Vec<&str> {
+    prefix.split('/').filter(|s| !s.is_empty()).collect()
+}
+
 impl Policy {
     /// A policy with no roles and no rules: it denies every request.
     pub fn empty() -> Policy {
@@ -130,12 +135,17 @@ impl Policy {
         route: &'a str,
         prefix: &'a str,
     ) -> impl Iterator<Item = &'a str> + 'a {
-        let under: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+        let under = segments_of(prefix);
+        self.rules_on(route)
+            .filter(move |r| !r.pattern.can_match_under(&under))
+            .map(|r| r.id.as_str())
+    }
+
+    /// The rules naming `route`.
+    fn rules_on<'a>(&'a self, route: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
         self.rules
             .iter()
             .filter(move |r| r.routes.iter().any(|n| n.as_str() == route))
-            .filter(move |r| !r.pattern.can_match_under(&under))
-            .map(|r| r.id.as_str())
     }
 
     /// The token issuers the bindings name, sorted.
@@ -155,10 +165,8 @@ impl Policy {
         route: &'a str,
         prefix: &'a str,
     ) -> impl Iterator<Item = (&'a str, Option<Vec<&'a str>>, usize)> + 'a {
-        let under: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
-        self.rules
-            .iter()
-            .filter(move |r| r.routes.iter().any(|n| n.as_str() == route))
+        let under = segments_of(prefix);
+        self.rules_on(route)
             .filter(move |r| r.pattern.matches_only_under(&under))
             .map(|r| {
                 let methods = r

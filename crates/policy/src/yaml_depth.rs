@@ -17,9 +17,19 @@
 /// Deepest flow-collection nesting accepted.
 pub const MAX_FLOW_NESTING: usize = 256;
 
+/// A document nested deeper than [`MAX_FLOW_NESTING`], at its 1-based
+/// `line`; its `Display` is the message for the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "flow collections (`[`, `{{`) nested more than {MAX_FLOW_NESTING} levels deep at line {line}"
+)]
+pub struct TooDeep {
+    pub line: usize,
+}
+
 /// Where a document first nests flow collections deeper than
-/// [`MAX_FLOW_NESTING`]: its 1-based line.
-pub fn too_deep_flow_nesting(text: &str) -> Option<usize> {
+/// [`MAX_FLOW_NESTING`].
+pub fn too_deep_flow_nesting(text: &str) -> Option<TooDeep> {
     let mut depth = 0usize;
     let mut line = 1usize;
     for b in text.bytes() {
@@ -28,7 +38,7 @@ pub fn too_deep_flow_nesting(text: &str) -> Option<usize> {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_FLOW_NESTING {
-                    return Some(line);
+                    return Some(TooDeep { line });
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),

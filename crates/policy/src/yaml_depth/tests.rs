@@ -8,11 +8,14 @@ fn nested(n: usize) -> String {
 fn nesting_up_to_the_bound_passes_and_beyond_it_is_refused_with_its_line() {
     let roles = |n| format!("roles: {}\n", nested(n));
     assert_eq!(too_deep_flow_nesting(&roles(MAX_FLOW_NESTING)), None);
-    assert_eq!(too_deep_flow_nesting(&roles(MAX_FLOW_NESTING + 1)), Some(1));
+    assert_eq!(
+        too_deep_flow_nesting(&roles(MAX_FLOW_NESTING + 1)),
+        Some(TooDeep { line: 1 })
+    );
     let text = format!("revision: 1\n# a comment\n{}", roles(100_000));
-    assert_eq!(too_deep_flow_nesting(&text), Some(3));
+    assert_eq!(too_deep_flow_nesting(&text), Some(TooDeep { line: 3 }));
     let deep_maps = format!("a: {}1{}\n", "{b: ".repeat(300), "}".repeat(300));
-    assert_eq!(too_deep_flow_nesting(&deep_maps), Some(1));
+    assert_eq!(too_deep_flow_nesting(&deep_maps), Some(TooDeep { line: 1 }));
 }
 
 #[test]
