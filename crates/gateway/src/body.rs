@@ -59,19 +59,7 @@ where
 {
     use http_body_util::BodyExt;
     body.map_err(|e| ClientBodyError(e.into()))
-        .map_frame(move |f| {
-            let f = clean_trailers(f, true);
-            match &allowed {
-                None => f,
-                Some(allowed) => match f.into_trailers() {
-                    Ok(mut trailers) => {
-                        keep_listed(&mut trailers, allowed, |_| false);
-                        Frame::trailers(trailers)
-                    }
-                    Err(f) => f,
-                },
-            }
-        })
+        .map_frame(move |f| clean_trailers(f, true, allowed.as_deref()))
 }
 
 /// Removes from `fields` every name `allowed` (sorted) does not list,
@@ -97,9 +85,14 @@ pub(crate) fn keep_listed(
 }
 
 /// A trailer section cleaned as [`portcullis_http_guard::sanitize_trailers`]
-/// says (of a request: `request`; of a response: not); other frames as
-/// they are.
-pub(crate) fn clean_trailers<D>(frame: Frame<D>, request: bool) -> Frame<D> {
+/// says (of a request: `request`; of a response: not), and reduced to the
+/// fields `allowed` (sorted) lists when there is such a list; other frames
+/// as they are.
+pub(crate) fn clean_trailers<D>(
+    frame: Frame<D>,
+    request: bool,
+    allowed: Option<&[http::HeaderName]>,
+) -> Frame<D> {
     match frame.into_trailers() {
         Ok(mut trailers) => {
             let report = portcullis_http_guard::sanitize_trailers(&mut trailers, request);
@@ -109,6 +102,9 @@ pub(crate) fn clean_trailers<D>(frame: Frame<D>, request: bool) -> Frame<D> {
                     request,
                     "trailer fields removed"
                 );
+            }
+            if let Some(allowed) = allowed {
+                keep_listed(&mut trailers, allowed, |_| false);
             }
             Frame::trailers(trailers)
         }

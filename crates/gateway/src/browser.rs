@@ -40,13 +40,6 @@ pub const CALLBACK_PATH: &str = "/.portcullis/callback";
 pub const LOGOUT_PATH: &str = "/.portcullis/logout";
 /// The login transaction cookie.
 pub const LOGIN_COOKIE: &str = "__Host-portcullis-login";
-
-/// Joins a request's `Cookie` fields into one for the upstream, when
-/// browser sessions are off (with them on,
-/// [`BrowserAuth::strip_cookies`] does this too).
-pub(crate) fn join_cookies(headers: &mut HeaderMap) {
-    cookie::rewrite(headers, &[]);
-}
 /// `amr` values that count as a second factor (RFC 8176).
 pub const MFA_METHODS: [&str; 8] = ["otp", "hwk", "swk", "sms", "mfa", "fpt", "face", "iris"];
 /// `last_seen` is written at most this often per session (idle tracking
@@ -68,6 +61,13 @@ pub(crate) const DEFAULT_PROVIDER_TOKEN_SECS: i64 = 300;
 /// When the provider's tokens of a session answered at `t` expire.
 pub(crate) fn provider_expiry(t: i64, expires_in: Option<i64>) -> i64 {
     t.saturating_add(expires_in.unwrap_or(DEFAULT_PROVIDER_TOKEN_SECS))
+}
+
+/// Joins a request's `Cookie` fields into one for the upstream, when
+/// browser sessions are off (with them on,
+/// [`BrowserAuth::strip_cookies`] does this too).
+pub(crate) fn join_cookies(headers: &mut HeaderMap) {
+    cookie::rewrite(headers, &[]);
 }
 
 /// The browser login of one snapshot; carried over on reload when its

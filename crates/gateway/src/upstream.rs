@@ -327,19 +327,23 @@ impl http_body::Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match polled {
-            Poll::Ready(None) => this.give_back(),
-            Poll::Ready(Some(Err(_))) => this.returner = None,
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.give_back();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.returner = None;
+                Poll::Ready(Some(Err(e)))
+            }
             // Trailers lose hop-by-hop fields, the gateway namespace and
             // the fields trailers may not carry before the client sees
             // them.
             Poll::Ready(Some(Ok(frame))) => {
-                return Poll::Ready(Some(Ok(crate::body::clean_trailers(frame, false))))
+                Poll::Ready(Some(Ok(crate::body::clean_trailers(frame, false, None))))
             }
-            Poll::Pending => {}
+            Poll::Pending => Poll::Pending,
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
