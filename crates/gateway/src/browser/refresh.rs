@@ -32,7 +32,6 @@ use portcullis_config::Oidc;
 use portcullis_session::{CasOutcome, Sealer, Session, SessionKey, SessionStore};
 use portcullis_telemetry::Metrics;
 use serde_json::Value;
-use zeroize::Zeroizing;
 
 use super::{escape, now, provider, CAS_RETRIES, REFRESH_LEASE_SECS, REFRESH_MARGIN_SECS};
 
@@ -282,6 +281,15 @@ impl Refresher {
         Ok(outcome == CasOutcome::Updated)
     }
 
+    /// Ends the session in the shared store, for every instance.
+    async fn end(&self, key: &SessionKey) -> Result<(), RefreshError> {
+        self.store
+            .revoke(key)
+            .await
+            .map(drop)
+            .map_err(|e| RefreshError::Other(e.to_string()))
+    }
+
     /// The session as stored now.
     async fn read(&self, key: &SessionKey) -> Result<Option<Session>, RefreshError> {
         self.store
@@ -377,10 +385,7 @@ impl Refresher {
         if status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED {
             let code = body.get("error").and_then(Value::as_str).unwrap_or("");
             if code == "invalid_grant" {
-                self.store
-                    .revoke(key)
-                    .await
-                    .map_err(|e| other(e.to_string()))?;
+                self.end(key).await?;
                 tracing::info!(
                     session = %short(key),
                     subject = %escape(&s.subject),
@@ -412,7 +417,8 @@ impl Refresher {
         // A refresh may bring a new ID token (OpenID Connect Core 12.2):
         // the user's claims as the provider sees them now (groups removed,
         // roles changed), which the session takes over. It must be valid
-        // and about the same user; anything else ends the session.
+        // and about the same user: one that is not ends the session; one
+        // that cannot be verified now keeps the claims as they are.
         let claims = match body.get("id_token") {
             None => None,
             Some(id_token) => match self.refreshed_claims(&s, id_token).await {
@@ -433,10 +439,7 @@ impl Refresher {
                     None
                 }
                 Err(super::IdTokenRefusal { code, detail, .. }) => {
-                    self.store
-                        .revoke(key)
-                        .await
-                        .map_err(|e| other(e.to_string()))?;
+                    self.end(key).await?;
                     self.metrics.provider_refresh_failed("id_token_invalid");
                     tracing::warn!(
                         session = %short(key),
@@ -449,22 +452,21 @@ impl Refresher {
                 }
             },
         };
+        // Sealed once, whatever number of writes it takes to store.
         let new_refresh = body
             .get("refresh_token")
             .and_then(Value::as_str)
-            .map(|s| Zeroizing::new(s.to_owned()));
+            .map(|r| self.sealer.seal(key, r.as_bytes()))
+            .transpose()
+            .map_err(|e| other(e.to_string()))?;
         let expires_in = body.get("expires_in").and_then(Value::as_i64);
         for _ in 0..CAS_RETRIES {
             let Some(cur) = self.read(key).await? else {
                 return Ok(Outcome::Called);
             };
             let mut next = cur.clone();
-            if let Some(r) = &new_refresh {
-                next.refresh_token = Some(
-                    self.sealer
-                        .seal(key, r.as_bytes())
-                        .map_err(|e| other(e.to_string()))?,
-                );
+            if let Some(sealed) = &new_refresh {
+                next.refresh_token = Some(sealed.clone());
             }
             next.provider_token_expires_at = Some(super::provider_expiry(t, expires_in));
             // Unless a login (a step-up) changed the session since it was

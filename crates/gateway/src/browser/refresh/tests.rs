@@ -3,6 +3,7 @@ use std::sync::Mutex;
 
 use portcullis_session::{EmbeddedOptions, EmbeddedStore, SessionId};
 use serde_json::{json, Map};
+use zeroize::Zeroizing;
 
 use super::*;
 
