@@ -47,7 +47,7 @@ pub use limits::{
 };
 pub use manifest::{FileEntry, Manifest, MANIFEST_FORMAT, MANIFEST_PATH, MAX_MANIFEST_BYTES};
 pub use path::MAX_PATH_BYTES;
-pub use pem::MAX_PEM_BYTES;
+pub use pem::{encode as pem_encode, MAX_PEM_BYTES};
 pub use rollback::{RollbackState, MAX_STATE_BYTES};
 pub use root::{RootKeyInfo, RootKeySpec, TrustRoot, Verified, MAX_ROOT_KEYS, TRUST_ROOT_FORMAT};
 

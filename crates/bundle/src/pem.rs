@@ -75,7 +75,7 @@ pub(crate) fn parse_one(text: &str, label: &str) -> Result<Zeroizing<Vec<u8>>, &
 }
 
 /// Encodes DER as one PEM block with 64-column lines and a final newline.
-pub(crate) fn encode(label: &str, der: &[u8]) -> Zeroizing<String> {
+pub fn encode(label: &str, der: &[u8]) -> Zeroizing<String> {
     let body = Zeroizing::new(STANDARD.encode(der));
     let mut out = Zeroizing::new(format!("-----BEGIN {label}-----\n"));
     let mut rest = body.as_str();

@@ -155,20 +155,13 @@ impl CaBundle {
 
     /// The certificates as PEM, to store with a login.
     pub(crate) fn to_pem(&self) -> String {
-        use base64::Engine as _;
-        let mut out = String::new();
-        for cert in &self.certs {
-            out.push_str("-----BEGIN CERTIFICATE-----\n");
-            let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
-            for (i, c) in b64.chars().enumerate() {
-                if i > 0 && i % 64 == 0 {
-                    out.push('\n');
-                }
-                out.push(c);
-            }
-            out.push_str("\n-----END CERTIFICATE-----\n");
-        }
-        out
+        self.certs
+            .iter()
+            .map(|cert| portcullis_bundle::pem_encode("CERTIFICATE", cert.as_ref()))
+            .fold(String::new(), |mut out, block| {
+                out.push_str(&block);
+                out
+            })
     }
 }
 
