@@ -1,6 +1,6 @@
 //! Raw structs -> typed [`Config`]: every check happens here, once, at load.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1202,90 +1202,84 @@ pub fn policy_warnings(config: &Config, policy: &Policy) -> Vec<String> {
 /// policy looked right. (A rule that some route it names still sees is
 /// live: naming a route too many is harmless.)
 fn shadowed_rule(policy: &Policy, routes: &[Route]) -> Option<String> {
-    // Rule id -> the routes it is shadowed on, and the first reason.
-    let mut shadowed: HashMap<&str, (HashSet<&str>, usize, String)> = HashMap::new();
+    // Rule id -> how many routes it names, and the routes it is shadowed
+    // on (in configuration order) with why.
+    type ShadowedOn<'a> = (usize, Vec<(&'a str, String)>);
+    let mut shadowed: BTreeMap<&str, ShadowedOn<'_>> = BTreeMap::new();
     for route in routes {
-        for other in routes {
-            if std::ptr::eq(route, other) || other.host != route.host {
-                continue;
-            }
-            let same = other.path_prefix == route.path_prefix;
-            let longer = other.path_prefix.len() > route.path_prefix.len()
-                && (route.path_prefix == "/"
-                    || other
-                        .path_prefix
-                        .strip_prefix(route.path_prefix.as_str())
-                        .is_some_and(|rest| rest.starts_with('/')));
-            // With the same prefix, a route naming methods is picked
-            // before one for every method, never the other way round.
-            if !(longer || same && route.methods.is_empty() && !other.methods.is_empty()) {
-                continue;
-            }
+        for other in routes.iter().filter(|o| picked_before(o, route)) {
             for (id, methods, named) in policy.rules_only_under(&route.name, &other.path_prefix) {
-                // The methods the rule can see on `route`; `None`: all.
-                let seen: Option<Vec<&str>> = match (methods, route.methods.is_empty()) {
-                    (None, true) => None,
-                    (None, false) => Some(route.methods.iter().map(http::Method::as_str).collect()),
-                    (Some(m), true) => Some(m),
-                    (Some(m), false) => Some(
-                        m.into_iter()
-                            .filter(|m| route.methods.iter().any(|r| r.as_str() == *m))
-                            .collect(),
-                    ),
-                };
-                let taken = other.methods.is_empty()
-                    || seen.as_ref().is_some_and(|seen| {
-                        !seen.is_empty()
-                            && seen
-                                .iter()
-                                .all(|m| other.methods.iter().any(|o| o.as_str() == *m))
-                    });
-                if taken {
-                    let entry = shadowed
-                        .entry(id)
-                        .or_insert_with(|| (HashSet::new(), named, String::new()));
-                    if !entry.0.insert(route.name.as_str()) {
-                        continue;
-                    }
-                    if !entry.2.is_empty() {
-                        continue;
-                    }
-                    entry.2 = format!(
-                        "rule `{id}` can never match on route `{}`: every request for its path and methods goes to route `{}` (path prefix `{}`{}), which the gateway picks first; name that route in the rule",
-                        route.name,
-                        other.name,
-                        other.path_prefix,
-                        if other.methods.is_empty() {
-                            String::new()
-                        } else {
-                            format!(
-                                ", methods {}",
-                                other
-                                    .methods
-                                    .iter()
-                                    .map(http::Method::as_str)
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
-                        }
-                    );
+                if !takes_methods(other, route, methods) {
+                    continue;
+                }
+                let on = &mut shadowed.entry(id).or_insert((named, Vec::new())).1;
+                if !on.iter().any(|(name, _)| *name == route.name) {
+                    on.push((&route.name, shadow_message(id, route, other)));
                 }
             }
         }
     }
-    let mut dead: Vec<(&str, String)> = shadowed
+    let (_, (named, mut on)) = shadowed
         .into_iter()
-        .filter(|(_, (on, named, _))| on.len() == *named)
-        .map(|(id, (_, named, why))| {
-            if named > 1 {
-                (id, format!("{why} (and so on every route it names)"))
-            } else {
-                (id, why)
-            }
-        })
-        .collect();
-    dead.sort_unstable();
-    dead.into_iter().next().map(|(_, why)| why)
+        .find(|(_, (named, on))| on.len() == *named)?;
+    let (_, why) = on.swap_remove(0);
+    Some(if named > 1 {
+        format!("{why} (and so on every route it names)")
+    } else {
+        why
+    })
+}
+
+/// Whether the router tries `other` before `route` for every path under
+/// `other`'s prefix: the same host, and a longer prefix under `route`'s,
+/// or the same prefix and a method list where `route` has none (a route
+/// naming methods is picked before one for every method, never the other
+/// way round).
+fn picked_before(other: &Route, route: &Route) -> bool {
+    if std::ptr::eq(route, other) || other.host != route.host {
+        return false;
+    }
+    let longer = other.path_prefix.len() > route.path_prefix.len()
+        && (route.path_prefix == "/"
+            || other
+                .path_prefix
+                .strip_prefix(route.path_prefix.as_str())
+                .is_some_and(|rest| rest.starts_with('/')));
+    let same = other.path_prefix == route.path_prefix;
+    longer || same && route.methods.is_empty() && !other.methods.is_empty()
+}
+
+/// Whether `other` takes every method a rule naming `methods` (`None`:
+/// every method) can see on `route`.
+fn takes_methods(other: &Route, route: &Route, methods: Option<Vec<&str>>) -> bool {
+    if other.methods.is_empty() {
+        return true;
+    }
+    let on_route =
+        |m: &str| route.methods.is_empty() || route.methods.iter().any(|r| r.as_str() == m);
+    let seen: Vec<&str> = match methods {
+        Some(m) => m.into_iter().filter(|m| on_route(m)).collect(),
+        // Every method: a method list cannot take them all.
+        None if route.methods.is_empty() => return false,
+        None => route.methods.iter().map(http::Method::as_str).collect(),
+    };
+    !seen.is_empty()
+        && seen
+            .iter()
+            .all(|m| other.methods.iter().any(|o| o.as_str() == *m))
+}
+
+fn shadow_message(id: &str, route: &Route, other: &Route) -> String {
+    let methods = if other.methods.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = other.methods.iter().map(http::Method::as_str).collect();
+        format!(", methods {}", names.join(", "))
+    };
+    format!(
+        "rule `{id}` can never match on route `{}`: every request for its path and methods goes to route `{}` (path prefix `{}`{methods}), which the gateway picks first; name that route in the rule",
+        route.name, other.name, other.path_prefix
+    )
 }
 
 /// A route's `client_headers`: header names, each one the gateway would
