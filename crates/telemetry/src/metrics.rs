@@ -329,8 +329,9 @@ impl Metrics {
         let provider_refresh_failures = Family::default();
         registry.register(
             "provider_refresh_failures",
-            "Provider token refreshes of browser sessions that failed and kept the session \
-             (invalid_client, unauthorized_client, invalid_request, provider_error, unreachable ...), by reason",
+            "Provider token refreshes of browser sessions that failed, by reason (invalid_client, \
+             unauthorized_client, invalid_request, provider_error, unreachable, id_token_unverified \
+             keep the session; id_token_invalid ends it)",
             provider_refresh_failures.clone(),
         );
         let bundle_refusals = Family::default();
