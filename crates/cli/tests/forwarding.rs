@@ -250,6 +250,7 @@ async fn a_route_with_client_headers_forwards_only_those_it_lists() {
             "content-length",
             "content-type",
             "host",
+            "via",
             "x-app-version",
             "x-forwarded-for",
             "x-forwarded-host",

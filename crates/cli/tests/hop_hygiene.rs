@@ -13,7 +13,9 @@ mod common;
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use common::*;
+use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,4 +161,214 @@ async fn an_upstream_cannot_send_the_gateways_headers_or_forbidden_trailers() {
     let trailers = r.trailers.expect("the upstream's trailers, cleaned");
     let names: Vec<&str> = trailers.keys().map(http::HeaderName::as_str).collect();
     assert_eq!(names, ["grpc-status"], "{trailers:?}");
+}
+
+/// Every value of `name` the upstream received, in order.
+fn received<'a>(rec: &'a common::Recorded, name: &str) -> Vec<&'a str> {
+    rec.headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect()
+}
+
+fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> http::Request<Full<Bytes>> {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    b.body(Full::new(Bytes::new())).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_requests_name_the_gateway_last_in_via() {
+    let env = TestEnv::start().await;
+    let h2 = Client::h2(&env.pki, Some(&env.reader_cert));
+    let r = env
+        .reader
+        .send(
+            env.gw.addr,
+            request("GET", "/api/via", &[("via", "1.0 corp-proxy, 1.1 lb")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = h2
+        .send(env.gw.addr, request("GET", "/api/via2", &[]))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let records = env.up.records();
+    assert_eq!(records.len(), 2);
+    // The client's entries as sent, then the gateway's: the version the
+    // request was received with and the default pseudonym.
+    assert_eq!(
+        received(&records[0], "via"),
+        ["1.0 corp-proxy, 1.1 lb", "1.1 portcullis"]
+    );
+    assert_eq!(received(&records[1], "via"), ["2 portcullis"]);
+    // Not added to responses.
+    assert!(r.headers.get("via").is_none(), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn via_takes_the_configured_pseudonym_or_is_not_sent() {
+    for (setting, expected) in [
+        ("via:\n  pseudonym: edge-7\n", vec!["1.1 edge-7"]),
+        ("via:\n  send: false\n", vec![]),
+    ] {
+        let env = TestEnv::start_with(
+            UpstreamBehaviour::default(),
+            |c, _, _| format!("{c}{setting}"),
+            BASIC_POLICY,
+        )
+        .await;
+        let r = env.reader.get(env.gw.addr, "/api/x").await.unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        let rec = env.up.records().pop().unwrap();
+        assert_eq!(received(&rec, "via"), expected, "{setting}");
+    }
+}
+
+/// [`BASIC_POLICY`] with OPTIONS allowed to readers, on a route that
+/// lists its methods and forwards only `accept` of the client's headers.
+async fn options_env() -> TestEnv {
+    let policy = BASIC_POLICY.replace(
+        "rules:\n",
+        "rules:\n  - { id: api-options, effect: allow, roles: [reader], route: api, methods: [OPTIONS], path: \"/api/**\" }\n",
+    );
+    TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| {
+            c.replacen(
+                "    path_prefix: /api\n",
+                "    path_prefix: /api\n    methods: [GET, HEAD, POST, PUT, DELETE, OPTIONS]\n    client_headers: [accept]\n",
+                1,
+            )
+        },
+        &policy,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_options_with_max_forwards_0_is_answered_by_the_gateway_once_allowed() {
+    let env = options_env().await;
+    let r = env
+        .reader
+        .send(
+            env.gw.addr,
+            request("OPTIONS", "/api/probe", &[("max-forwards", "0")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.is_empty(), "{r:?}");
+    assert_eq!(r.headers["allow"], "GET, HEAD, POST, PUT, DELETE, OPTIONS");
+    assert!(r.headers.get("x-portcullis-request-id").is_some(), "{r:?}");
+    let rec = env
+        .gw
+        .wait_audit_record(|r| r["path"] == "/api/probe")
+        .await;
+    assert_eq!(rec["decision"], "allow", "{rec}");
+    assert_eq!(rec["rule"], "api-options", "{rec}");
+    assert_eq!(rec["status"], 200, "{rec}");
+
+    // Only once allowed: the policy's deny still wins, and a workload
+    // without an OPTIONS permission gets 403, not the gateway's answer.
+    let r = env
+        .reader
+        .send(
+            env.gw.addr,
+            request("OPTIONS", "/api/admin/x", &[("max-forwards", "0")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = env
+        .writer
+        .send(
+            env.gw.addr,
+            request("OPTIONS", "/api/probe2", &[("max-forwards", "0")]),
+        )
+        .await
+        .unwrap();
+    // The writer inherits the reader's permissions, OPTIONS included.
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(env.up.count(), 0, "nothing forwarded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_forwards_is_decremented_on_options_and_left_alone_elsewhere() {
+    let env = options_env().await;
+    for (method, sent, forwarded) in [
+        ("OPTIONS", "3", "2"),
+        ("OPTIONS", "1", "0"),
+        ("OPTIONS", "18446744073709551616", "18446744073709551614"),
+        // Meaningless on other methods: passed on as any header, here
+        // removed by the route's `client_headers`.
+        ("GET", "0", ""),
+    ] {
+        let path = format!("/api/{method}-{sent}");
+        let r = env
+            .reader
+            .send(
+                env.gw.addr,
+                request(method, &path, &[("max-forwards", sent)]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{method} {sent}: {r:?}");
+        let rec = env.up.records().pop().unwrap();
+        assert_eq!(rec.target, path);
+        let want: Vec<&str> = if forwarded.is_empty() {
+            vec![]
+        } else {
+            vec![forwarded]
+        };
+        // The gateway's own value survives the route's allow-list.
+        assert_eq!(received(&rec, "max-forwards"), want, "{method} {sent}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_max_forwards_on_options_is_400_and_never_forwarded() {
+    let env = options_env().await;
+    for (i, value) in ["-1", "1, 2", "0x0", "one"].into_iter().enumerate() {
+        let raw = format!(
+            "OPTIONS /api/mf{i} HTTP/1.1\r\nHost: localhost\r\nMax-Forwards: {value}\r\n\r\n"
+        );
+        let resp = env.raw(raw.as_bytes()).await;
+        assert_eq!(raw_status(&resp), Some(400), "{value}: {resp}");
+        let rec = env
+            .gw
+            .wait_audit_record(|r| r["path"] == format!("/api/mf{i}"))
+            .await;
+        assert_eq!(rec["decision"], "deny", "{rec}");
+        assert!(
+            rec["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("max_forwards_invalid"),
+            "{rec}"
+        );
+    }
+    // Twice is refused too: two intermediaries could each read another.
+    let raw = "OPTIONS /api/mf-twice HTTP/1.1\r\nHost: localhost\r\nMax-Forwards: 0\r\nMax-Forwards: 5\r\n\r\n";
+    let resp = env.raw(raw.as_bytes()).await;
+    assert_eq!(raw_status(&resp), Some(400), "{resp}");
+    assert_eq!(env.up.count(), 0, "nothing forwarded");
+    let metrics = env.gw.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "portcullis_bad_requests_total{reason=\"max_forwards_invalid\"}"
+        ),
+        5.0,
+        "{metrics}"
+    );
+    env.assert_still_serving().await;
 }

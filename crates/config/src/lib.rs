@@ -72,6 +72,10 @@ pub const DEFAULT_BUNDLE_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_BUNDLE_MAX_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_ADMIN_BIND: &str = "127.0.0.1:9901";
 pub const DEFAULT_ASSERTION_ISSUER: &str = "portcullis";
+/// The name the gateway gives itself in the `Via` of forwarded requests.
+pub const DEFAULT_VIA_PSEUDONYM: &str = "portcullis";
+/// Longest `via.pseudonym` accepted.
+pub const MAX_VIA_PSEUDONYM_LEN: usize = 64;
 /// Identity assertions are short-lived: an upstream that logs or leaks
 /// one hands out at most this much access.
 pub const DEFAULT_ASSERTION_TTL: Duration = Duration::from_secs(60);
@@ -142,6 +146,9 @@ pub struct Config {
     pub policy: PolicySource,
     pub admin: Option<Admin>,
     pub assertion: Assertion,
+    /// The pseudonym the gateway adds to the `Via` of every forwarded
+    /// request (RFC 9110 §7.6.3); `None` with `via.send: false`.
+    pub via: Option<String>,
     pub audit: Audit,
     pub drain_timeout: Duration,
     /// Bearer token verification; `None` when no issuer is configured

@@ -24,6 +24,20 @@ pub(crate) struct RawConfig {
     pub(crate) oidc: Option<RawOidc>,
     #[serde(default)]
     pub(crate) sessions: Option<RawSessions>,
+    #[serde(default)]
+    pub(crate) via: Option<RawVia>,
+}
+
+/// The `Via` entry added to forwarded requests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVia {
+    /// Default `true`.
+    #[serde(default)]
+    pub(crate) send: Option<bool>,
+    /// Default [`crate::DEFAULT_VIA_PSEUDONYM`].
+    #[serde(default)]
+    pub(crate) pseudonym: Option<String>,
 }
 
 /// The OpenID provider browsers log in at.

@@ -115,6 +115,42 @@ fn assertion_scope_is_request_or_connection() {
 }
 
 #[test]
+fn via_is_sent_by_default_under_a_token_pseudonym() {
+    let f = Fixture::new();
+    assert_eq!(f.load(VALID).unwrap().via.as_deref(), Some("portcullis"));
+    let c = f
+        .load(&format!("{VALID}via:\n  pseudonym: edge-1.eu\n"))
+        .unwrap();
+    assert_eq!(c.via.as_deref(), Some("edge-1.eu"));
+    let c = f.load(&format!("{VALID}via:\n  send: false\n")).unwrap();
+    assert_eq!(c.via, None);
+    let long = "p".repeat(MAX_VIA_PSEUDONYM_LEN + 1);
+    for (bad, why) in [
+        ("''", "is not a token"),
+        ("'edge 1'", "is not a token"),
+        ("'edge,1'", "is not a token"),
+        ("'edge(1)'", "is not a token"),
+        ("'edge\\r\\n'", "is not a token"),
+        (long.as_str(), "is not a token"),
+    ] {
+        let e = err(&f, &format!("{VALID}via:\n  pseudonym: {bad}\n")).to_string();
+        assert!(e.contains("via.pseudonym"), "{bad}: {e}");
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+    let e = err(
+        &f,
+        &format!("{VALID}via:\n  send: false\n  pseudonym: edge\n"),
+    )
+    .to_string();
+    assert!(
+        e.contains("via.pseudonym") && e.contains("`via.send` is false"),
+        "{e}"
+    );
+    let e = err(&f, &format!("{VALID}via:\n  comment: hi\n")).to_string();
+    assert!(e.contains("comment"), "{e}");
+}
+
+#[test]
 fn errors_name_the_key_path_and_the_problem() {
     let f = Fixture::new();
     let cases: &[(&str, &str, &str, &str)] = &[

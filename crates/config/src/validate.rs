@@ -216,6 +216,7 @@ pub(crate) fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     }
 
     let assertion = assertion(&cx, raw.identity_assertion.as_ref())?;
+    let via = via(&cx, raw.via.as_ref())?;
     let audit = match &raw.audit {
         None => Audit {
             dest: AuditDest::Stdout,
@@ -299,6 +300,7 @@ pub(crate) fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         policy,
         admin,
         assertion,
+        via,
         audit,
         drain_timeout,
         bearer,
@@ -1404,6 +1406,38 @@ fn assertion(cx: &Ctx<'_>, a: Option<&raw::RawAssertion>) -> Result<Assertion, C
         ttl,
         scope,
     })
+}
+
+/// The `Via` pseudonym: an HTTP token (RFC 9110 §5.6.2), so the entry
+/// `1.1 <pseudonym>` is one list member an upstream reads as written.
+fn via(cx: &Ctx<'_>, v: Option<&raw::RawVia>) -> Result<Option<String>, ConfigError> {
+    if v.and_then(|v| v.send) == Some(false) {
+        if v.is_some_and(|v| v.pseudonym.is_some()) {
+            return Err(cx.err(
+                "via.pseudonym",
+                "is set but `via.send` is false: remove one of the two",
+            ));
+        }
+        return Ok(None);
+    }
+    let pseudonym = v
+        .and_then(|v| v.pseudonym.clone())
+        .unwrap_or_else(|| crate::DEFAULT_VIA_PSEUDONYM.to_owned());
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if pseudonym.is_empty()
+        || pseudonym.len() > crate::MAX_VIA_PSEUDONYM_LEN
+        || !pseudonym.bytes().all(tchar)
+    {
+        return Err(cx.err(
+            "via.pseudonym",
+            format!(
+                "`{}` is not a token of 1 to {} letters, digits or `!#$%&'*+-.^_`|~`",
+                pseudonym.escape_default(),
+                crate::MAX_VIA_PSEUDONYM_LEN
+            ),
+        ));
+    }
+    Ok(Some(pseudonym))
 }
 
 /// A policy read from disk and checked against the configured routes.

@@ -478,6 +478,10 @@ fn pipeline<'a>(
             facts.close_connection = http1;
             return Err(refused_by(shared, &e));
         }
+        // `Max-Forwards` of an OPTIONS: read here, acted on once the
+        // request is allowed.
+        let hops =
+            guard::max_forwards(req.method(), req.headers()).map_err(|e| refused_by(shared, &e))?;
 
         // 3. Host, SNI.
         let host = guard::effective_host(req.uri(), req.headers(), req.version())
@@ -733,8 +737,13 @@ fn pipeline<'a>(
             }
         }
 
-        // 9. Forward.
-        let upstream_req = build_upstream_request(
+        // 9. Forward, unless the request may not travel further: an
+        //    OPTIONS with `Max-Forwards: 0` is answered here (RFC 9110
+        //    §7.6.2), one with more hops goes on with one fewer.
+        if hops == Some(0) {
+            return Ok(final_options_answer(route, facts));
+        }
+        let mut upstream_req = build_upstream_request(
             conn,
             snap,
             &permit,
@@ -748,6 +757,12 @@ fn pipeline<'a>(
             query.as_deref(),
             facts,
         )?;
+        // Written by the gateway, so past a route's `client_headers` too.
+        if let Some(n) = hops {
+            upstream_req
+                .headers_mut()
+                .insert(header::MAX_FORWARDS, HeaderValue::from(n - 1));
+        }
         let client = snap.upstreams.get(permit.route()).ok_or_else(|| {
             Refusal::error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -836,9 +851,32 @@ fn observe(
     }
 }
 
+/// The gateway's answer, as the final recipient, to an allowed OPTIONS
+/// that may not be forwarded: 200, no body, and the route's methods in
+/// `Allow` when the route lists them (a route open to every method says
+/// nothing about what its upstream implements).
+fn final_options_answer(route: &portcullis_config::Route, facts: &Facts) -> Response<Body> {
+    let mut r = Response::new(crate::response::full(bytes::Bytes::new()));
+    let h = r.headers_mut();
+    if !route.methods.is_empty() {
+        let allow = route
+            .methods
+            .iter()
+            .map(http::Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        insert(h, header::ALLOW, &allow);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(v) = &facts.request_id_header {
+        h.insert(names::REQUEST_ID, v.clone());
+    }
+    r
+}
+
 /// How many headers [`build_upstream_request`] adds: `host`, the three
-/// `x-forwarded-*`, the request id and the identity assertion.
-const GATEWAY_HEADERS: usize = 6;
+/// `x-forwarded-*`, `via`, the request id and the identity assertion.
+const GATEWAY_HEADERS: usize = 7;
 
 #[allow(clippy::too_many_arguments)]
 fn build_upstream_request(
@@ -930,6 +968,10 @@ fn build_upstream_request(
     headers.insert(names::X_FORWARDED_FOR, conn.strings.peer_ip.clone());
     headers.insert(names::X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     insert(&mut headers, names::X_FORWARDED_HOST, host);
+    // The client's `Via` entries stay; the gateway's comes last.
+    if let Some(via) = &snap.via {
+        headers.append(header::VIA, via.for_version(parts.version).clone());
+    }
     if let Some(v) = &facts.request_id_header {
         headers.insert(names::REQUEST_ID, v.clone());
     }

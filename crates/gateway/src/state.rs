@@ -33,7 +33,41 @@ pub(crate) struct Snapshot {
     pub(crate) audit: AuditStrings,
     /// Request metric handles by route index, made on first use.
     pub(crate) route_metrics: Vec<std::sync::OnceLock<portcullis_telemetry::RouteMetrics>>,
+    /// The `Via` entry forwarded requests get, by the version the request
+    /// came in with; `None` with `via.send: false`.
+    pub(crate) via: Option<ViaEntries>,
     pub(crate) loaded_at: jiff::Timestamp,
+}
+
+/// `1.0 <pseudonym>`, `1.1 <pseudonym>` and `2 <pseudonym>` (RFC 9110
+/// §7.6.3: the received protocol, then who received it), made once per
+/// snapshot.
+pub(crate) struct ViaEntries {
+    http10: http::HeaderValue,
+    http11: http::HeaderValue,
+    http2: http::HeaderValue,
+}
+
+impl ViaEntries {
+    /// `None` if the pseudonym is not a header value (the configuration
+    /// allows only token characters, so never).
+    pub(crate) fn new(pseudonym: &str) -> Option<Self> {
+        let entry = |version: &str| http::HeaderValue::from_str(&format!("{version} {pseudonym}"));
+        Some(Self {
+            http10: entry("1.0").ok()?,
+            http11: entry("1.1").ok()?,
+            http2: entry("2").ok()?,
+        })
+    }
+
+    /// The entry for a request received as `version`.
+    pub(crate) fn for_version(&self, version: http::Version) -> &http::HeaderValue {
+        match version {
+            http::Version::HTTP_2 => &self.http2,
+            http::Version::HTTP_09 | http::Version::HTTP_10 => &self.http10,
+            _ => &self.http11,
+        }
+    }
 }
 
 /// A listener's TLS as one snapshot has it.
@@ -282,8 +316,18 @@ fn build(
         }
         _ => None,
     };
+    let via = match &config.via {
+        None => None,
+        Some(p) => Some(ViaEntries::new(p).ok_or_else(|| {
+            format!(
+                "{}: via.pseudonym: not a header value",
+                config_path.display()
+            )
+        })?),
+    };
     Ok(Snapshot {
         bundle: None,
+        via,
         audit: AuditStrings::new(&policy, &config),
         route_metrics: config
             .routes
