@@ -760,6 +760,29 @@ async fn a_get_or_head_body_of_unknown_length_reaches_the_upstream_as_sent() {
     let rec = env.up.records().pop().unwrap();
     assert_eq!(rec.target, "/api/unsized-h2");
     assert_eq!(rec.body, "world");
+    assert_eq!(header(&rec, "transfer-encoding"), ["chunked"]);
+    // A body that turns out to hold nothing goes out as none: an HTTP/2
+    // stream ended by an empty DATA frame rather than on its HEADERS...
+    let req = http::Request::get("https://localhost/api/empty-h2")
+        .body(Unsized(None))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    // ...and a chunked body of only its last chunk.
+    let raw = "GET /api/empty-chunked HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n";
+    let resp = env.reader.raw(addr, raw.as_bytes()).await.unwrap();
+    assert_eq!(raw_statuses(&resp), [200], "{resp}");
+    let records = env.up.records();
+    for rec in &records[records.len() - 2..] {
+        assert!(rec.target.starts_with("/api/empty-"), "{}", rec.target);
+        assert!(rec.body.is_empty(), "{}", rec.target);
+        assert!(
+            header(rec, "transfer-encoding").is_empty(),
+            "{}",
+            rec.target
+        );
+        assert!(header(rec, "content-length").is_empty(), "{}", rec.target);
+    }
     // A GET without a body still goes out without one.
     let r = env.reader.get(addr, "/api/no-body").await.unwrap();
     assert_eq!(r.status, 200);

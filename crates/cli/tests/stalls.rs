@@ -223,12 +223,57 @@ async fn a_stalled_client_body_is_answered_408() {
     )
     .await;
     // The writer promises 100 bytes, sends 3, then waits.
-    let mut tls = env.writer.tls(env.gw.addr).await.unwrap();
-    tls.write_all(
+    let text = stalled_answer(
+        &env,
         b"POST /api/upload HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\nabc",
     )
-    .await
-    .unwrap();
+    .await;
+    assert_eq!(raw_status(&text), Some(408), "{text}");
+    // A GET announcing a chunked body and sending none: the gateway
+    // waits for its first frame before forwarding, within the same bound.
+    let text = stalled_answer(
+        &env,
+        b"GET /api/never-sent HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw_status(&text), Some(408), "{text}");
+    assert!(
+        env.up
+            .records()
+            .iter()
+            .all(|r| r.target != "/api/never-sent"),
+        "the GET's head waited for its body"
+    );
+    // The upstream saw the head and a body that was cut off, never 100 bytes.
+    assert!(
+        env.up.records().iter().all(|r| r.body.len() < 100),
+        "the upstream never got a complete request"
+    );
+    let records = env
+        .gw
+        .wait_audit_where(|r| r["status"] == 408 && r["path"] == "/api/never-sent")
+        .await;
+    for path in ["/api/upload", "/api/never-sent"] {
+        let rec = records
+            .iter()
+            .find(|r| r["status"] == 408 && r["path"] == path)
+            .expect("an audit record for the 408");
+        assert_eq!(rec["decision"], "deny");
+        assert!(
+            rec["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("client_body_stalled"),
+            "{rec}"
+        );
+    }
+}
+
+/// Sends `head` on a new connection and reads the answer's head, which
+/// must come within [`WAIT`].
+async fn stalled_answer(env: &TestEnv, head: &[u8]) -> String {
+    let mut tls = env.writer.tls(env.gw.addr).await.unwrap();
+    tls.write_all(head).await.unwrap();
     tls.flush().await.unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -237,7 +282,7 @@ async fn a_stalled_client_body_is_answered_408() {
             match tls.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    out.extend_from_slice(&buf[..n]);
+                    out.extend_from_slice(buf.get(..n).unwrap_or_default());
                     if out.windows(4).any(|w| w == b"\r\n\r\n") {
                         break;
                     }
@@ -247,26 +292,7 @@ async fn a_stalled_client_body_is_answered_408() {
     })
     .await;
     assert!(read.is_ok(), "the gateway must answer a stalled body");
-    let text = String::from_utf8_lossy(&out);
-    assert_eq!(raw_status(&text), Some(408), "{text}");
-    // The upstream saw the head and a body that was cut off, never 100 bytes.
-    assert!(
-        env.up.records().iter().all(|r| r.body.len() < 100),
-        "the upstream never got a complete request"
-    );
-    let records = env.gw.wait_audit_where(|r| r["status"] == 408).await;
-    let rec = records
-        .iter()
-        .find(|r| r["status"] == 408)
-        .expect("an audit record for the 408");
-    assert_eq!(rec["decision"], "deny");
-    assert!(
-        rec["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("client_body_stalled"),
-        "{rec}"
-    );
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

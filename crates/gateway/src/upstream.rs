@@ -153,8 +153,15 @@ impl UpstreamClient {
     /// took goes out on a new connection.
     async fn send(
         &self,
-        mut req: http::Request<Body>,
+        req: http::Request<Body>,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        // Boxed: the rare request that waits for its first body frame
+        // should not size every request's future.
+        let mut req = if has_unsized_body(&req) {
+            Box::pin(settle_unsized_body(req)).await?
+        } else {
+            req
+        };
         while let Some(sender) = self.pool.checkout() {
             match self.try_send(sender, req).await {
                 Ok(resp) => return Ok(resp),
@@ -255,17 +262,53 @@ impl UpstreamClient {
     }
 }
 
-/// hyper's HTTP/1 client sends a `GET` or `HEAD` whose body length it
-/// does not know (a chunked body, or HTTP/2 DATA without
-/// `content-length`) with no body at all, and drops the body. The gateway
-/// forwards what the client sent, so it asks for chunked framing itself.
-fn frame_unsized_body(mut req: http::Request<Body>) -> http::Request<Body> {
+/// A `GET` or `HEAD` whose body may or may not hold anything: the client
+/// sent it chunked, or as HTTP/2 DATA without `content-length`.
+fn has_unsized_body(req: &http::Request<Body>) -> bool {
     use hyper::body::Body as _;
-    if matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+    matches!(*req.method(), http::Method::GET | http::Method::HEAD)
         && !req.body().is_end_stream()
         && req.body().size_hint().exact().is_none()
         && !req.headers().contains_key(http::header::CONTENT_LENGTH)
-    {
+}
+
+/// Waits for the first frame of an unsized `GET` or `HEAD` body, so the
+/// upstream gets no body where the client sent none (an HTTP/2 stream
+/// ended by an empty DATA frame, a chunked body of only its last chunk)
+/// and the body as sent otherwise. The wait is bounded by the body's
+/// stall timeout and the route's request timeout.
+async fn settle_unsized_body(
+    req: http::Request<Body>,
+) -> Result<http::Request<Body>, UpstreamError> {
+    use http_body_util::BodyExt as _;
+    let (parts, mut body) = req.into_parts();
+    loop {
+        match body.frame().await {
+            None => {
+                let empty = http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed();
+                return Ok(http::Request::from_parts(parts, empty));
+            }
+            Some(Err(e)) => return Err(classify(&*e)),
+            Some(Ok(f)) if f.data_ref().is_some_and(Bytes::is_empty) => {}
+            Some(Ok(first)) => {
+                let rest = http_body_util::BodyStream::new(body);
+                let frames =
+                    futures_util::StreamExt::chain(futures_util::stream::iter([Ok(first)]), rest);
+                let body = http_body_util::StreamBody::new(frames).boxed();
+                return Ok(http::Request::from_parts(parts, body));
+            }
+        }
+    }
+}
+
+/// hyper's HTTP/1 client sends a `GET` or `HEAD` whose body length it
+/// does not know with no body at all, and drops the body. The gateway
+/// forwards what the client sent, so it asks for chunked framing itself
+/// (a body [`settle_unsized_body`] found empty is no longer unsized).
+fn frame_unsized_body(mut req: http::Request<Body>) -> http::Request<Body> {
+    if has_unsized_body(&req) {
         req.headers_mut().insert(
             http::header::TRANSFER_ENCODING,
             http::HeaderValue::from_static("chunked"),
@@ -365,7 +408,7 @@ impl Drop for UpstreamBody {
     }
 }
 
-fn classify(e: &hyper::Error) -> UpstreamError {
+fn classify(e: &(dyn std::error::Error + Send + Sync + 'static)) -> UpstreamError {
     use crate::body::{find_cause, BodyStalled, ClientBodyError};
     if find_cause::<http_body_util::LengthLimitError>(e).is_some() {
         UpstreamError::BodyTooLarge
