@@ -149,19 +149,23 @@ impl UpstreamClient {
         }
     }
 
+    /// [`Self::forward`] for a request whose body [`has_unsized_body`]:
+    /// its first frame is awaited before the head goes out.
+    pub(crate) async fn forward_unsized(
+        &self,
+        permit: &Permit,
+        mut req: http::Request<Body>,
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        settle_unsized_body(req.body_mut()).await?;
+        self.forward(permit, req).await
+    }
+
     /// Pooled connections first, newest first; a request none of them
     /// took goes out on a new connection.
     async fn send(
         &self,
-        req: http::Request<Body>,
+        mut req: http::Request<Body>,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
-        // Boxed: the rare request that waits for its first body frame
-        // should not size every request's future.
-        let mut req = if has_unsized_body(&req) {
-            Box::pin(settle_unsized_body(req)).await?
-        } else {
-            req
-        };
         while let Some(sender) = self.pool.checkout() {
             match self.try_send(sender, req).await {
                 Ok(resp) => return Ok(resp),
@@ -264,7 +268,7 @@ impl UpstreamClient {
 
 /// A `GET` or `HEAD` whose body may or may not hold anything: the client
 /// sent it chunked, or as HTTP/2 DATA without `content-length`.
-fn has_unsized_body(req: &http::Request<Body>) -> bool {
+pub(crate) fn has_unsized_body(req: &http::Request<Body>) -> bool {
     use hyper::body::Body as _;
     matches!(*req.method(), http::Method::GET | http::Method::HEAD)
         && !req.body().is_end_stream()
@@ -276,28 +280,23 @@ fn has_unsized_body(req: &http::Request<Body>) -> bool {
 /// upstream gets no body where the client sent none (an HTTP/2 stream
 /// ended by an empty DATA frame, a chunked body of only its last chunk)
 /// and the body as sent otherwise. The wait is bounded by the body's
-/// stall timeout and the route's request timeout.
-async fn settle_unsized_body(
-    req: http::Request<Body>,
-) -> Result<http::Request<Body>, UpstreamError> {
+/// stall timeout (the route's request timeout starts after it).
+async fn settle_unsized_body(body: &mut Body) -> Result<(), UpstreamError> {
     use http_body_util::BodyExt as _;
-    let (parts, mut body) = req.into_parts();
+    let mut rest = std::mem::take(body);
     loop {
-        match body.frame().await {
-            None => {
-                let empty = http_body_util::Empty::new()
-                    .map_err(|never| match never {})
-                    .boxed();
-                return Ok(http::Request::from_parts(parts, empty));
-            }
+        match rest.frame().await {
+            // `body` is empty already.
+            None => return Ok(()),
             Some(Err(e)) => return Err(classify(&*e)),
             Some(Ok(f)) if f.data_ref().is_some_and(Bytes::is_empty) => {}
             Some(Ok(first)) => {
-                let rest = http_body_util::BodyStream::new(body);
-                let frames =
-                    futures_util::StreamExt::chain(futures_util::stream::iter([Ok(first)]), rest);
-                let body = http_body_util::StreamBody::new(frames).boxed();
-                return Ok(http::Request::from_parts(parts, body));
+                let frames = futures_util::StreamExt::chain(
+                    futures_util::stream::iter([Ok(first)]),
+                    http_body_util::BodyStream::new(rest),
+                );
+                *body = http_body_util::StreamBody::new(frames).boxed();
+                return Ok(());
             }
         }
     }
