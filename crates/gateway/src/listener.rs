@@ -7,8 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use portcullis_identity::Principal;
 use portcullis_telemetry::{AuditDecision, AuditRecord};
 use tokio::net::{TcpListener, TcpStream};
@@ -16,11 +14,12 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::conn_trust::{ConnTrust, TrustAt};
 use crate::drain::DrainWatch;
-use crate::service::{handle, ConnCtx, FramingVerdicts};
+use crate::service::{ConnCtx, FramingVerdicts};
 use crate::Shared;
 
 mod activity;
 mod http1;
+mod http2;
 
 /// Maximum concurrent HTTP/2 streams per connection.
 pub const MAX_CONCURRENT_STREAMS: u32 = 256;
@@ -285,62 +284,9 @@ fn start_serving(
         trust,
     });
     Ok(match framing {
-        None => serve_http2(tls, ctx, &settings, drain),
+        None => http2::serve(tls, ctx, &settings, drain),
         Some(verdicts) => {
             http1::serve(tls, ctx, verdicts, &settings, shared.metrics.clone(), drain)
-        }
-    })
-}
-
-/// Serves an HTTP/2 connection until it ends; a drain, and `timeouts.idle`
-/// without a stream, send GOAWAY and let open streams finish.
-fn serve_http2(
-    tls: tokio_rustls::server::TlsStream<TcpStream>,
-    ctx: Arc<ConnCtx>,
-    settings: &ConnSettings,
-    mut drain: DrainWatch,
-) -> Serving {
-    let limits = &settings.limits;
-    let activity = Arc::new(activity::Activity::watched());
-    let mut idle = activity::IdleWatch::new(activity.clone(), settings.idle_timeout);
-    let conn_ctx = ctx.clone();
-    let svc = service_fn(move |req| activity::InFlight::track(&activity, handle(ctx.clone(), req)));
-    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    b.timer(TokioTimer::new())
-        .keep_alive_interval(Some(H2_KEEPALIVE_INTERVAL))
-        .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .max_header_list_size(
-            u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
-        );
-    // Pinned in its own box: pinning it inside the block would keep a
-    // second, moved-from slot of its size (2.7 KiB) in the block's future.
-    let mut conn = Box::pin(b.serve_connection(TokioIo::new(tls), svc));
-    Box::pin(async move {
-        let mut closing = false;
-        loop {
-            tokio::select! {
-                r = conn.as_mut() => break r.map_err(ConnError::from),
-                () = drain.draining(), if !closing => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                // Its certificate is no longer accepted: GOAWAY, so the
-                // client's next handshake gets the precise alert.
-                () = conn_ctx.trust.refused(), if !closing => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                // Pings from the client do not count: only streams do.
-                quiet = idle.next(), if !closing => match quiet {
-                    activity::Quiet::Idle => {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    // Its streams would wait for good: no GOAWAY.
-                    activity::Quiet::Stalled => break Err(ConnError::Slow(Slow::Send)),
-                },
-            }
         }
     })
 }
@@ -375,10 +321,20 @@ fn refusal(e: &ConnError) -> Option<(&'static str, String, u16)> {
         ConnError::Http(e) if e.is_parse() || e.is_parse_status() => {
             Some(("malformed_request", e.to_string(), 400))
         }
-        // hyper runs no timer of its own on HTTP/1 connections (the
-        // tap bounds heads, see `Slow`): its only timeout is the HTTP/2
-        // keep-alive ping, which a peer that vanished does not answer.
-        ConnError::Http(_) => None,
+        // The HTTP/2 server ended the connection for the client's fault
+        // (a frame on the wrong stream, a bad header block, too many
+        // resets): a GOAWAY with an error code, sent by the server.
+        ConnError::Http(e) => {
+            let h2 = crate::body::find_cause::<h2::Error>(e)?;
+            let reason = h2.reason().filter(|r| *r != h2::Reason::NO_ERROR)?;
+            (h2.is_go_away() && h2.is_library()).then(|| {
+                (
+                    "h2_connection_error",
+                    format!("http/2 connection ended by the server with {reason:?} ({h2})"),
+                    0,
+                )
+            })
+        }
     }
 }
 
@@ -410,7 +366,7 @@ async fn connection_error(
 /// Audits a refusal made before any request reached the pipeline: a TLS
 /// handshake, or a request hyper could not parse and answered itself with
 /// `status` (0 when nothing was answered).
-async fn audit_connection_event(
+pub(super) async fn audit_connection_event(
     shared: &Shared,
     peer: std::net::SocketAddr,
     status: u16,
@@ -446,6 +402,8 @@ async fn audit_connection_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tokio::io::AsyncWriteExt as _;
 
     /// The HTTP/2 client connection preface and an empty SETTINGS frame.

@@ -199,6 +199,16 @@ fn serve(
                     latency,
                 );
                 let upstream_body = facts.upstream_body.take();
+                let mut resp = resp;
+                if upstream_body.is_none() {
+                    // The gateway's own answers carry the request id too:
+                    // every response does (the HTTP/2 refusal scanner
+                    // counts on it to tell them from the protocol layer's
+                    // bare 431).
+                    if let Some(v) = &facts.request_id_header {
+                        resp.headers_mut().insert(names::REQUEST_ID, v.clone());
+                    }
+                }
                 let rec = record(
                     &conn,
                     &snap,

@@ -67,6 +67,7 @@
 mod form;
 mod framing;
 mod h1_stream;
+mod h2_refusals;
 mod limits;
 mod method;
 mod path;
@@ -80,6 +81,9 @@ pub use form::{
 pub use framing::{check_framing, FramingError, H2_CONNECTION_SPECIFIC_HEADERS};
 pub use h1_stream::{
     BodyFraming, Http1FramingScanner, Verdict, VerdictQueue, MAX_HEAD_BYTES, MAX_PENDING_VERDICTS,
+};
+pub use h2_refusals::{
+    H2RefusalScanner, RefusalKind, StreamRefusal, BARE_STATUS_MAX, MAX_TRACKED_STREAMS,
 };
 pub use limits::{
     check_header_limits, check_uri_len, LimitError, MAX_HEADER_BYTES, MAX_HEADER_COUNT,

@@ -1,0 +1,337 @@
+//! HTTP/2 requests the protocol layer refuses before the gateway's
+//! pipeline sees them: a malformed request head is reset by the HTTP/2
+//! server, a frame no client may send ends the connection. Each is
+//! counted, logged and audited like any refused request, and nothing is
+//! forwarded. The client here writes raw frames (a conforming client
+//! library would not send them).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions (clippy.toml allows these in tests)"
+)]
+mod common;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const GOAWAY: u8 = 0x7;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PROTOCOL_ERROR: u32 = 0x1;
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut f = vec![len[1], len[2], len[3], kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// HPACK "literal header field without indexing, new name", no Huffman
+/// coding (RFC 7541 §6.2.2); names and values under 127 bytes.
+fn literal(block: &mut Vec<u8>, name: &str, value: &str) {
+    block.push(0x00);
+    block.push(u8::try_from(name.len()).unwrap());
+    block.extend_from_slice(name.as_bytes());
+    block.push(u8::try_from(value.len()).unwrap());
+    block.extend_from_slice(value.as_bytes());
+}
+
+/// A GET of `path` with `extra` fields, as one HEADERS frame ending the
+/// stream.
+fn get(stream: u32, path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    literal(&mut block, ":method", "GET");
+    literal(&mut block, ":scheme", "https");
+    literal(&mut block, ":path", path);
+    literal(&mut block, ":authority", "localhost");
+    for (n, v) in extra {
+        literal(&mut block, n, v);
+    }
+    frame(HEADERS, END_STREAM | END_HEADERS, stream, &block)
+}
+
+struct Frame {
+    kind: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+async fn read_frame(tls: &mut Tls) -> Option<Frame> {
+    let mut head = [0u8; 9];
+    tls.read_exact(&mut head).await.ok()?;
+    let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+    let mut payload = vec![0u8; len];
+    tls.read_exact(&mut payload).await.ok()?;
+    Some(Frame {
+        kind: head[3],
+        stream: u32::from_be_bytes([head[5] & 0x7f, head[6], head[7], head[8]]),
+        payload,
+    })
+}
+
+/// Reads frames until `want` matches one (and returns it) or the
+/// connection ends (`None`).
+async fn until(tls: &mut Tls, mut want: impl FnMut(&Frame) -> bool) -> Option<Frame> {
+    tokio::time::timeout(WAIT, async {
+        while let Some(f) = read_frame(tls).await {
+            if want(&f) {
+                return Some(f);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the gateway answered in time")
+}
+
+/// An HTTP/2 connection past the exchange of SETTINGS.
+async fn connect(env: &TestEnv) -> Tls {
+    let client = Client::h2(&env.pki, Some(&env.reader_cert));
+    let mut tls = client.tls(env.gw.addr).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(SETTINGS, 0, 0, &[]));
+    tls.write_all(&hello).await.unwrap();
+    until(&mut tls, |f| f.kind == SETTINGS && f.payload.len() % 6 == 0)
+        .await
+        .expect("the server's SETTINGS");
+    tls.write_all(&frame(SETTINGS, 0x1, 0, &[])).await.unwrap();
+    tls
+}
+
+fn code(f: &Frame) -> u32 {
+    u32::from_be_bytes(f.payload[..4].try_into().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_http2_request_head_is_reset_counted_and_audited() {
+    let env = TestEnv::start().await;
+    let mut tls = connect(&env).await;
+    // Connection-specific fields have no place in HTTP/2 (RFC 9113
+    // §8.2.2): a `transfer-encoding` is how a request would be smuggled
+    // past a proxy that downgrades to HTTP/1.1.
+    let mut out = get(1, "/api/smuggle", &[("transfer-encoding", "chunked")]);
+    out.extend(get(3, "/api/keepalive", &[("connection", "keep-alive")]));
+    // A well-formed request on the same connection is still served.
+    out.extend(get(5, "/api/fine", &[]));
+    tls.write_all(&out).await.unwrap();
+
+    let mut resets = Vec::new();
+    let served = until(&mut tls, |f| {
+        if f.kind == RST_STREAM {
+            resets.push((f.stream, code(f)));
+        }
+        f.kind == HEADERS && f.stream == 5
+    })
+    .await;
+    assert!(served.is_some(), "stream 5 answered");
+    // Both resets are written before the answer to stream 5, which had to
+    // go to the upstream and back.
+    assert_eq!(resets, [(1, PROTOCOL_ERROR), (3, PROTOCOL_ERROR)]);
+
+    let records = env.up.records();
+    assert_eq!(records.len(), 1, "only the well-formed request forwarded");
+    assert_eq!(records[0].target, "/api/fine");
+    for stream in [1, 3] {
+        let needle = format!("http/2 stream {stream} reset by the server with PROTOCOL_ERROR");
+        let rec = env
+            .gw
+            .wait_audit_record(|r| r["reason"].as_str().is_some_and(|s| s.contains(&needle)))
+            .await;
+        assert_eq!(rec["decision"], "deny", "{rec}");
+        assert!(
+            rec["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("h2_stream_protocol_error: "),
+            "{rec}"
+        );
+        assert_eq!(
+            rec["source"].as_str().unwrap().split(':').next(),
+            Some("127.0.0.1")
+        );
+    }
+    let metrics = env.gw.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "portcullis_bad_requests_total{reason=\"h2_stream_protocol_error\"}"
+        ),
+        2.0,
+        "{metrics}"
+    );
+    env.assert_still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_frame_no_client_may_send_ends_the_connection_and_is_audited() {
+    let env = TestEnv::start().await;
+    let mut tls = connect(&env).await;
+    // Streams a client opens have odd numbers (RFC 9113 §5.1.1), and DATA
+    // needs an open stream: both are connection errors.
+    let mut out = get(2, "/api/even", &[]);
+    out.extend(frame(DATA, END_STREAM, 7, b"x"));
+    tls.write_all(&out).await.unwrap();
+    let goaway = until(&mut tls, |f| f.kind == GOAWAY)
+        .await
+        .expect("a GOAWAY");
+    assert_eq!(
+        u32::from_be_bytes(goaway.payload[4..8].try_into().unwrap()),
+        PROTOCOL_ERROR
+    );
+    let rec = env
+        .gw
+        .wait_audit_record(|r| {
+            r["reason"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("h2_connection_error"))
+        })
+        .await;
+    assert_eq!(rec["decision"], "deny", "{rec}");
+    assert!(
+        rec["reason"].as_str().unwrap().contains("PROTOCOL_ERROR"),
+        "{rec}"
+    );
+    assert_eq!(env.up.count(), 0, "nothing forwarded");
+    let metrics = env.gw.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "portcullis_bad_requests_total{reason=\"h2_connection_error\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
+    env.assert_still_serving().await;
+}
+
+/// An HPACK string of any length: 7-bit prefix integer (RFC 7541 §5.1),
+/// no Huffman coding.
+fn string(block: &mut Vec<u8>, s: &str) {
+    let mut n = s.len();
+    if n < 127 {
+        block.push(u8::try_from(n).unwrap());
+    } else {
+        block.push(127);
+        n -= 127;
+        while n >= 128 {
+            block.push(u8::try_from(n % 128).unwrap() | 0x80);
+            n /= 128;
+        }
+        block.push(u8::try_from(n).unwrap());
+    }
+    block.extend_from_slice(s.as_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_header_list_over_the_limit_is_431_counted_and_audited() {
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| with_listener_limits(&c, "{ max_header_bytes: 4096 }"),
+        BASIC_POLICY,
+    )
+    .await;
+    let mut tls = connect(&env).await;
+    let mut out = Vec::new();
+    // Over the limit, within what the HTTP/2 layer accepts (twice it):
+    // the pipeline refuses it. Then far over: the HTTP/2 layer does.
+    for (stream, size) in [(1u32, 6_000usize), (3, 12_000)] {
+        let mut block = Vec::new();
+        literal(&mut block, ":method", "GET");
+        literal(&mut block, ":scheme", "https");
+        literal(&mut block, ":path", &format!("/api/big{stream}"));
+        literal(&mut block, ":authority", "localhost");
+        block.push(0x00);
+        string(&mut block, "x-big");
+        string(&mut block, &"b".repeat(size));
+        out.extend(frame(HEADERS, END_STREAM | END_HEADERS, stream, &block));
+    }
+    tls.write_all(&out).await.unwrap();
+    let mut answered = Vec::new();
+    until(&mut tls, |f| {
+        if f.kind == HEADERS {
+            answered.push(f.stream);
+        }
+        answered.len() == 2
+    })
+    .await
+    .expect("both streams answered");
+    answered.sort_unstable();
+    assert_eq!(answered, [1, 3]);
+    assert_eq!(env.up.count(), 0, "nothing forwarded");
+
+    // The pipeline's refusal, with the request's path...
+    let rec = env.gw.wait_audit_record(|r| r["path"] == "/api/big1").await;
+    assert_eq!(rec["status"], 431, "{rec}");
+    assert!(
+        rec["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("header_too_large"),
+        "{rec}"
+    );
+    // ...and the protocol layer's, which never decoded the path.
+    let rec = env
+        .gw
+        .wait_audit_record(|r| {
+            r["reason"]
+                .as_str()
+                .is_some_and(|s| s.contains("http/2 stream 3 answered 431"))
+        })
+        .await;
+    assert_eq!(rec["status"], 431, "{rec}");
+    assert_eq!(rec["decision"], "deny", "{rec}");
+    assert!(
+        rec["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("header_too_large: "),
+        "{rec}"
+    );
+    let metrics = env.gw.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "portcullis_bad_requests_total{reason=\"header_too_large\"}"
+        ),
+        2.0,
+        "{metrics}"
+    );
+    env.assert_still_serving().await;
+}
+
+/// What tells the gateway's own answers from the protocol layer's bare
+/// 431: every response carries the request id, forwarded or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_http2_response_carries_a_request_id() {
+    let env = TestEnv::start().await;
+    let h2 = Client::h2(&env.pki, Some(&env.reader_cert));
+    for path in [
+        "/api/forwarded",
+        "/.well-known/portcullis/jwks.json",
+        "/api/admin/denied",
+        "/nowhere",
+    ] {
+        let r = h2.get(env.gw.addr, path).await.unwrap();
+        assert_eq!(r.version, http::Version::HTTP_2);
+        let id = r.headers.get("x-portcullis-request-id").expect(path);
+        assert_eq!(id.len(), 32, "{path}");
+    }
+    // No refusal was taken for the protocol layer's.
+    let metrics = env.gw.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "portcullis_bad_requests_total"),
+        0.0,
+        "{metrics}"
+    );
+}
