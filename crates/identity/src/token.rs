@@ -125,7 +125,10 @@ pub fn number_text(n: &serde_json::Number) -> String {
 ///
 /// A path whose whole text is a top-level member name is that member,
 /// so namespaced claim names containing dots work as written; otherwise
-/// the path is split at `.` and followed through nested objects.
+/// the path is split at `.` and followed through nested objects. A token
+/// where a dotted path finds both (a top-level `realm_access.roles` next
+/// to `realm_access: {roles}`) is ambiguous: the path finds nothing, so
+/// whoever can add a top-level claim cannot stand in for the nested one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClaimPath {
     text: Box<str>,
@@ -161,14 +164,20 @@ impl ClaimPath {
         &self.text
     }
 
-    /// The value at this path in `claims`.
+    /// The value at this path in `claims`: `None` when it is missing, or
+    /// found both as a top-level name and through nested objects.
     pub fn lookup<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
-        if let Some(v) = claims.get(&*self.text) {
-            return Some(v);
-        }
+        let whole = claims.get(&*self.text);
         if self.parts.len() < 2 {
-            return None;
+            return whole;
         }
+        match (whole, self.nested(claims)) {
+            (Some(_), Some(_)) => None,
+            (whole, nested) => whole.or(nested),
+        }
+    }
+
+    fn nested<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
         let mut parts = self.parts.iter();
         let first = parts.next()?;
         let mut cur = claims.get(&**first)?;

@@ -78,6 +78,13 @@ fn nested_claim_binding() {
     assert_eq!(roles, vec!["admin", "user"]);
     let not = user(json!({"realm_access": {"roles": "admins"}}));
     assert_eq!(p.roles_of(&not).collect::<Vec<_>>(), vec!["user"]);
+    // A top-level claim spelled like the path does not stand in for the
+    // nested one: a token with both binds neither.
+    let forged = user(json!({
+        "realm_access": {"roles": ["staff"]},
+        "realm_access.roles": ["admin"],
+    }));
+    assert_eq!(p.roles_of(&forged).collect::<Vec<_>>(), vec!["user"]);
 }
 
 #[test]

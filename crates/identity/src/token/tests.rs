@@ -48,6 +48,25 @@ fn nested_claim_paths() {
 }
 
 #[test]
+fn a_dotted_path_found_both_whole_and_nested_finds_nothing() {
+    // A top-level claim named like the nested path must not stand in for
+    // the nested value (nor the nested one for it).
+    let t = token(json!({
+        "realm_access": {"roles": ["staff"]},
+        "realm_access.roles": ["admin"],
+    }));
+    assert!(t.claim_values(&path("realm_access.roles")).is_empty());
+    // Either alone is found.
+    let t = token(json!({"realm_access.roles": ["admin"]}));
+    assert_eq!(t.claim_values(&path("realm_access.roles")), vec!["admin"]);
+    let t = token(json!({"realm_access": {"roles": ["staff"]}}));
+    assert_eq!(t.claim_values(&path("realm_access.roles")), vec!["staff"]);
+    // A path without a dot has only one place to be.
+    let t = token(json!({"groups": ["ops"]}));
+    assert_eq!(t.claim_values(&path("groups")), vec!["ops"]);
+}
+
+#[test]
 fn claim_path_syntax() {
     assert!(ClaimPath::parse("").is_err());
     assert!(ClaimPath::parse("a..b").is_err());
