@@ -161,15 +161,9 @@ async fn a_malformed_http2_request_head_is_reset_counted_and_audited() {
             Some("127.0.0.1")
         );
     }
-    let metrics = env.gw.metrics().await;
-    assert_eq!(
-        metric_value(
-            &metrics,
-            "portcullis_bad_requests_total{reason=\"h2_stream_protocol_error\"}"
-        ),
-        2.0,
-        "{metrics}"
-    );
+    env.gw
+        .assert_bad_requests("h2_stream_protocol_error", 2)
+        .await;
     env.assert_still_serving().await;
 }
 
@@ -203,15 +197,7 @@ async fn an_http2_frame_no_client_may_send_ends_the_connection_and_is_audited() 
         "{rec}"
     );
     assert_eq!(env.up.count(), 0, "nothing forwarded");
-    let metrics = env.gw.metrics().await;
-    assert_eq!(
-        metric_value(
-            &metrics,
-            "portcullis_bad_requests_total{reason=\"h2_connection_error\"}"
-        ),
-        1.0,
-        "{metrics}"
-    );
+    env.gw.assert_bad_requests("h2_connection_error", 1).await;
     env.assert_still_serving().await;
 }
 
@@ -298,15 +284,7 @@ async fn an_http2_header_list_over_the_limit_is_431_counted_and_audited() {
             .starts_with("header_too_large: "),
         "{rec}"
     );
-    let metrics = env.gw.metrics().await;
-    assert_eq!(
-        metric_value(
-            &metrics,
-            "portcullis_bad_requests_total{reason=\"header_too_large\"}"
-        ),
-        2.0,
-        "{metrics}"
-    );
+    env.gw.assert_bad_requests("header_too_large", 2).await;
     env.assert_still_serving().await;
 }
 

@@ -38,15 +38,7 @@ async fn a_method_with_a_lowercase_letter_or_trace_is_refused_and_never_forwarde
         assert!(rec["reason"].as_str().unwrap().starts_with(reason), "{rec}");
     }
     assert_eq!(env.up.count(), 0, "nothing forwarded");
-    let metrics = env.gw.metrics().await;
-    assert_eq!(
-        metric_value(
-            &metrics,
-            "portcullis_bad_requests_total{reason=\"method_not_uppercase\"}"
-        ),
-        3.0,
-        "{metrics}"
-    );
+    env.gw.assert_bad_requests("method_not_uppercase", 3).await;
     env.assert_still_serving().await;
 }
 
@@ -361,14 +353,6 @@ async fn an_unreadable_max_forwards_on_options_is_400_and_never_forwarded() {
     let resp = env.raw(raw.as_bytes()).await;
     assert_eq!(raw_status(&resp), Some(400), "{resp}");
     assert_eq!(env.up.count(), 0, "nothing forwarded");
-    let metrics = env.gw.metrics().await;
-    assert_eq!(
-        metric_value(
-            &metrics,
-            "portcullis_bad_requests_total{reason=\"max_forwards_invalid\"}"
-        ),
-        5.0,
-        "{metrics}"
-    );
+    env.gw.assert_bad_requests("max_forwards_invalid", 5).await;
     env.assert_still_serving().await;
 }

@@ -432,6 +432,14 @@ impl GatewayProc {
         metric_value(&self.metrics().await, prefix)
     }
 
+    /// Asserts how many requests were refused as malformed for `reason`
+    /// (`portcullis_bad_requests_total`), showing the metrics if not.
+    pub async fn assert_bad_requests(&self, reason: &str, count: u32) {
+        let metrics = self.metrics().await;
+        let line = format!("portcullis_bad_requests_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric_value(&metrics, &line), f64::from(count), "{metrics}");
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{sig}"), &self.child.id().to_string()])
