@@ -127,8 +127,10 @@ pub fn number_text(n: &serde_json::Number) -> String {
 /// so namespaced claim names containing dots work as written; otherwise
 /// the path is split at `.` and followed through nested objects. A token
 /// where a dotted path finds both (a top-level `realm_access.roles` next
-/// to `realm_access: {roles}`) is ambiguous: the path finds nothing, so
-/// whoever can add a top-level claim cannot stand in for the nested one.
+/// to `realm_access: {roles}`) is ambiguous ([`Self::is_ambiguous_in`]):
+/// the path finds nothing there, and the policy denies such a token
+/// outright, so whoever can add a top-level claim can neither stand in
+/// for the nested one nor hide it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClaimPath {
     text: Box<str>,
@@ -175,6 +177,17 @@ impl ClaimPath {
             (Some(_), Some(_)) => None,
             (whole, nested) => whole.or(nested),
         }
+    }
+
+    /// Whether this path finds a value both as a top-level name and
+    /// through nested objects in `claims`.
+    pub fn is_ambiguous_in(&self, claims: &Map<String, Value>) -> bool {
+        self.parts.len() >= 2 && claims.contains_key(&*self.text) && self.nested(claims).is_some()
+    }
+
+    /// Whether the path has more than one segment (it could be ambiguous).
+    pub fn is_dotted(&self) -> bool {
+        self.parts.len() >= 2
     }
 
     fn nested<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {

@@ -184,6 +184,7 @@ fn compile(raw: RawPolicy) -> Result<Policy> {
         }
     }
 
+    let dotted_claims = dotted_claims(&bindings, &rules);
     Ok(Policy {
         revision: Name::new(&revision),
         roles,
@@ -191,7 +192,33 @@ fn compile(raw: RawPolicy) -> Result<Policy> {
         routes,
         route_names: route_names.into_iter().collect(),
         bindings,
+        dotted_claims,
     })
+}
+
+/// Every dotted claim path a binding or a condition reads, once.
+fn dotted_claims(bindings: &crate::policy::Bindings, rules: &[Rule]) -> Box<[ClaimPath]> {
+    let from_bindings = bindings
+        .token
+        .values()
+        .flat_map(|ib| ib.claims.iter().map(|(p, _)| p));
+    let from_rules = rules.iter().flat_map(|r| {
+        let w = &r.when;
+        w.claims
+            .iter()
+            .map(|c| &c.path)
+            .chain(w.equal.iter().filter_map(|e| match &e.attr {
+                AttributeRef::TokenClaim(p) => Some(p),
+                _ => None,
+            }))
+    });
+    let mut out: Vec<ClaimPath> = Vec::new();
+    for p in from_bindings.chain(from_rules) {
+        if p.is_dotted() && !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    out.into_boxed_slice()
 }
 
 fn insert(bucket: &mut crate::index::Bucket, rule: &Rule, idx: RuleIdx) {

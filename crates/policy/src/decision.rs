@@ -26,6 +26,10 @@ pub enum Reason {
     ConditionFailed,
     /// The request path is not normalised (see `docs/policy.md`).
     InvalidPath,
+    /// The principal's token has a claim the policy reads by a dotted
+    /// path both as a top-level name and nested: which one the issuer
+    /// meant cannot be told, so the request is denied.
+    AmbiguousClaim,
 }
 
 impl Reason {
@@ -39,11 +43,12 @@ impl Reason {
             Self::RoleNotPermitted => "role_not_permitted",
             Self::ConditionFailed => "condition_failed",
             Self::InvalidPath => "invalid_path",
+            Self::AmbiguousClaim => "ambiguous_claim",
         }
     }
 
     /// Every reason, for validating test files.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Self::Allow,
         Self::ExplicitDeny,
         Self::NoRoles,
@@ -51,6 +56,7 @@ impl Reason {
         Self::RoleNotPermitted,
         Self::ConditionFailed,
         Self::InvalidPath,
+        Self::AmbiguousClaim,
     ];
 
     /// Parses a code written by [`Reason::as_str`].
@@ -144,7 +150,8 @@ impl Decision {
     }
 
     /// One of `allow`, `explicit_deny`, `no_roles`, `no_matching_rule`,
-    /// `role_not_permitted`, `condition_failed`, `invalid_path`.
+    /// `role_not_permitted`, `condition_failed`, `invalid_path`,
+    /// `ambiguous_claim`.
     pub fn reason_code(&self) -> &'static str {
         self.reason.as_str()
     }
@@ -218,6 +225,12 @@ impl Decision {
             Reason::InvalidPath => s.push_str(
                 "deny (invalid_path): the request path is not normalised (empty, `.` or `..` segment, `?`, `#` or control character)",
             ),
+            Reason::AmbiguousClaim => {
+                s.push_str("deny (ambiguous_claim)");
+                if let Some(f) = &self.failed {
+                    let _ = write!(s, ": {}", f.detail);
+                }
+            }
         }
         s.push_str("; roles [");
         for (i, r) in self.roles.iter().enumerate() {

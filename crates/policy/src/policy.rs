@@ -42,6 +42,9 @@ pub struct Policy {
     /// Sorted, unique.
     pub(crate) route_names: Vec<Name>,
     pub(crate) bindings: Bindings,
+    /// Every dotted claim path the bindings and conditions read, unique:
+    /// a token where one of them is ambiguous is denied.
+    pub(crate) dotted_claims: Box<[ClaimPath]>,
 }
 
 #[derive(Debug)]
@@ -112,6 +115,7 @@ impl Policy {
             routes: FastMap::default(),
             route_names: Vec::new(),
             bindings: Bindings::default(),
+            dotted_claims: Box::default(),
         }
     }
 
@@ -204,6 +208,20 @@ impl Policy {
         let Some(segments) = split_request_path(req.path) else {
             return deny(Reason::InvalidPath);
         };
+        if let Some(token) = &req.principal.token {
+            if let Some(path) = self
+                .dotted_claims
+                .iter()
+                .find(|p| p.is_ambiguous_in(&token.claims))
+            {
+                return deny(Reason::AmbiguousClaim).with_failed(FailedCondition {
+                    condition: format!("claim `{path}`"),
+                    detail: format!(
+                        "the token has a top-level claim named `{path}` and a nested value at that path"
+                    ),
+                });
+            }
+        }
         let no_rule = if roles.is_empty() {
             Reason::NoRoles
         } else {

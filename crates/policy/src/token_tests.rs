@@ -88,6 +88,35 @@ fn nested_claim_binding() {
 }
 
 #[test]
+fn a_token_with_a_claim_the_policy_reads_both_whole_and_nested_is_denied() {
+    let p = load(POLICY);
+    // Allowed as it is...
+    let plain = user(json!({"realm_access": {"roles": ["staff"]}, "org": {"id": "acme"}}));
+    assert!(Ask::new(&p).path(&plain, "/me").is_allowed());
+    // ...denied with a top-level claim spelled like a path the policy
+    // reads: a binding's (`realm_access.roles`) or a condition's
+    // (`token.claim.org.id` in `when.equal`). Dropping the nested roles
+    // would otherwise escape deny rules written for those roles.
+    for extra in [
+        json!({"realm_access": {"roles": ["staff"]}, "realm_access.roles": ["admin"]}),
+        json!({"org": {"id": "acme"}, "org.id": "other"}),
+    ] {
+        let d = Ask::new(&p).path(&user(extra.clone()), "/me");
+        assert_eq!(d.reason(), Reason::AmbiguousClaim, "{extra}");
+        assert!(!d.is_allowed());
+        assert!(
+            d.explain()
+                .starts_with("deny (ambiguous_claim): the token has a top-level claim named `"),
+            "{}",
+            d.explain()
+        );
+    }
+    // A top-level claim with dots the policy never reads is no matter.
+    let other = user(json!({"a.b": 1, "a": {"b": 2}}));
+    assert!(Ask::new(&p).path(&other, "/me").is_allowed());
+}
+
+#[test]
 fn scope_and_subject_bindings() {
     let p = load(POLICY);
     let r = user(json!({"scope": "openid api:read"}));

@@ -56,11 +56,18 @@ fn a_dotted_path_found_both_whole_and_nested_finds_nothing() {
         "realm_access.roles": ["admin"],
     }));
     assert!(t.claim_values(&path("realm_access.roles")).is_empty());
+    assert!(path("realm_access.roles").is_ambiguous_in(&t.claims));
+    assert!(!path("realm_access").is_ambiguous_in(&t.claims));
     // Either alone is found.
     let t = token(json!({"realm_access.roles": ["admin"]}));
     assert_eq!(t.claim_values(&path("realm_access.roles")), vec!["admin"]);
+    assert!(!path("realm_access.roles").is_ambiguous_in(&t.claims));
     let t = token(json!({"realm_access": {"roles": ["staff"]}}));
     assert_eq!(t.claim_values(&path("realm_access.roles")), vec!["staff"]);
+    assert!(!path("realm_access.roles").is_ambiguous_in(&t.claims));
+    // A nested null is still a value that is there.
+    let t = token(json!({"a.b": 1, "a": {"b": null}}));
+    assert!(path("a.b").is_ambiguous_in(&t.claims));
     // A path without a dot has only one place to be.
     let t = token(json!({"groups": ["ops"]}));
     assert_eq!(t.claim_values(&path("groups")), vec!["ops"]);
