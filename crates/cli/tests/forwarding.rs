@@ -11,23 +11,20 @@
 )]
 mod common;
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use bytes::Bytes;
+use common::tls_upstream::{
+    behind_tls_upstream, behind_tls_upstream_with, https_route, tls_upstream, TlsUpstream,
+};
 use common::{
     closed_port, raw_status, raw_statuses, send_on, with_listener_limits, Client, Recorded,
     TestEnv, TestPki, UpstreamBehaviour, BASIC_POLICY,
 };
 use http_body_util::Full;
-use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 const JWKS: &str = "/.well-known/portcullis/jwks.json";
 const READER_ID: &str = "spiffe://example.org/ns/test/sa/reader";
@@ -860,123 +857,6 @@ async fn slow_upstream_is_504_after_the_route_timeout() {
 }
 
 // ------------------------------------------------------ https upstream
-
-/// A recording upstream behind TLS with the given certificate: HTTP/1.1
-/// without ALPN, or HTTP/2 only when `h2`.
-struct TlsUpstream {
-    addr: SocketAddr,
-    records: Arc<Mutex<Vec<Recorded>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TlsUpstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn tls_upstream(cert: &Path, key: &Path, h2: bool) -> TlsUpstream {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(key).unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
-    if h2 {
-        config.alpn_protocols = vec![b"h2".to_vec()];
-    }
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    let records: Arc<Mutex<Vec<Recorded>>> = Arc::default();
-    let recs = records.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = tcp.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            let recs = recs.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let recs = recs.clone();
-                    async move {
-                        let recorded = Recorded::read(req).await;
-                        recs.lock().unwrap().push(recorded);
-                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
-                            Bytes::from_static(b"tls upstream ok"),
-                        )))
-                    }
-                });
-                if h2 {
-                    let _ = hyper::server::conn::http2::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-                } else {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-                }
-            });
-        }
-    });
-    TlsUpstream {
-        addr,
-        records,
-        task,
-    }
-}
-
-/// Points route `api` at `https://localhost:PORT` verified against `ca`.
-fn https_route(config: String, plain: SocketAddr, tls: SocketAddr, ca: &Path) -> String {
-    let from = format!("url: http://{plain}\n");
-    assert!(config.contains(&from));
-    config.replace(
-        &from,
-        &format!(
-            "url: https://localhost:{}\n      ca: {}\n",
-            tls.port(),
-            ca.display()
-        ),
-    )
-}
-
-/// A gateway whose route `api` goes to a recording TLS upstream (HTTP/2
-/// only when `h2`) verified against that upstream's own CA. The returned
-/// directory holds both PKIs: keep it alive.
-async fn behind_tls_upstream(h2: bool) -> (tempfile::TempDir, TlsUpstream, TestEnv) {
-    behind_tls_upstream_with(h2, |c| c).await
-}
-
-/// [`behind_tls_upstream`], the configuration passed through `edit`.
-async fn behind_tls_upstream_with(
-    h2: bool,
-    edit: fn(String) -> String,
-) -> (tempfile::TempDir, TlsUpstream, TestEnv) {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream_pki = TestPki::new(&dir.path().join("upstream-pki"));
-    let tls = tls_upstream(&upstream_pki.server_cert, &upstream_pki.server_key, h2).await;
-    let (ca, tls_addr) = (upstream_pki.ca_bundle.clone(), tls.addr);
-    let env = TestEnv::start_with(
-        UpstreamBehaviour::default(),
-        |c, _, plain| edit(https_route(c, plain, tls_addr, &ca)),
-        BASIC_POLICY,
-    )
-    .await;
-    (dir, tls, env)
-}
 
 /// The one request `tls` recorded, whose body must be `hello`, and the
 /// names in its trailer section.

@@ -231,16 +231,14 @@ async fn an_http2_header_list_over_the_limit_is_431_counted_and_audited() {
     let mut out = Vec::new();
     // Over the limit, within what the HTTP/2 layer accepts (twice it):
     // the pipeline refuses it. Then far over: the HTTP/2 layer does.
-    for (stream, size) in [(1u32, 6_000usize), (3, 12_000)] {
-        let mut block = Vec::new();
-        literal(&mut block, ":method", "GET");
-        literal(&mut block, ":scheme", "https");
-        literal(&mut block, ":path", &format!("/api/big{stream}"));
-        literal(&mut block, ":authority", "localhost");
-        block.push(0x00);
-        string(&mut block, "x-big");
-        string(&mut block, &"b".repeat(size));
-        out.extend(frame(HEADERS, END_STREAM | END_HEADERS, stream, &block));
+    // The third has a body to come: the 431 is followed by a reset, the
+    // same refusal.
+    for (stream, size, flags) in [
+        (1u32, 6_000usize, END_STREAM | END_HEADERS),
+        (3, 12_000, END_STREAM | END_HEADERS),
+        (5, 12_000, END_HEADERS),
+    ] {
+        out.extend(frame(HEADERS, flags, stream, &big_get(stream, size)));
     }
     tls.write_all(&out).await.unwrap();
     let mut answered = Vec::new();
@@ -248,12 +246,12 @@ async fn an_http2_header_list_over_the_limit_is_431_counted_and_audited() {
         if f.kind == HEADERS {
             answered.push(f.stream);
         }
-        answered.len() == 2
+        answered.len() == 3
     })
     .await
-    .expect("both streams answered");
+    .expect("the three streams answered");
     answered.sort_unstable();
-    assert_eq!(answered, [1, 3]);
+    assert_eq!(answered, [1, 3, 5]);
     assert_eq!(env.up.count(), 0, "nothing forwarded");
 
     // The pipeline's refusal, with the request's path...
@@ -284,7 +282,63 @@ async fn an_http2_header_list_over_the_limit_is_431_counted_and_audited() {
             .starts_with("header_too_large: "),
         "{rec}"
     );
-    env.gw.assert_bad_requests("header_too_large", 2).await;
+    env.gw.assert_bad_requests("header_too_large", 3).await;
+    env.gw
+        .assert_bad_requests("h2_stream_protocol_error", 0)
+        .await;
+    env.assert_still_serving().await;
+}
+
+/// A GET of `/api/big{stream}` with a `size`-byte field.
+fn big_get(stream: u32, size: usize) -> Vec<u8> {
+    let mut block = Vec::new();
+    literal(&mut block, ":method", "GET");
+    literal(&mut block, ":scheme", "https");
+    literal(&mut block, ":path", &format!("/api/big{stream}"));
+    literal(&mut block, ":authority", "localhost");
+    block.push(0x00);
+    string(&mut block, "x-big");
+    string(&mut block, &"b".repeat(size));
+    block
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_keeps_sending_refused_streams_is_closed() {
+    let env = TestEnv::start_with(
+        UpstreamBehaviour::default(),
+        |c, _, _| with_listener_limits(&c, "{ max_header_bytes: 4096 }"),
+        BASIC_POLICY,
+    )
+    .await;
+    let mut tls = connect(&env).await;
+    // 150 header lists the protocol layer answers 431 itself.
+    let mut out = Vec::new();
+    for i in 0..150u32 {
+        let stream = 2 * i + 1;
+        out.extend(frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            stream,
+            &big_get(stream, 9_000),
+        ));
+    }
+    // The gateway may close before it has read them all.
+    let _ = tls.write_all(&out).await;
+    // (The 431s written together with the 101st may still arrive.)
+    let end = until(&mut tls, |_| false).await;
+    assert!(end.is_none(), "the connection ends");
+    let rec = env
+        .gw
+        .wait_audit_record(|r| {
+            r["reason"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("h2_too_many_refusals"))
+        })
+        .await;
+    assert_eq!(rec["decision"], "deny", "{rec}");
+    // Each of the first 100 was audited; none after them.
+    env.gw.assert_bad_requests("header_too_large", 100).await;
+    env.gw.assert_bad_requests("h2_too_many_refusals", 1).await;
     env.assert_still_serving().await;
 }
 
@@ -312,4 +366,75 @@ async fn every_http2_response_carries_a_request_id() {
         0.0,
         "{metrics}"
     );
+}
+
+/// A response body that sends a little, waits, then fails with an HTTP/2
+/// `PROTOCOL_ERROR`: the upstream resets its stream with that code once
+/// the gateway has passed the response head on.
+struct BrokenBody {
+    sent: bool,
+    wait: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for BrokenBody {
+    type Data = bytes::Bytes;
+    type Error = common::tls_upstream::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        if !std::mem::replace(&mut self.sent, true) {
+            let data = bytes::Bytes::from_static(b"partial");
+            return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(data))));
+        }
+        std::task::ready!(std::future::Future::poll(self.wait.as_mut(), cx));
+        let e = h2::Error::from(h2::Reason::PROTOCOL_ERROR);
+        std::task::Poll::Ready(Some(Err(Box::new(e))))
+    }
+}
+
+fn broken() -> http_body_util::combinators::BoxBody<bytes::Bytes, common::tls_upstream::BoxError> {
+    http_body_util::BodyExt::boxed(BrokenBody {
+        sent: false,
+        wait: Box::pin(tokio::time::sleep(std::time::Duration::from_millis(300))),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstreams_protocol_error_is_not_blamed_on_the_client() {
+    let (_dir, _tls, env) =
+        common::tls_upstream::behind_tls_upstream_answering(true, |c| c, broken).await;
+    let mut tls = connect(&env).await;
+    tls.write_all(&get(1, "/api/broken", &[])).await.unwrap();
+    let mut data = Vec::new();
+    let reset = until(&mut tls, |f| {
+        if f.kind == DATA {
+            data.extend_from_slice(&f.payload);
+        }
+        f.kind == RST_STREAM && f.stream == 1
+    })
+    .await
+    .expect("the stream is reset");
+    assert_eq!(
+        data, b"partial",
+        "the head and the first bytes came through"
+    );
+    // The client did nothing wrong: the gateway failed to deliver.
+    const INTERNAL_ERROR: u32 = 0x2;
+    assert_eq!(code(&reset), INTERNAL_ERROR);
+    let rec = env
+        .gw
+        .wait_audit_record(|r| r["decision"] == "error" && r["path"] == "/api/broken")
+        .await;
+    assert!(
+        rec["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("response_incomplete: upstream body: "),
+        "{rec}"
+    );
+    env.gw
+        .assert_bad_requests("h2_stream_protocol_error", 0)
+        .await;
 }

@@ -360,14 +360,24 @@ impl UpstreamBody {
     }
 }
 
+/// How an upstream's response body failed, as the text of the error and
+/// its causes. It has no `source`: the HTTP/2 server resets the client's
+/// stream with the first HTTP/2 reason it finds among an error's causes,
+/// and an upstream's `PROTOCOL_ERROR` is no fault of the client's (the
+/// client gets `INTERNAL_ERROR`, and the reset is not counted as its
+/// refusal).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct UpstreamBodyError(String);
+
 impl http_body::Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = UpstreamBodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(None) => {
@@ -376,7 +386,7 @@ impl http_body::Body for UpstreamBody {
             }
             Poll::Ready(Some(Err(e))) => {
                 this.returner = None;
-                Poll::Ready(Some(Err(e)))
+                Poll::Ready(Some(Err(UpstreamBodyError(error_chain(&e)))))
             }
             // Trailers lose hop-by-hop fields, the gateway namespace and
             // the fields trailers may not carry before the client sees

@@ -6,29 +6,34 @@
 //! counted or audited:
 //! - it resets a stream whose request is malformed (an uppercase or
 //!   connection-specific field such as `transfer-encoding`, a missing or
-//!   bad pseudo-header, a `content-length` that disagrees with the DATA),
-//!   one the client opened over the concurrency limit, and one that
-//!   breaks flow control: a `RST_STREAM` whose error code blames the
-//!   client;
+//!   bad pseudo-header, a `content-length` that disagrees with the DATA)
+//!   or that breaks flow control: a `RST_STREAM` whose error code blames
+//!   the client;
 //! - it answers a request whose header list is over its limit with a
 //!   bare `431` of its own: a HEADERS frame that opens and ends the
-//!   response and holds only `:status`.
+//!   response and holds only `:status` (followed by a `RST_STREAM
+//!   PROTOCOL_ERROR` when the request had a body still to come).
 //!
 //! [`H2RefusalScanner`] reads the server's side of the connection and
-//! reports both. Reset codes the server uses for its own reasons
-//! (`NO_ERROR`, `CANCEL`, `INTERNAL_ERROR`, …) are not reported. A
-//! response the gateway writes is never taken for the bare `431`: every
-//! one carries a 32-digit `x-portcullis-request-id`, so its header block
-//! is longer than [`BARE_STATUS_MAX`] bytes.
+//! reports both, once per stream. Reset codes the server uses for its
+//! own reasons (`NO_ERROR`, `CANCEL`, `INTERNAL_ERROR`, …) are not
+//! reported, nor is `REFUSED_STREAM`: it says a stream was not processed
+//! and may be retried (a client may open more streams than allowed before
+//! it has read the server's limit).
 //!
-//! The scanner does no I/O; besides a frame header it keeps the numbers
-//! of the streams whose response has begun and not ended (at most
-//! [`MAX_TRACKED_STREAMS`]). Payloads other than a `RST_STREAM`'s four
-//! bytes are skipped without being looked at.
+//! A bare 431 is told from every other response head by two facts. The
+//! server writes it while reading the stream's HEADERS, before it answers
+//! any stream the client opened later, so it lands on a stream number
+//! above every stream the server has answered so far; trailers and the
+//! final head after a `100 Continue` land on streams already answered.
+//! And no response the gateway writes is that short: every one carries a
+//! 32-digit `x-portcullis-request-id`, so its header block is longer than
+//! [`BARE_STATUS_MAX`] bytes.
+//!
+//! The scanner does no I/O and keeps a few dozen bytes of state. Payloads
+//! other than a `RST_STREAM`'s four bytes are skipped without being
+//! looked at.
 
-use std::collections::BTreeSet;
-
-const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
 const END_STREAM: u8 = 0x1;
@@ -41,11 +46,9 @@ const HEADER_LEN: usize = 9;
 /// request id is far longer.
 pub const BARE_STATUS_MAX: usize = 15;
 
-/// Streams whose response has begun are remembered up to this many (the
-/// oldest are forgotten first): several times the gateway's limit of
-/// concurrent streams, so only streams the client abandoned mid-response
-/// are ever forgotten.
-pub const MAX_TRACKED_STREAMS: usize = 1024;
+/// Streams answered with a bare 431 whose reset, if one follows, is not
+/// reported again. The server writes that reset right after the 431.
+const RECENT_BARE: usize = 8;
 
 /// A stream the HTTP/2 layer refused for the client's fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +91,6 @@ impl StreamRefusal {
             RefusalKind::HeaderListTooLarge => "header_too_large",
             RefusalKind::Reset(0x1) => "h2_stream_protocol_error",
             RefusalKind::Reset(0x3) => "h2_stream_flow_control_error",
-            RefusalKind::Reset(0x7) => "h2_stream_refused",
             RefusalKind::Reset(0xb) => "h2_stream_enhance_your_calm",
             RefusalKind::Reset(_) => "h2_stream_error",
         }
@@ -111,9 +113,6 @@ impl StreamRefusal {
                  a bad pseudo-header, or a body that disagrees with its content-length)"
             }
             RefusalKind::Reset(0x3) => "the client sent more than the stream's flow-control window",
-            RefusalKind::Reset(0x7) => {
-                "the client opened more concurrent streams than it was allowed"
-            }
             RefusalKind::Reset(0xb) => "the client's stream pattern looked abusive",
             RefusalKind::Reset(_) => "the client broke the stream's protocol",
         }
@@ -143,10 +142,11 @@ impl std::fmt::Display for StreamRefusal {
 /// Error codes that blame the peer: everything but `NO_ERROR`,
 /// `INTERNAL_ERROR`, `SETTINGS_TIMEOUT`, `CANCEL`, `CONNECT_ERROR` and
 /// `INADEQUATE_SECURITY`, which a server sends for its own reasons (a
-/// response body that failed, a request it no longer needs), and unknown
-/// codes, which this server does not send.
+/// response body that failed, a request it no longer needs),
+/// `REFUSED_STREAM` (not processed, safe to retry), and unknown codes,
+/// which this server does not send.
 fn blames_client(code: u32) -> bool {
-    matches!(code, 0x1 | 0x3 | 0x5 | 0x6 | 0x7 | 0x9 | 0xb | 0xd)
+    matches!(code, 0x1 | 0x3 | 0x5 | 0x6 | 0x9 | 0xb | 0xd)
 }
 
 /// Follows the frames a server writes and reports the streams it refused
@@ -162,8 +162,12 @@ pub struct H2RefusalScanner {
     /// The current frame is a `RST_STREAM` on this stream; its code so far.
     reset: Option<u32>,
     code: [u8; 4],
-    /// Streams whose response has begun and not ended.
-    answering: BTreeSet<u32>,
+    /// The highest stream the server has written a HEADERS frame on.
+    answered: u32,
+    /// The last streams answered with a bare 431 (0: none), oldest
+    /// overwritten first.
+    bare: [u32; RECENT_BARE],
+    next_bare: usize,
 }
 
 impl H2RefusalScanner {
@@ -199,7 +203,7 @@ impl H2RefusalScanner {
                 if take == self.left {
                     self.reset = None;
                     let code = u32::from_be_bytes(self.code);
-                    if blames_client(code) {
+                    if blames_client(code) && !self.forget_bare(stream) {
                         found(StreamRefusal {
                             stream,
                             kind: RefusalKind::Reset(code),
@@ -224,46 +228,38 @@ impl H2RefusalScanner {
         self.reset = None;
         match kind {
             HEADERS if stream != 0 => {
-                if self.answering.contains(&stream) {
-                    // Trailers, or the final response after a 1xx.
-                    if ends {
-                        self.answering.remove(&stream);
+                if stream > self.answered && ends && len <= BARE_STATUS_MAX {
+                    if let Some(slot) = self.bare.get_mut(self.next_bare) {
+                        *slot = stream;
                     }
-                } else if ends {
-                    if len <= BARE_STATUS_MAX {
-                        found(StreamRefusal {
-                            stream,
-                            kind: RefusalKind::HeaderListTooLarge,
-                        });
-                    }
-                } else {
-                    self.begin(stream);
+                    self.next_bare = (self.next_bare + 1) % RECENT_BARE;
+                    found(StreamRefusal {
+                        stream,
+                        kind: RefusalKind::HeaderListTooLarge,
+                    });
                 }
-            }
-            DATA if ends => {
-                self.answering.remove(&stream);
+                self.answered = self.answered.max(stream);
             }
             // A RST_STREAM is exactly four bytes on a stream; anything
             // else the server would not write, and is skipped.
-            RST_STREAM if stream != 0 => {
-                self.answering.remove(&stream);
-                if len == 4 {
-                    self.reset = Some(stream);
-                    self.code = [0; 4];
-                }
+            RST_STREAM if stream != 0 && len == 4 => {
+                self.reset = Some(stream);
+                self.code = [0; 4];
             }
             _ => {}
         }
     }
 
-    /// A response has begun on `stream`. Past the bound, the oldest
-    /// stream is forgotten: one whose client reset it mid-response (the
-    /// server then writes nothing more on it).
-    fn begin(&mut self, stream: u32) {
-        if self.answering.len() >= MAX_TRACKED_STREAMS {
-            self.answering.pop_first();
+    /// Whether `stream` was answered with a bare 431 (already reported);
+    /// forgets it.
+    fn forget_bare(&mut self, stream: u32) -> bool {
+        match self.bare.iter_mut().find(|s| **s == stream) {
+            Some(s) => {
+                *s = 0;
+                true
+            }
+            None => false,
         }
-        self.answering.insert(stream);
     }
 }
 

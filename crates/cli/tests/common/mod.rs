@@ -11,6 +11,7 @@
 )]
 pub mod browser;
 pub mod oidc;
+pub mod tls_upstream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,8 @@
 //! request reaches the gateway's pipeline. [`RefusalTap`] reads the
 //! frames the server writes ([`H2RefusalScanner`]) and gives each such
 //! stream what a refused request gets: a `bad_requests_total` count, a
-//! log line and an audit record.
+//! log line and an audit record. A connection with more than
+//! [`MAX_REFUSED_STREAMS`] of them is closed.
 
 use std::io;
 use std::pin::Pin;
@@ -23,6 +24,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::{activity, ConnError, ConnSettings, Serving, Slow, H2_KEEPALIVE_INTERVAL};
+
+/// Streams the protocol layer may refuse on one connection before the
+/// gateway closes it: a client that keeps sending what is refused (a
+/// bare 431 costs it a few bytes of HPACK each) is served no further,
+/// and its refusals stop costing an audit record each.
+pub(super) const MAX_REFUSED_STREAMS: u32 = 100;
 use super::{H2_KEEPALIVE_TIMEOUT, MAX_CONCURRENT_STREAMS};
 use crate::drain::DrainWatch;
 use crate::service::{handle, ConnCtx};
@@ -87,6 +94,9 @@ struct RefusalTap<S> {
     inner: S,
     scanner: H2RefusalScanner,
     ctx: Arc<ConnCtx>,
+    /// Streams refused so far; past [`MAX_REFUSED_STREAMS`] the
+    /// connection reads as ended and takes no more writes.
+    refused: u32,
 }
 
 impl<S> RefusalTap<S> {
@@ -95,19 +105,33 @@ impl<S> RefusalTap<S> {
             inner,
             scanner: H2RefusalScanner::new(),
             ctx,
+            refused: 0,
         }
+    }
+
+    fn closed(&self) -> bool {
+        self.refused > MAX_REFUSED_STREAMS
     }
 
     /// Reads the `n` bytes of `bufs` the stream took.
     fn scan(&mut self, bufs: &[io::IoSlice<'_>], mut n: usize) {
         let ctx = &self.ctx;
+        let refused = &mut self.refused;
+        let mut found = |r: StreamRefusal| {
+            *refused = refused.saturating_add(1);
+            if *refused <= MAX_REFUSED_STREAMS {
+                refused_stream(ctx, r);
+            } else if *refused == MAX_REFUSED_STREAMS + 1 {
+                too_many_refused(ctx);
+            }
+        };
         for buf in bufs {
             if n == 0 {
                 break;
             }
             let take = n.min(buf.len());
             if let Some(written) = buf.get(..take) {
-                self.scanner.feed(written, &mut |r| refused_stream(ctx, r));
+                self.scanner.feed(written, &mut found);
             }
             n -= take;
         }
@@ -130,14 +154,42 @@ fn refused_stream(ctx: &Arc<ConnCtx>, refusal: StreamRefusal) {
     });
 }
 
+/// The connection has had more than [`MAX_REFUSED_STREAMS`] refused
+/// streams: one last record, and the connection is closed.
+fn too_many_refused(ctx: &Arc<ConnCtx>) {
+    let reason = "h2_too_many_refusals";
+    ctx.shared.metrics.bad_request(reason);
+    tracing::info!(peer = %ctx.peer, reason, "http/2 connection closed after {MAX_REFUSED_STREAMS} refused streams");
+    let shared = ctx.shared.clone();
+    let peer = ctx.peer;
+    tokio::spawn(async move {
+        let detail = format!(
+            "{reason}: more than {MAX_REFUSED_STREAMS} streams refused by the http/2 layer on one connection; connection closed"
+        );
+        super::audit_connection_event(&shared, peer, 0, detail).await;
+    });
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for RefusalTap<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        if this.closed() {
+            // Read as the end of the connection: hyper stops serving it.
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
+}
+
+fn closed_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "too many streams refused on this connection",
+    )
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for RefusalTap<S> {
@@ -147,6 +199,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for RefusalTap<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.closed() {
+            return Poll::Ready(Err(closed_error()));
+        }
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             this.scan(&[io::IoSlice::new(buf)], n);
@@ -160,6 +215,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for RefusalTap<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.closed() {
+            return Poll::Ready(Err(closed_error()));
+        }
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = r {
             this.scan(bufs, n);
