@@ -110,6 +110,43 @@ fn config_check_warns_of_bindings_for_an_issuer_nobody_configures() {
 }
 
 #[test]
+fn policy_check_warns_of_has_roles_that_a_token_can_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    let policy = r#"revision: 1
+roles:
+  user: {}
+  frontend: {}
+bindings:
+  - { role: frontend, spiffe_id: "spiffe://example.org/ns/prod/sa/web" }
+  - { role: user, issuer: "https://idp.example" }
+  - { role: frontend, issuer: "https://idp.example", claim: groups, value: web }
+rules:
+  - { id: both, effect: allow, roles: [user], route: api, path: "/x",
+      when: { authn: [mtls, token], has_roles: [frontend] } }
+"#;
+    std::fs::write(&path, policy).unwrap();
+    let r = portcullis(&["policy", "check", s(&path)]);
+    assert_eq!(r.code, Some(0), "a warning, not an error: {r:?}");
+    assert!(
+        r.stdout.contains("warning: rule `both`: `has_roles: [frontend]` holds for a token as well as a certificate"),
+        "{r:?}"
+    );
+    // Without the token binding of `frontend`: no warning.
+    std::fs::write(
+        &path,
+        policy.replace(
+            "  - { role: frontend, issuer: \"https://idp.example\", claim: groups, value: web }\n",
+            "",
+        ),
+    )
+    .unwrap();
+    let r = portcullis(&["policy", "check", s(&path)]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stdout.contains("warning"), "{r:?}");
+}
+
+#[test]
 fn config_check_refuses_a_rule_another_route_takes_every_request_from() {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::new(&dir.path().join("pki"));

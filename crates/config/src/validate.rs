@@ -1172,12 +1172,14 @@ fn route(cx: &Ctx<'_>, key: &str, r: &raw::RawRoute) -> Result<Route, ConfigErro
     })
 }
 
-/// What a policy that loads may still get wrong against the configuration
-/// it runs with, for the operator: token bindings for an issuer that
-/// neither `bearer.issuers` nor `oidc` configures grant nothing (their
-/// tokens are refused before the policy sees them). Not a load error: one
-/// policy may serve gateways that trust different issuers.
+/// What a policy that loads may still get wrong, for the operator: the
+/// policy's own [`Policy::warnings`], and, against the configuration it
+/// runs with, token bindings for an issuer that neither `bearer.issuers`
+/// nor `oidc` configures (they grant nothing: their tokens are refused
+/// before the policy sees them). Not load errors: one policy may serve
+/// gateways that trust different issuers.
 pub fn policy_warnings(config: &Config, policy: &Policy) -> Vec<String> {
+    let mut out = policy.warnings();
     let configured: HashSet<&str> = config
         .bearer
         .iter()
@@ -1188,12 +1190,12 @@ pub fn policy_warnings(config: &Config, policy: &Policy) -> Vec<String> {
         .token_issuers()
         .into_iter()
         .filter(|i| !configured.contains(i))
-        .map(|i| {
-            format!(
+        .for_each(|i| {
+            out.push(format!(
                 "bindings name the token issuer `{i}`, which neither `bearer.issuers` nor `oidc` configures: they grant no role"
-            )
-        })
-        .collect()
+            ));
+        });
+    out
 }
 
 /// A rule whose every request the gateway routes elsewhere than to the

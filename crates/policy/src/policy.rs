@@ -153,6 +153,47 @@ impl Policy {
     }
 
     /// The token issuers the bindings name, sorted.
+    /// What loads but may not mean what it says, one sentence each:
+    /// a `has_roles` role that certificate bindings and token bindings
+    /// both grant (directly or by inheritance) holds for either
+    /// credential, so it does not require a workload.
+    pub fn warnings(&self) -> Vec<String> {
+        let b = &self.bindings;
+        let cert: std::collections::BTreeSet<RoleIdx> = b
+            .spiffe_id
+            .values()
+            .chain(b.spiffe_id_prefix.values())
+            .chain(b.cert_subject.values())
+            .chain(b.cert_issuer.values())
+            .flatten()
+            .copied()
+            .collect();
+        let token: std::collections::BTreeSet<RoleIdx> = b
+            .token
+            .values()
+            .flat_map(|ib| {
+                std::iter::once(&ib.any)
+                    .chain(ib.subject.values())
+                    .chain(ib.claims.iter().flat_map(|(_, by)| by.values()))
+                    .chain(ib.scope.values())
+            })
+            .flatten()
+            .copied()
+            .collect();
+        let mut out = Vec::new();
+        for rule in &self.rules {
+            for (role, name) in rule.when.has_roles.iter() {
+                if cert.contains(role) && token.contains(role) {
+                    out.push(format!(
+                        "rule `{}`: `has_roles: [{name}]` holds for a token as well as a certificate: certificate bindings and token bindings both grant `{name}`",
+                        rule.id
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     pub fn token_issuers(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.bindings.token.keys().map(|k| &**k).collect();
         v.sort_unstable();

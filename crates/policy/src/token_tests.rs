@@ -117,6 +117,32 @@ fn a_token_with_a_claim_the_policy_reads_both_whole_and_nested_is_denied() {
 }
 
 #[test]
+fn has_roles_that_a_token_can_grant_too_is_reported() {
+    // As written, `frontend` comes from certificates only.
+    assert!(load(POLICY).warnings().is_empty());
+    // A token binding that grants it, directly or by inheritance, makes
+    // `has_roles: [frontend]` hold without a workload.
+    for binding in [
+        r#"  - { role: frontend, issuer: "https://idp.example", claim: groups, value: web }"#,
+        r#"  - { role: admin, issuer: "https://idp.example", scope: "web" }"#,
+    ] {
+        let mut text = POLICY.replace("bindings:\n", &format!("bindings:\n{binding}\n"));
+        if binding.contains("admin") {
+            text = text.replace(
+                "admin: { inherits: [user] }",
+                "admin: { inherits: [user, frontend] }",
+            );
+        }
+        let w = load(&text).warnings();
+        assert_eq!(
+            w,
+            ["rule `both`: `has_roles: [frontend]` holds for a token as well as a certificate: certificate bindings and token bindings both grant `frontend`"],
+            "{binding}"
+        );
+    }
+}
+
+#[test]
 fn scope_and_subject_bindings() {
     let p = load(POLICY);
     let r = user(json!({"scope": "openid api:read"}));

@@ -67,6 +67,11 @@ pub(crate) fn run(c: Cmd) -> anyhow::Result<ExitCode> {
                 );
                 print_summary(&summary);
             }
+            if !json {
+                for warning in policy.warnings() {
+                    println!("warning: {warning}");
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Eval { policy, input } => {
