@@ -219,14 +219,20 @@ fn string(block: &mut Vec<u8>, s: &str) {
     block.extend_from_slice(s.as_bytes());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http2_header_list_over_the_limit_is_431_counted_and_audited() {
-    let env = TestEnv::start_with(
+/// A gateway whose listener takes 4 KiB of request headers: the HTTP/2
+/// layer answers header lists over 8 KiB itself.
+async fn small_headers() -> TestEnv {
+    TestEnv::start_with(
         UpstreamBehaviour::default(),
         |c, _, _| with_listener_limits(&c, "{ max_header_bytes: 4096 }"),
         BASIC_POLICY,
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_header_list_over_the_limit_is_431_counted_and_audited() {
+    let env = small_headers().await;
     let mut tls = connect(&env).await;
     let mut out = Vec::new();
     // Over the limit, within what the HTTP/2 layer accepts (twice it):
@@ -304,12 +310,7 @@ fn big_get(stream: u32, size: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_keeps_sending_refused_streams_is_closed() {
-    let env = TestEnv::start_with(
-        UpstreamBehaviour::default(),
-        |c, _, _| with_listener_limits(&c, "{ max_header_bytes: 4096 }"),
-        BASIC_POLICY,
-    )
-    .await;
+    let env = small_headers().await;
     let mut tls = connect(&env).await;
     // 150 header lists the protocol layer answers 431 itself.
     let mut out = Vec::new();
