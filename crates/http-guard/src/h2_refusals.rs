@@ -47,8 +47,10 @@ const HEADER_LEN: usize = 9;
 pub const BARE_STATUS_MAX: usize = 15;
 
 /// Streams answered with a bare 431 whose reset, if one follows, is not
-/// reported again. The server writes that reset right after the 431.
-const RECENT_BARE: usize = 8;
+/// reported again: the server may write other frames, and other 431s,
+/// before that reset. More than a connection of the gateway's is allowed
+/// to refuse (it is closed past 100); past it the oldest is forgotten.
+pub const MAX_PENDING_BARE: usize = 128;
 
 /// A stream the HTTP/2 layer refused for the client's fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,10 +166,10 @@ pub struct H2RefusalScanner {
     code: [u8; 4],
     /// The highest stream the server has written a HEADERS frame on.
     answered: u32,
-    /// The last streams answered with a bare 431 (0: none), oldest
-    /// overwritten first.
-    bare: [u32; RECENT_BARE],
-    next_bare: usize,
+    /// Streams answered with a bare 431 and not reset since (a request
+    /// that had ended gets no reset), oldest first; empty, and without
+    /// an allocation, until the first bare 431.
+    bare: Vec<u32>,
 }
 
 impl H2RefusalScanner {
@@ -229,10 +231,10 @@ impl H2RefusalScanner {
         match kind {
             HEADERS if stream != 0 => {
                 if stream > self.answered && ends && len <= BARE_STATUS_MAX {
-                    if let Some(slot) = self.bare.get_mut(self.next_bare) {
-                        *slot = stream;
+                    if self.bare.len() >= MAX_PENDING_BARE {
+                        self.bare.remove(0);
                     }
-                    self.next_bare = (self.next_bare + 1) % RECENT_BARE;
+                    self.bare.push(stream);
                     found(StreamRefusal {
                         stream,
                         kind: RefusalKind::HeaderListTooLarge,
@@ -253,9 +255,9 @@ impl H2RefusalScanner {
     /// Whether `stream` was answered with a bare 431 (already reported);
     /// forgets it.
     fn forget_bare(&mut self, stream: u32) -> bool {
-        match self.bare.iter_mut().find(|s| **s == stream) {
-            Some(s) => {
-                *s = 0;
+        match self.bare.iter().position(|s| *s == stream) {
+            Some(at) => {
+                self.bare.remove(at);
                 true
             }
             None => false,

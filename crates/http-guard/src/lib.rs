@@ -82,7 +82,9 @@ pub use framing::{check_framing, FramingError, H2_CONNECTION_SPECIFIC_HEADERS};
 pub use h1_stream::{
     BodyFraming, Http1FramingScanner, Verdict, VerdictQueue, MAX_HEAD_BYTES, MAX_PENDING_VERDICTS,
 };
-pub use h2_refusals::{H2RefusalScanner, RefusalKind, StreamRefusal, BARE_STATUS_MAX};
+pub use h2_refusals::{
+    H2RefusalScanner, RefusalKind, StreamRefusal, BARE_STATUS_MAX, MAX_PENDING_BARE,
+};
 pub use limits::{
     check_header_limits, check_uri_len, LimitError, MAX_HEADER_BYTES, MAX_HEADER_COUNT,
     MAX_HEADER_VALUE_LEN, MAX_PATH_LEN, MAX_PATH_SEGMENTS, MAX_QUERY_LEN, MAX_URI_LEN,

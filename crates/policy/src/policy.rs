@@ -152,7 +152,6 @@ impl Policy {
             .filter(move |r| r.routes.iter().any(|n| n.as_str() == route))
     }
 
-    /// The token issuers the bindings name, sorted.
     /// What loads but may not mean what it says, one sentence each:
     /// a `has_roles` role that certificate bindings and token bindings
     /// both grant (directly or by inheritance) holds for either
@@ -194,6 +193,7 @@ impl Policy {
         out
     }
 
+    /// The token issuers the bindings name, sorted.
     pub fn token_issuers(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.bindings.token.keys().map(|k| &**k).collect();
         v.sort_unstable();

@@ -2,15 +2,15 @@
 //! streams the HTTP/2 layer refuses on its own.
 //!
 //! A malformed request (an uppercase or connection-specific field, a bad
-//! pseudo-header, a body that disagrees with its `content-length`), a
-//! stream over the concurrency limit or one that breaks flow control is
-//! reset by the HTTP/2 server, and a header list over twice the
+//! pseudo-header, a body that disagrees with its `content-length`) or a
+//! stream that breaks flow control is reset by the HTTP/2 server, and a
+//! header list over twice the
 //! listener's `max_header_bytes` is answered 431 by it, before any
 //! request reaches the gateway's pipeline. [`RefusalTap`] reads the
 //! frames the server writes ([`H2RefusalScanner`]) and gives each such
 //! stream what a refused request gets: a `bad_requests_total` count, a
 //! log line and an audit record. A connection with more than
-//! [`MAX_REFUSED_STREAMS`] of them is closed.
+//! [`MAX_REFUSED_STREAMS`] of them is closed at once.
 
 use std::io;
 use std::pin::Pin;
@@ -46,7 +46,8 @@ pub(super) fn serve(
     let activity = Arc::new(activity::Activity::watched());
     let mut idle = activity::IdleWatch::new(activity.clone(), settings.idle_timeout);
     let conn_ctx = ctx.clone();
-    let io = RefusalTap::new(tls, ctx.clone());
+    let too_many = Arc::new(tokio::sync::Notify::new());
+    let io = RefusalTap::new(tls, ctx.clone(), too_many.clone());
     let svc = service_fn(move |req| activity::InFlight::track(&activity, handle(ctx.clone(), req)));
     let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     b.timer(TokioTimer::new())
@@ -64,6 +65,9 @@ pub(super) fn serve(
         loop {
             tokio::select! {
                 r = conn.as_mut() => break r.map_err(ConnError::from),
+                // Too many refused streams (audited by the tap): the
+                // connection ends now, its streams with it.
+                () = too_many.notified() => break Ok(()),
                 () = drain.draining(), if !closing => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
@@ -95,17 +99,20 @@ struct RefusalTap<S> {
     scanner: H2RefusalScanner,
     ctx: Arc<ConnCtx>,
     /// Streams refused so far; past [`MAX_REFUSED_STREAMS`] the
-    /// connection reads as ended and takes no more writes.
+    /// connection reads as ended and takes no more writes, and `too_many`
+    /// tells the connection's task to end it.
     refused: u32,
+    too_many: Arc<tokio::sync::Notify>,
 }
 
 impl<S> RefusalTap<S> {
-    fn new(inner: S, ctx: Arc<ConnCtx>) -> Self {
+    fn new(inner: S, ctx: Arc<ConnCtx>, too_many: Arc<tokio::sync::Notify>) -> Self {
         Self {
             inner,
             scanner: H2RefusalScanner::new(),
             ctx,
             refused: 0,
+            too_many,
         }
     }
 
@@ -117,12 +124,15 @@ impl<S> RefusalTap<S> {
     fn scan(&mut self, bufs: &[io::IoSlice<'_>], mut n: usize) {
         let ctx = &self.ctx;
         let refused = &mut self.refused;
+        let too_many = &self.too_many;
         let mut found = |r: StreamRefusal| {
             *refused = refused.saturating_add(1);
             if *refused <= MAX_REFUSED_STREAMS {
                 refused_stream(ctx, r);
             } else if *refused == MAX_REFUSED_STREAMS + 1 {
                 too_many_refused(ctx);
+                // A permit if the task is not waiting yet: never lost.
+                too_many.notify_one();
             }
         };
         for buf in bufs {

@@ -188,3 +188,36 @@ fn a_reset_after_a_bare_431_is_not_reported_again_but_a_later_one_elsewhere_is()
         ]
     );
 }
+
+#[test]
+fn resets_written_long_after_their_431s_are_still_the_same_refusals() {
+    // The server may write every 431 of a batch, then other streams'
+    // frames, then the resets; some of the requests had ended and get no
+    // reset at all.
+    let mut b = Vec::new();
+    let streams: Vec<u32> = (0..100).map(|i| 2 * i + 1).collect();
+    for s in &streams {
+        b.extend(bare(*s));
+    }
+    b.extend(head(301, 0));
+    b.extend(frame(DATA, 1, 301, b"ok"));
+    for s in streams.iter().filter(|s| *s % 3 != 0) {
+        b.extend(rst(*s, 0x1));
+    }
+    let found = scan(&[&b]);
+    assert_eq!(found.len(), 100, "{found:?}");
+    assert!(found
+        .iter()
+        .all(|r| r.kind == RefusalKind::HeaderListTooLarge));
+    // Past the bound the oldest is forgotten: its late reset is reported.
+    let mut b = Vec::new();
+    let total = u32::try_from(MAX_PENDING_BARE).unwrap() + 1;
+    for s in 0..total {
+        b.extend(bare(2 * s + 1));
+    }
+    b.extend(rst(1, 0x1));
+    b.extend(rst(3, 0x1));
+    let found = scan(&[&b]);
+    assert_eq!(found.len(), MAX_PENDING_BARE + 2);
+    assert_eq!(found.last(), Some(&reset(1, 1)));
+}
