@@ -1425,10 +1425,9 @@ fn via(cx: &Ctx<'_>, v: Option<&raw::RawVia>) -> Result<Option<String>, ConfigEr
     let pseudonym = v
         .and_then(|v| v.pseudonym.clone())
         .unwrap_or_else(|| crate::DEFAULT_VIA_PSEUDONYM.to_owned());
-    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if pseudonym.is_empty()
         || pseudonym.len() > crate::MAX_VIA_PSEUDONYM_LEN
-        || !pseudonym.bytes().all(tchar)
+        || !pseudonym.bytes().all(portcullis_http_guard::is_tchar)
     {
         return Err(cx.err(
             "via.pseudonym",

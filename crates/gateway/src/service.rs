@@ -199,15 +199,12 @@ fn serve(
                     latency,
                 );
                 let upstream_body = facts.upstream_body.take();
+                // Every response carries the request id, the upstream's
+                // and the gateway's own (the HTTP/2 refusal scanner counts
+                // on it to tell them from the protocol layer's bare 431).
                 let mut resp = resp;
-                if upstream_body.is_none() {
-                    // The gateway's own answers carry the request id too:
-                    // every response does (the HTTP/2 refusal scanner
-                    // counts on it to tell them from the protocol layer's
-                    // bare 431).
-                    if let Some(v) = &facts.request_id_header {
-                        resp.headers_mut().insert(names::REQUEST_ID, v.clone());
-                    }
+                if let Some(v) = &facts.request_id_header {
+                    resp.headers_mut().insert(names::REQUEST_ID, v.clone());
                 }
                 let rec = record(
                     &conn,
@@ -751,7 +748,7 @@ fn pipeline<'a>(
         //    OPTIONS with `Max-Forwards: 0` is answered here (RFC 9110
         //    §7.6.2), one with more hops goes on with one fewer.
         if hops == Some(0) {
-            return Ok(final_options_answer(route, facts));
+            return Ok(final_options_answer(route));
         }
         let mut upstream_req = build_upstream_request(
             conn,
@@ -807,9 +804,6 @@ fn pipeline<'a>(
                 guard::sanitize_response_headers(&mut parts.headers);
                 if let Some(browser) = &snap.browser {
                     browser.strip_set_cookies(&mut parts.headers);
-                }
-                if let Some(v) = &facts.request_id_header {
-                    parts.headers.insert(names::REQUEST_ID, v.clone());
                 }
                 facts.upstream_body = Some(StallTimeout::new(body, route.upstream.body_timeout));
                 Ok(Response::from_parts(parts, Body::default()))
@@ -872,7 +866,7 @@ fn observe(
 /// that may not be forwarded: 200, no body, and the route's methods in
 /// `Allow` when the route lists them (a route open to every method says
 /// nothing about what its upstream implements).
-fn final_options_answer(route: &portcullis_config::Route, facts: &Facts) -> Response<Body> {
+fn final_options_answer(route: &portcullis_config::Route) -> Response<Body> {
     let mut r = Response::new(crate::response::full(bytes::Bytes::new()));
     let h = r.headers_mut();
     if !route.methods.is_empty() {
@@ -885,9 +879,6 @@ fn final_options_answer(route: &portcullis_config::Route, facts: &Facts) -> Resp
         insert(h, header::ALLOW, &allow);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(v) = &facts.request_id_header {
-        h.insert(names::REQUEST_ID, v.clone());
-    }
     r
 }
 
@@ -1090,6 +1081,7 @@ fn insert(headers: &mut http::HeaderMap, name: http::HeaderName, value: &str) {
         headers.insert(name, v);
     }
 }
+
 #[cfg(test)]
 mod future_size {
     /// Every request's future is allocated whole: rare steps (browser

@@ -156,7 +156,9 @@ impl UpstreamClient {
         permit: &Permit,
         mut req: http::Request<Body>,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
-        settle_unsized_body(req.body_mut()).await?;
+        if settle_unsized_body(req.body_mut()).await? {
+            req.extensions_mut().insert(UnsizedBody);
+        }
         self.forward(permit, req).await
     }
 
@@ -276,18 +278,24 @@ pub(crate) fn has_unsized_body(req: &http::Request<Body>) -> bool {
         && !req.headers().contains_key(http::header::CONTENT_LENGTH)
 }
 
+/// Marks a request whose unsized `GET` or `HEAD` body turned out to hold
+/// data ([`settle_unsized_body`]): an HTTP/1.1 upstream gets it chunked.
+#[derive(Debug, Clone, Copy)]
+struct UnsizedBody;
+
 /// Waits for the first frame of an unsized `GET` or `HEAD` body, so the
 /// upstream gets no body where the client sent none (an HTTP/2 stream
 /// ended by an empty DATA frame, a chunked body of only its last chunk)
-/// and the body as sent otherwise. The wait is bounded by the body's
-/// stall timeout (the route's request timeout starts after it).
-async fn settle_unsized_body(body: &mut Body) -> Result<(), UpstreamError> {
+/// and the body as sent otherwise; whether it holds data. The wait is
+/// bounded by the body's stall timeout (the route's request timeout
+/// starts after it).
+async fn settle_unsized_body(body: &mut Body) -> Result<bool, UpstreamError> {
     use http_body_util::BodyExt as _;
     let mut rest = std::mem::take(body);
     loop {
         match rest.frame().await {
             // `body` is empty already.
-            None => return Ok(()),
+            None => return Ok(false),
             Some(Err(e)) => return Err(classify(&*e)),
             Some(Ok(f)) if f.data_ref().is_some_and(Bytes::is_empty) => {}
             Some(Ok(first)) => {
@@ -296,7 +304,7 @@ async fn settle_unsized_body(body: &mut Body) -> Result<(), UpstreamError> {
                     http_body_util::BodyStream::new(rest),
                 );
                 *body = http_body_util::StreamBody::new(frames).boxed();
-                return Ok(());
+                return Ok(true);
             }
         }
     }
@@ -305,9 +313,9 @@ async fn settle_unsized_body(body: &mut Body) -> Result<(), UpstreamError> {
 /// hyper's HTTP/1 client sends a `GET` or `HEAD` whose body length it
 /// does not know with no body at all, and drops the body. The gateway
 /// forwards what the client sent, so it asks for chunked framing itself
-/// (a body [`settle_unsized_body`] found empty is no longer unsized).
+/// for a body [`settle_unsized_body`] found data in.
 fn frame_unsized_body(mut req: http::Request<Body>) -> http::Request<Body> {
-    if has_unsized_body(&req) {
+    if req.extensions().get::<UnsizedBody>().is_some() {
         req.headers_mut().insert(
             http::header::TRANSFER_ENCODING,
             http::HeaderValue::from_static("chunked"),

@@ -89,7 +89,7 @@ pub use limits::{
     check_header_limits, check_uri_len, LimitError, MAX_HEADER_BYTES, MAX_HEADER_COUNT,
     MAX_HEADER_VALUE_LEN, MAX_PATH_LEN, MAX_PATH_SEGMENTS, MAX_QUERY_LEN, MAX_URI_LEN,
 };
-pub use method::{check_method, max_forwards, MethodError};
+pub use method::{check_method, is_tchar, max_forwards, MethodError};
 pub use path::{check_query, normalize_path, NormalizedPath, PathError};
 pub use sanitize::{
     canonical as canonical_header_name, is_protected_header, sanitize_request_headers,

@@ -52,6 +52,12 @@ impl MethodError {
     }
 }
 
+/// Whether `b` may appear in an HTTP token (RFC 9110 §5.6.2 `tchar`): a
+/// method, a field name, a `Via` pseudonym.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// Checks the method the request will be judged and forwarded with.
 pub fn check_method(method: &Method) -> Result<(), MethodError> {
     if *method == Method::TRACE {

@@ -723,8 +723,7 @@ fn check_method(m: &str) -> std::result::Result<(), &'static str> {
         if b.is_ascii_lowercase() {
             return Err("methods are case-sensitive; write them in uppercase");
         }
-        let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-        if !tchar {
+        if !portcullis_http_guard::is_tchar(b) {
             return Err("not an HTTP method token");
         }
     }
