@@ -146,14 +146,11 @@ async fn a_malformed_http2_request_head_is_reset_counted_and_audited() {
         let needle = format!("http/2 stream {stream} reset by the server with PROTOCOL_ERROR");
         let rec = env
             .gw
-            .wait_audit_record(|r| r["reason"].as_str().is_some_and(|s| s.contains(&needle)))
+            .wait_audit_record(|r| reason_of(r).contains(&needle))
             .await;
         assert_eq!(rec["decision"], "deny", "{rec}");
         assert!(
-            rec["reason"]
-                .as_str()
-                .unwrap()
-                .starts_with("h2_stream_protocol_error: "),
+            reason_of(&rec).starts_with("h2_stream_protocol_error: "),
             "{rec}"
         );
         assert_eq!(
@@ -185,17 +182,10 @@ async fn an_http2_frame_no_client_may_send_ends_the_connection_and_is_audited() 
     );
     let rec = env
         .gw
-        .wait_audit_record(|r| {
-            r["reason"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("h2_connection_error"))
-        })
+        .wait_audit_record(|r| reason_of(r).starts_with("h2_connection_error"))
         .await;
     assert_eq!(rec["decision"], "deny", "{rec}");
-    assert!(
-        rec["reason"].as_str().unwrap().contains("PROTOCOL_ERROR"),
-        "{rec}"
-    );
+    assert!(reason_of(&rec).contains("PROTOCOL_ERROR"), "{rec}");
     assert_eq!(env.up.count(), 0, "nothing forwarded");
     env.gw.assert_bad_requests("h2_connection_error", 1).await;
     env.assert_still_serving().await;
@@ -282,31 +272,15 @@ async fn an_http2_header_list_over_the_limit_is_431_counted_and_audited() {
     // The pipeline's refusal, with the request's path...
     let rec = env.gw.wait_audit_record(|r| r["path"] == "/api/big1").await;
     assert_eq!(rec["status"], 431, "{rec}");
-    assert!(
-        rec["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("header_too_large"),
-        "{rec}"
-    );
+    assert!(reason_of(&rec).starts_with("header_too_large"), "{rec}");
     // ...and the protocol layer's, which never decoded the path.
     let rec = env
         .gw
-        .wait_audit_record(|r| {
-            r["reason"]
-                .as_str()
-                .is_some_and(|s| s.contains("http/2 stream 3 answered 431"))
-        })
+        .wait_audit_record(|r| reason_of(r).contains("http/2 stream 3 answered 431"))
         .await;
     assert_eq!(rec["status"], 431, "{rec}");
     assert_eq!(rec["decision"], "deny", "{rec}");
-    assert!(
-        rec["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("header_too_large: "),
-        "{rec}"
-    );
+    assert!(reason_of(&rec).starts_with("header_too_large: "), "{rec}");
     env.gw.assert_bad_requests("header_too_large", 23).await;
     env.gw
         .assert_bad_requests("h2_stream_protocol_error", 0)
@@ -349,11 +323,7 @@ async fn a_connection_that_keeps_sending_refused_streams_is_closed() {
     assert!(end.is_none(), "the connection ends");
     let rec = env
         .gw
-        .wait_audit_record(|r| {
-            r["reason"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("h2_too_many_refusals"))
-        })
+        .wait_audit_record(|r| reason_of(r).starts_with("h2_too_many_refusals"))
         .await;
     assert_eq!(rec["decision"], "deny", "{rec}");
     // Each of the first 100 was audited; none after them.
@@ -448,10 +418,7 @@ async fn an_upstreams_protocol_error_is_not_blamed_on_the_client() {
         .wait_audit_record(|r| r["decision"] == "error" && r["path"] == "/api/broken")
         .await;
     assert!(
-        rec["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("response_incomplete: upstream body: "),
+        reason_of(&rec).starts_with("response_incomplete: upstream body: "),
         "{rec}"
     );
     env.gw

@@ -470,6 +470,11 @@ impl Drop for GatewayProc {
     }
 }
 
+/// An audit record's `reason`, or `""` when it has none.
+pub fn reason_of(rec: &serde_json::Value) -> &str {
+    rec["reason"].as_str().unwrap_or("")
+}
+
 pub fn metric_value(text: &str, prefix: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
